@@ -1,0 +1,18 @@
+"""Built-in activities: everything that does I/O on the SDK's behalf, outside the sandbox."""
+
+from ._publish import EventHandler, EventPublisher, EventSink
+from ._reminders import NotificationHook, ReminderSender, log_reminder
+from ._steps import machine_step_activity
+
+__all__ = [
+    # Events from workflow code to the mirror and the application's handlers
+    "EventHandler",
+    "EventPublisher",
+    "EventSink",
+    # Reminders of human tasks
+    "NotificationHook",
+    "ReminderSender",
+    "log_reminder",
+    # Machine steps as activities
+    "machine_step_activity",
+]

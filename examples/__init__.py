@@ -1,0 +1,1 @@
+"""Example workflows shipped with durable-workflows."""

@@ -1,0 +1,292 @@
+"""The three decorators: ``@machine_step``, ``@human_step`` and ``@workflow``.
+
+Each validates its input when applied and raises :class:`DefinitionError` naming the fix.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar, overload
+
+from pydantic import BaseModel
+
+from ._compiler import compile_workflow
+from ._definition import (
+    DuePolicy,
+    HumanStep,
+    HumanStepOptions,
+    MachineStep,
+    MachineStepOptions,
+    ValueOrFn,
+    WorkflowDefinition,
+    resolved_hints,
+)
+from ._errors import DefinitionError
+from ._registry import parse_version, registry
+
+__all__ = ["human_step", "machine_step", "workflow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=BaseModel)
+
+
+def _check_name(name: object, what: str) -> str:
+    if (
+        not isinstance(name, str)
+        or not name
+        or not name.replace("_", "a").replace(".", "a").replace("-", "a").isalnum()
+    ):
+        raise DefinitionError(
+            f"bad {what} name {name!r}: use letters, digits, '_', '-' or '.', e.g. 'expense_approval'"
+        )
+    return name
+
+
+def _check_timedelta(value: object, option: str) -> None:
+    if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+        raise DefinitionError(f"{option} must be a positive datetime.timedelta, got {value!r}")
+
+
+def _check_async(fn: object, decorator: str) -> None:
+    if not callable(fn):
+        raise DefinitionError(f"{decorator} must decorate a function, got {fn!r}")
+    if not inspect.iscoroutinefunction(fn):
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise DefinitionError(
+            f"{decorator} needs an async function, but {name} is synchronous: "
+            f"write 'async def {getattr(fn, '__name__', name)}(...)'"
+        )
+
+
+def _param_types(fn: Callable[..., Any], hints: dict[str, Any]) -> tuple[Any, ...]:
+    types: list[Any] = []
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.KEYWORD_ONLY):
+            raise DefinitionError(
+                f"{fn.__qualname__}: parameter {param.name!r} must be positional; "
+                "Temporal passes step and workflow arguments by position (use one model argument)"
+            )
+        types.append(hints.get(param.name, Any))
+    return tuple(types)
+
+
+@overload
+def machine_step(fn: Callable[P, Coroutine[Any, Any, R]], /) -> MachineStep[P, R]: ...
+
+
+@overload
+def machine_step(
+    *,
+    name: str | None = None,
+    timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    max_attempts: int = 3,
+    initial_interval: timedelta = timedelta(seconds=1),
+    backoff: float = 2.0,
+    max_interval: timedelta | None = None,
+    non_retryable_errors: Sequence[str | type[BaseException]] = (),
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], MachineStep[P, R]]: ...
+
+
+def machine_step(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    max_attempts: int = 3,
+    initial_interval: timedelta = timedelta(seconds=1),
+    backoff: float = 2.0,
+    max_interval: timedelta | None = None,
+    non_retryable_errors: Sequence[str | type[BaseException]] = (),
+) -> Any:
+    """Declare an async function as a machine step (a Temporal activity).
+
+    Works bare (``@machine_step``) or with options. ``timeout`` is the start-to-close timeout
+    of one attempt (default five minutes when no timeout is given). Retries follow
+    Temporal's retry policy: ``max_attempts`` (0 means unlimited), ``initial_interval``,
+    ``backoff`` (coefficient), ``max_interval`` and ``non_retryable_errors`` (exception
+    classes or their names).
+    """
+    if timeout is not None and start_to_close_timeout is not None:
+        raise DefinitionError("give either timeout= or start_to_close_timeout=, not both")
+    start_to_close = timeout or start_to_close_timeout
+    for option, value in (
+        ("timeout", start_to_close),
+        ("schedule_to_close_timeout", schedule_to_close_timeout),
+        ("heartbeat_timeout", heartbeat_timeout),
+        ("initial_interval", initial_interval),
+        ("max_interval", max_interval),
+    ):
+        _check_timedelta(value, option)
+    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 0:
+        raise DefinitionError(f"max_attempts must be an int >= 0 (0 = unlimited), got {max_attempts!r}")
+    if not isinstance(backoff, int | float) or backoff < 1:
+        raise DefinitionError(f"backoff must be a number >= 1, got {backoff!r}")
+    error_names: list[str] = []
+    for err in non_retryable_errors:
+        if isinstance(err, type) and issubclass(err, BaseException):
+            error_names.append(err.__name__)
+        elif isinstance(err, str) and err:
+            error_names.append(err)
+        else:
+            raise DefinitionError(f"non_retryable_errors takes exception classes or their names, got {err!r}")
+    if start_to_close is None and schedule_to_close_timeout is None:
+        start_to_close = timedelta(minutes=5)
+    options = MachineStepOptions(
+        start_to_close_timeout=start_to_close,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        max_attempts=max_attempts,
+        initial_interval=initial_interval,
+        backoff=float(backoff),
+        max_interval=max_interval,
+        non_retryable_errors=tuple(error_names),
+    )
+
+    def decorate(func: Callable[P, Coroutine[Any, Any, R]]) -> MachineStep[P, R]:
+        _check_async(func, "@machine_step")
+        step_name = _check_name(name or func.__name__, "step")
+        hints = resolved_hints(func, "machine step")
+        step: MachineStep[P, R] = MachineStep(
+            fn=func,
+            name=step_name,
+            options=options,
+            param_types=_param_types(func, hints),
+            return_type=hints.get("return", Any),
+        )
+        registry.add_step(step)  # type: ignore[arg-type]
+        return step
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+def human_step(
+    *,
+    form: type[F],
+    name: str | None = None,
+    title: ValueOrFn = None,
+    description: ValueOrFn = None,
+    assignee: ValueOrFn = None,
+    assignee_group: ValueOrFn = None,
+    due_in: timedelta | None = None,
+    reminder_in: timedelta | None = None,
+    on_due: DuePolicy | None = None,
+    escalate_to: str | None = None,
+    escalate_to_group: str | None = None,
+    default: BaseModel | dict[str, Any] | None = None,
+    require_claim: bool = False,
+) -> Callable[[Callable[P, Any]], HumanStep[P, F]]:
+    """Declare a human step: a task for a person, answered with a pydantic form.
+
+    The decorated function receives the step's input and may return the task's title (a
+    string); otherwise ``title`` gives it. ``assignee``, ``assignee_group``, ``title`` and
+    ``description`` are strings or functions of the step's input. ``due_in`` sets the task's
+    due time; ``on_due`` says what happens then: ``"escalate"`` (to ``escalate_to`` /
+    ``escalate_to_group``), ``"expire"`` (the step raises :class:`HumanTaskExpired`) or
+    ``"complete"`` (with the ``default`` form value). ``reminder_in`` sends a reminder through
+    the application's notification hook.
+    """
+    if not (isinstance(form, type) and issubclass(form, BaseModel)):
+        raise DefinitionError(
+            f"form= must be a pydantic model class (class MyForm(BaseModel): ...), got {form!r}"
+        )
+    _check_timedelta(due_in, "due_in")
+    _check_timedelta(reminder_in, "reminder_in")
+    for option, value in (
+        ("title", title),
+        ("description", description),
+        ("assignee", assignee),
+        ("assignee_group", assignee_group),
+    ):
+        if value is not None and not (isinstance(value, str) or callable(value)):
+            raise DefinitionError(f"{option}= must be a string or a function of the step's input")
+    if on_due not in (None, "expire", "escalate", "complete"):
+        raise DefinitionError(f"on_due must be 'expire', 'escalate' or 'complete', got {on_due!r}")
+    if on_due is not None and due_in is None:
+        raise DefinitionError(f"on_due={on_due!r} needs due_in= (when the task falls due)")
+    if on_due == "escalate" and not (escalate_to or escalate_to_group):
+        raise DefinitionError("on_due='escalate' needs escalate_to= or escalate_to_group=")
+    default_data: dict[str, Any] | None = None
+    if default is not None:
+        try:
+            validated = form.model_validate(
+                default.model_dump() if isinstance(default, BaseModel) else default
+            )
+        except Exception as exc:
+            raise DefinitionError(f"default= is not a valid {form.__name__}: {exc}") from exc
+        default_data = validated.model_dump(mode="json")
+    if on_due == "complete" and default_data is None:
+        raise DefinitionError("on_due='complete' needs default= (the form value to complete with)")
+    options = HumanStepOptions(
+        title=title,
+        description=description,
+        assignee=assignee,
+        assignee_group=assignee_group,
+        due_in=due_in,
+        reminder_in=reminder_in,
+        on_due=on_due,
+        escalate_to=escalate_to,
+        escalate_to_group=escalate_to_group,
+        default=default_data,
+        require_claim=require_claim,
+    )
+
+    def decorate(func: Callable[P, Any]) -> HumanStep[P, F]:
+        if not callable(func):
+            raise DefinitionError(f"@human_step must decorate a function, got {func!r}")
+        step = HumanStep(fn=func, name=_check_name(name or func.__name__, "step"), form=form, options=options)
+        registry.add_step(step)  # type: ignore[arg-type]
+        return step
+
+    return decorate
+
+
+def workflow(
+    *,
+    name: str | None = None,
+    version: str = "1.0.0",
+    description: str | None = None,
+    active: bool | None = None,
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], WorkflowDefinition[P, R]]:
+    """Declare an async function composing steps as a versioned workflow.
+
+    Each (name, version) compiles to its own Temporal workflow type ``name@version``, so
+    several versions run side by side: new instances start the active version (the one
+    marked ``active=True``, else the newest not marked ``active=False``), and running
+    instances finish on the version they started with.
+    """
+    parse_version(version)
+
+    def decorate(func: Callable[P, Coroutine[Any, Any, R]]) -> WorkflowDefinition[P, R]:
+        _check_async(func, "@workflow")
+        if "<locals>" in func.__qualname__:
+            raise DefinitionError(
+                f"@workflow function {func.__qualname__} is defined inside another function; "
+                "define it at module level (the Temporal sandbox imports it by name)"
+            )
+        hints = resolved_hints(func, "workflow")
+        definition: WorkflowDefinition[P, R] = WorkflowDefinition(
+            fn=func,
+            name=_check_name(name or func.__name__, "workflow"),
+            version=version,
+            description=description if description is not None else inspect.getdoc(func),
+            active=active,
+            param_types=_param_types(func, hints),
+            return_type=hints.get("return", Any),
+        )
+        registry.add_workflow(definition)  # type: ignore[arg-type]
+        object.__setattr__(definition, "workflow_class", compile_workflow(definition))
+        return definition
+
+    return decorate

@@ -1,0 +1,246 @@
+"""The definition objects the decorators build: machine steps, human steps, workflows.
+
+Each is frozen once built and validated when the decorator is applied. Calling a step inside
+a workflow schedules it (an activity, or a human task and a wait); outside a workflow a
+machine step is its plain async function, so it can be unit tested directly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, Literal, ParamSpec, TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow as _wf
+from temporalio.common import RetryPolicy
+
+from ._errors import DefinitionError
+
+__all__ = [
+    "DuePolicy",
+    "HumanStep",
+    "HumanStepOptions",
+    "MachineStep",
+    "MachineStepOptions",
+    "WorkflowDefinition",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=BaseModel)
+
+DuePolicy = Literal["expire", "escalate", "complete"]
+"""What happens when a human task reaches ``due_at`` (None: it only shows as overdue)."""
+
+ValueOrFn = str | Callable[..., str | None] | None
+
+
+def resolved_hints(fn: Callable[..., Any], what: str) -> dict[str, Any]:
+    """The function's annotations as real types (so Temporal's converter can decode args)."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception as exc:  # NameError for unresolved forward references, mostly
+        raise DefinitionError(
+            f"cannot resolve the type hints of {what} {fn.__qualname__}: {exc}; "
+            "define the models it uses before the decorated function"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class MachineStepOptions:
+    """Activity options of a machine step (see ``@machine_step``)."""
+
+    start_to_close_timeout: timedelta | None = None
+    schedule_to_close_timeout: timedelta | None = None
+    heartbeat_timeout: timedelta | None = None
+    max_attempts: int = 3
+    initial_interval: timedelta = timedelta(seconds=1)
+    backoff: float = 2.0
+    max_interval: timedelta | None = None
+    non_retryable_errors: tuple[str, ...] = ()
+
+    def retry_policy(self) -> RetryPolicy:
+        """The Temporal retry policy these options describe."""
+        return RetryPolicy(
+            initial_interval=self.initial_interval,
+            backoff_coefficient=self.backoff,
+            maximum_interval=self.max_interval,
+            maximum_attempts=self.max_attempts,
+            non_retryable_error_types=list(self.non_retryable_errors) or None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able view, for ``workflow_definitions.definition_json``."""
+
+        def secs(value: timedelta | None) -> float | None:
+            return None if value is None else value.total_seconds()
+
+        return {
+            "start_to_close_timeout": secs(self.start_to_close_timeout),
+            "schedule_to_close_timeout": secs(self.schedule_to_close_timeout),
+            "heartbeat_timeout": secs(self.heartbeat_timeout),
+            "max_attempts": self.max_attempts,
+            "initial_interval": secs(self.initial_interval),
+            "backoff": self.backoff,
+            "max_interval": secs(self.max_interval),
+            "non_retryable_errors": list(self.non_retryable_errors),
+        }
+
+
+@dataclass(frozen=True)
+class MachineStep(Generic[P, R]):
+    """A machine step: a Temporal activity when called inside a workflow."""
+
+    fn: Callable[P, Coroutine[Any, Any, R]]
+    name: str
+    options: MachineStepOptions
+    param_types: tuple[Any, ...]
+    return_type: Any
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        if _wf.in_workflow():
+            from ._runtime import run_machine_step
+
+            return run_machine_step(self, self.positional(args, kwargs))
+        return self.fn(*args, **kwargs)
+
+    def positional(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """Bind keyword arguments to positions: Temporal passes activity args by position."""
+        if not kwargs:
+            return list(args)
+        bound = inspect.signature(self.fn).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return list(bound.args)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able description of the step."""
+        return {"name": self.name, "type": "MACHINE", "options": self.options.to_json()}
+
+
+@dataclass(frozen=True)
+class HumanStepOptions:
+    """Task options of a human step (see ``@human_step``)."""
+
+    title: ValueOrFn = None
+    description: ValueOrFn = None
+    assignee: ValueOrFn = None
+    assignee_group: ValueOrFn = None
+    due_in: timedelta | None = None
+    reminder_in: timedelta | None = None
+    on_due: DuePolicy | None = None
+    escalate_to: str | None = None
+    escalate_to_group: str | None = None
+    default: dict[str, Any] | None = None
+    require_claim: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able view; computed values show as ``"<computed>"``."""
+
+        def show(value: ValueOrFn) -> str | None:
+            return "<computed>" if callable(value) else value
+
+        return {
+            "title": show(self.title),
+            "description": show(self.description),
+            "assignee": show(self.assignee),
+            "assignee_group": show(self.assignee_group),
+            "due_in": None if self.due_in is None else self.due_in.total_seconds(),
+            "reminder_in": None if self.reminder_in is None else self.reminder_in.total_seconds(),
+            "on_due": self.on_due,
+            "escalate_to": self.escalate_to,
+            "escalate_to_group": self.escalate_to_group,
+            "default": self.default,
+            "require_claim": self.require_claim,
+        }
+
+
+@dataclass(frozen=True)
+class HumanStep(Generic[P, F]):
+    """A human step: inside a workflow, creates a task, waits for it, returns the form."""
+
+    fn: Callable[P, Any]
+    name: str
+    form: type[F]
+    options: HumanStepOptions
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, F]:
+        if not _wf.in_workflow():
+            raise RuntimeError(
+                f"human step {self.name!r} can only be awaited inside a workflow; "
+                f"call {self.name}.fn(...) to test its title function"
+            )
+        from ._runtime import run_human_step
+
+        return run_human_step(self, list(args), kwargs)
+
+    def form_schema(self) -> dict[str, Any]:
+        """The form's JSON schema (stored on every task of this step)."""
+        return self.form.model_json_schema()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able description of the step, with its form's JSON schema."""
+        return {
+            "name": self.name,
+            "type": "HUMAN",
+            "form": self.form.__name__,
+            "form_schema": self.form_schema(),
+            "options": self.options.to_json(),
+        }
+
+
+def _referenced_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _referenced_names(const)
+    return names
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition(Generic[P, R]):
+    """A versioned workflow definition, compiled to one Temporal workflow class."""
+
+    fn: Callable[P, Coroutine[Any, Any, R]]
+    name: str
+    version: str
+    description: str | None
+    active: bool | None
+    param_types: tuple[Any, ...]
+    return_type: Any
+    workflow_class: type = field(repr=False, compare=False, default=object)
+
+    @property
+    def workflow_type(self) -> str:
+        """The Temporal workflow type name: ``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    def steps(self) -> list[MachineStep[..., Any] | HumanStep[..., Any]]:
+        """The steps the workflow function refers to by global name, in name order."""
+        found: dict[str, MachineStep[..., Any] | HumanStep[..., Any]] = {}
+        scope = self.fn.__globals__
+        for name in sorted(_referenced_names(self.fn.__code__)):
+            value = scope.get(name)
+            if isinstance(value, MachineStep | HumanStep):
+                found[value.name] = value
+        return list(found.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The serializable definition stored in ``workflow_definitions.definition_json``."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "workflow_type": self.workflow_type,
+            "module": self.fn.__module__,
+            "function": self.fn.__qualname__,
+            "steps": [step.to_json() for step in self.steps()],
+        }
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        # Calling the definition runs its body: inside a workflow that composes steps (a
+        # sub-workflow inlined into the caller); outside one it is the plain function.
+        return self.fn(*args, **kwargs)

@@ -1,0 +1,166 @@
+"""Domain types shared by workflow code, the client and the mirror.
+
+Everything here is sandbox safe (pydantic models and enums, no I/O), because workflow
+code imports it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "EventBatch",
+    "InstanceState",
+    "Rejection",
+    "StepStatus",
+    "StepType",
+    "TaskAction",
+    "TaskCompletion",
+    "TaskInfo",
+    "TaskStatus",
+    "WorkflowStatus",
+]
+
+
+class WorkflowStatus(StrEnum):
+    """Status of a workflow instance (``workflow_instances.status``)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    WAITING = "WAITING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TERMINATED = "TERMINATED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+class StepStatus(StrEnum):
+    """Status of one step execution (``workflow_step_executions.status``)."""
+
+    PENDING = "PENDING"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    CANCELED = "CANCELED"
+
+
+class StepType(StrEnum):
+    """Kind of step (``workflow_step_executions.step_type``)."""
+
+    MACHINE = "MACHINE"
+    HUMAN = "HUMAN"
+    TIMER = "TIMER"
+    WEBHOOK = "WEBHOOK"
+    GATEWAY = "GATEWAY"
+
+
+class TaskStatus(StrEnum):
+    """Status of a human task (``workflow_human_tasks.status``)."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+class TaskAction(StrEnum):
+    """What a user asks of a human task."""
+
+    COMPLETE = "complete"
+    CLAIM = "claim"
+    RELEASE = "release"
+    REASSIGN = "reassign"
+    COMMENT = "comment"
+
+
+class TaskCompletion(BaseModel):
+    """Payload of the ``complete_task`` signal and update.
+
+    Any Temporal client may send it (``temporal workflow signal --name complete_task``),
+    so workflow code validates it field by field and records a rejection instead of failing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str
+    user: str = Field(min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict)
+    comment: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    admin: bool = False
+
+
+class Rejection(BaseModel):
+    """A command the workflow refused (kept in the instance state for operators)."""
+
+    task_id: str | None
+    user: str | None
+    reason: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    at: datetime
+
+
+class TaskInfo(BaseModel):
+    """A human task as the workflow knows it (returned by the ``state`` query)."""
+
+    task_id: str
+    step_execution_id: str
+    step_name: str
+    title: str
+    description: str | None = None
+    form_name: str
+    form_schema: dict[str, Any]
+    assignee_id: str | None = None
+    assignee_group: str | None = None
+    claimed_by: str | None = None
+    require_claim: bool = False
+    status: TaskStatus = TaskStatus.PENDING
+    created_at: datetime
+    due_at: datetime | None = None
+    reminder_at: datetime | None = None
+    completed_at: datetime | None = None
+    completed_by: str | None = None
+    form_data: dict[str, Any] | None = None
+    comment: str | None = None
+
+
+class InstanceState(BaseModel):
+    """What the ``state`` query returns: the instance as its workflow code sees it now."""
+
+    instance_id: str
+    workflow_name: str
+    workflow_version: str
+    status: WorkflowStatus
+    current_step: str | None = None
+    tenant_id: str | None = None
+    created_by: str | None = None
+    paused: bool = False
+    pending_tasks: list[TaskInfo] = Field(default_factory=list)
+    tasks: list[TaskInfo] = Field(default_factory=list)
+    rejections: list[Rejection] = Field(default_factory=list)
+
+
+class EventBatch(BaseModel):
+    """What workflow code hands to the publish local activity: events in emission order.
+
+    Each event is ``sdk.events.event_to_dict(event)`` plus ``"seq"``, its position in the
+    instance's event stream (so a writer can order batches that overlap).
+    """
+
+    workflow_id: str
+    run_id: str
+    namespace: str
+    task_queue: str
+    workflow_type: str
+    workflow_name: str
+    workflow_version: str
+    events: list[dict[str, Any]]

@@ -1,0 +1,109 @@
+"""Assemble a temporalio Worker that runs durable-workflows definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Interceptor, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities import (
+    EventHandler,
+    EventPublisher,
+    EventSink,
+    NotificationHook,
+    ReminderSender,
+    log_reminder,
+    machine_step_activity,
+)
+from sdk._definition import MachineStep, WorkflowDefinition
+from sdk._registry import registry
+
+__all__ = ["SANDBOX_PASSTHROUGH", "create_worker", "sandbox_runner", "worker_components"]
+
+SANDBOX_PASSTHROUGH = ("sdk", "sqlalchemy", "asyncpg", "aiosqlite", "alembic", "prometheus_client")
+"""Modules imported once, outside the sandbox, instead of again for every workflow run.
+
+``sdk`` is deterministic, sandbox-safe code (its decorators register nothing when a module is
+re-imported inside the sandbox); the database drivers are never used by workflow code.
+"""
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The sandboxed workflow runner with the SDK's passthrough modules."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+    )
+
+
+def worker_components(
+    workflows: Iterable[WorkflowDefinition[..., Any]] | None = None,
+    *,
+    event_handlers: Sequence[EventHandler] = (),
+    event_sink: EventSink | None = None,
+    notification_hook: NotificationHook = log_reminder,
+) -> tuple[list[type], list[Any]]:
+    """The workflow classes and activities a worker registers for ``workflows``.
+
+    ``workflows`` defaults to every registered definition, all versions.
+    """
+    definitions = list(registry.workflows.values()) if workflows is None else list(workflows)
+    steps: dict[str, MachineStep[..., Any]] = {}
+    for step in registry.steps.values():
+        if isinstance(step, MachineStep):
+            steps[step.name] = step
+    for definition in definitions:
+        for step in definition.steps():
+            if isinstance(step, MachineStep):
+                steps.setdefault(step.name, step)
+    classes = list(dict.fromkeys(d.workflow_class for d in definitions))
+    publisher = EventPublisher(event_handlers, event_sink)
+    reminders = ReminderSender(notification_hook)
+    activities: list[Any] = [machine_step_activity(s) for s in steps.values()]
+    activities += [publisher.publish, reminders.send_reminder]
+    return classes, activities
+
+
+def create_worker(
+    client: Client | Any,
+    *,
+    task_queue: str,
+    workflows: Iterable[WorkflowDefinition[..., Any]] | None = None,
+    event_handlers: Sequence[EventHandler] = (),
+    event_sink: EventSink | None = None,
+    notification_hook: NotificationHook = log_reminder,
+    activities: Sequence[Any] = (),
+    interceptors: Sequence[Interceptor] = (),
+    **worker_options: Any,
+) -> Worker:
+    """A temporalio ``Worker`` running ``workflows`` (default: all registered) and their steps.
+
+    Args:
+        client: A ``sdk.WorkflowClient`` or a temporalio ``Client`` connected with the
+            pydantic data converter.
+        task_queue: The task queue to poll.
+        event_handlers: Callbacks that receive every domain event.
+        event_sink: Where event batches are written first (the SQL mirror).
+        notification_hook: Called for each human task reminder (default: log it).
+        activities: Extra activities to register alongside the steps.
+        interceptors: Extra temporalio worker interceptors.
+        **worker_options: Passed to ``temporalio.worker.Worker``.
+    """
+    temporal_client = getattr(client, "temporal", client)
+    classes, step_activities = worker_components(
+        workflows,
+        event_handlers=event_handlers,
+        event_sink=event_sink,
+        notification_hook=notification_hook,
+    )
+    return Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=classes,
+        activities=[*step_activities, *activities],
+        interceptors=list(interceptors),
+        workflow_runner=sandbox_runner(),
+        **worker_options,
+    )
