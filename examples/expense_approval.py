@@ -36,7 +36,6 @@ class ExpenseOutcome(BaseModel):
 
     status: str
     payment_id: str | None = None
-    decided_by: str | None = None
 
 
 class BankUnavailable(Exception):
