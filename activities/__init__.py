@@ -1,5 +1,7 @@
 """Built-in activities: everything that does I/O on the SDK's behalf, outside the sandbox."""
 
+from ._interceptor import MirrorInterceptor
+from ._mirror import MirrorMetrics, MirrorWriter, definition_id_for
 from ._publish import EventHandler, EventPublisher, EventSink
 from ._reminders import NotificationHook, ReminderSender, log_reminder
 from ._steps import machine_step_activity
@@ -9,6 +11,11 @@ __all__ = [
     "EventHandler",
     "EventPublisher",
     "EventSink",
+    # The SQL mirror
+    "MirrorInterceptor",
+    "MirrorMetrics",
+    "MirrorWriter",
+    "definition_id_for",
     # Reminders of human tasks
     "NotificationHook",
     "ReminderSender",

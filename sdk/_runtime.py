@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -106,22 +106,40 @@ class WorkflowRuntime:
         self._step_seq = 0
         self._event_seq = 0
         self._events: list[dict[str, Any]] = []
+        self._urgent = False
 
     # -- events -------------------------------------------------------------------------
 
-    def emit(self, event_type: type[ev.WorkflowEvent], **fields: Any) -> None:
-        """Buffer an event stamped with this instance and the workflow clock."""
-        event = event_type(instance_id=self.instance_id, timestamp=workflow.now(), **fields)
+    def emit(
+        self,
+        event_type: type[ev.WorkflowEvent],
+        *,
+        urgent: bool = True,
+        timestamp: datetime | None = None,
+        **fields: Any,
+    ) -> None:
+        """Buffer an event stamped with this instance and the workflow clock.
+
+        ``urgent=False`` marks events another writer already makes visible (a machine step's
+        start and end, which the activity-side interceptor records as they happen); they
+        ride along with the next flush instead of forcing one.
+        """
+        event = event_type(instance_id=self.instance_id, timestamp=timestamp or workflow.now(), **fields)
         self._event_seq += 1
         payload = ev.event_to_dict(event)
         payload["seq"] = self._event_seq
         self._events.append(payload)
+        self._urgent = self._urgent or urgent
 
-    async def flush(self) -> None:
-        """Publish buffered events through the local activity (a no-op when none are)."""
-        if not self._events or self.definition is None:
+    async def flush(self, *, force: bool = False) -> None:
+        """Publish buffered events through the local activity.
+
+        A no-op when nothing is buffered, or when only non-urgent events are and ``force``
+        is false.
+        """
+        if not self._events or self.definition is None or not (force or self._urgent):
             return
-        batch, self._events = self._events, []
+        batch, self._events, self._urgent = self._events, [], False
         info = workflow.info()
         await workflow.execute_local_activity(
             PUBLISH_ACTIVITY,
@@ -133,6 +151,8 @@ class WorkflowRuntime:
                 workflow_type=info.workflow_type,
                 workflow_name=self.definition.name,
                 workflow_version=self.definition.version,
+                tenant_id=self.tenant_id,
+                created_by=self.created_by,
                 events=batch,
             ),
             start_to_close_timeout=timedelta(seconds=30),
@@ -148,6 +168,7 @@ class WorkflowRuntime:
         info = workflow.info()
         self.emit(
             ev.WorkflowStarted,
+            timestamp=info.start_time,
             workflow_name=definition.name,
             workflow_version=definition.version,
             initial_data=as_data(list(args)),
@@ -179,7 +200,7 @@ class WorkflowRuntime:
             duration_seconds=(workflow.now() - info.start_time).total_seconds(),
             result=jsonable(result),
         )
-        await self.flush()
+        await self.flush(force=True)
         return result
 
     async def _finish_canceled(self) -> None:
@@ -193,7 +214,7 @@ class WorkflowRuntime:
             canceled_by=self.canceled_by,
             current_step=self.current_step,
         )
-        await self.flush()
+        await self.flush(force=True)
 
     async def _finish_failed(self, err: BaseException) -> None:
         self.status = WorkflowStatus.FAILED
@@ -210,7 +231,7 @@ class WorkflowRuntime:
             error_type=error_type,
             stack_trace="".join(traceback.format_exception(err))[-8000:],
         )
-        await self.flush()
+        await self.flush(force=True)
 
     def next_seq(self) -> int:
         self._step_seq += 1
@@ -418,10 +439,20 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
     await rt.hold_if_paused()
     seq = rt.next_seq()
     rt.current_step = step.name
+    step_execution_id = step_execution_id_for(rt.instance_id, seq)
+    rt.emit(
+        ev.StepStarted,
+        urgent=False,
+        step_name=step.name,
+        step_type=StepType.MACHINE.value,
+        input_data=as_data(args),
+        step_execution_id=step_execution_id,
+    )
     await rt.flush()
     options = step.options
+    started = workflow.now()
     try:
-        return await workflow.execute_activity(
+        result = await workflow.execute_activity(
             step.name,
             args=args,
             activity_id=step_activity_id(seq),
@@ -441,9 +472,21 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
             step_name=step.name,
             error=str(cause or err),
             error_type=error_type,
-            step_execution_id=step_execution_id_for(rt.instance_id, seq),
+            step_execution_id=step_execution_id,
         )
         raise
+    output = jsonable(result)
+    rt.emit(
+        ev.StepCompleted,
+        urgent=False,
+        step_name=step.name,
+        status=StepStatus.SUCCEEDED.value,
+        result=output,
+        output_data=output if isinstance(output, dict) else {"value": output},
+        duration_seconds=(workflow.now() - started).total_seconds(),
+        step_execution_id=step_execution_id,
+    )
+    return result
 
 
 async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -497,7 +540,7 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         form_schema=task.form_schema,
         reminder_at=task.reminder_at,
     )
-    await rt.flush()  # the task row is committed before the workflow waits on it
+    await rt.flush(force=True)  # the task row is committed before the workflow waits on it
     try:
         await _wait_for_task(rt, step, task)
     except asyncio.CancelledError:

@@ -163,4 +163,6 @@ class EventBatch(BaseModel):
     workflow_type: str
     workflow_name: str
     workflow_version: str
+    tenant_id: str | None = None
+    created_by: str | None = None
     events: list[dict[str, Any]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
@@ -20,6 +20,9 @@ from activities import (
 )
 from sdk._definition import MachineStep, WorkflowDefinition
 from sdk._registry import registry
+
+if TYPE_CHECKING:
+    from activities import MirrorWriter
 
 __all__ = ["SANDBOX_PASSTHROUGH", "create_worker", "sandbox_runner", "worker_components"]
 
@@ -73,6 +76,7 @@ def create_worker(
     workflows: Iterable[WorkflowDefinition[..., Any]] | None = None,
     event_handlers: Sequence[EventHandler] = (),
     event_sink: EventSink | None = None,
+    mirror: MirrorWriter | None = None,
     notification_hook: NotificationHook = log_reminder,
     activities: Sequence[Any] = (),
     interceptors: Sequence[Interceptor] = (),
@@ -85,13 +89,21 @@ def create_worker(
             pydantic data converter.
         task_queue: The task queue to poll.
         event_handlers: Callbacks that receive every domain event.
-        event_sink: Where event batches are written first (the SQL mirror).
+        event_sink: Where event batches are written first (default: ``mirror``).
+        mirror: The SQL mirror: receives the event batches and, through its interceptor,
+            every machine-step attempt.
         notification_hook: Called for each human task reminder (default: log it).
         activities: Extra activities to register alongside the steps.
         interceptors: Extra temporalio worker interceptors.
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
+    all_interceptors = list(interceptors)
+    if mirror is not None:
+        from activities import MirrorInterceptor
+
+        event_sink = event_sink or mirror
+        all_interceptors.insert(0, MirrorInterceptor(mirror))
     classes, step_activities = worker_components(
         workflows,
         event_handlers=event_handlers,
@@ -103,7 +115,7 @@ def create_worker(
         task_queue=task_queue,
         workflows=classes,
         activities=[*step_activities, *activities],
-        interceptors=list(interceptors),
+        interceptors=all_interceptors,
         workflow_runner=sandbox_runner(),
         **worker_options,
     )

@@ -1,0 +1,622 @@
+"""The mirror writer: domain events and activity attempts become rows in the four tables.
+
+Two writers feed it, both outside the sandbox:
+
+- the ``dwf.publish_events`` local activity hands it every batch of workflow-side events
+  (:meth:`MirrorWriter.write_batch`), in one transaction per batch;
+- the activity-side interceptor records each machine-step attempt as it starts and ends
+  (:meth:`MirrorWriter.step_attempt_started` / ``step_attempt_finished``), so a step's row
+  is visible while it runs.
+
+Every write is idempotent: rows are keyed by the deterministic ids of ``sdk._ids``, inserts
+are ``ON CONFLICT`` upserts, and instance-level changes apply only when their event's
+sequence number is newer than the row's ``last_event_seq``. Replays, retried batches and
+crashed workers therefore converge on the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sdk import events as ev
+from sdk._definition import WorkflowDefinition
+from sdk._registry import registry
+from sdk._types import EventBatch, StepStatus, StepType, TaskStatus, WorkflowStatus
+from sdk.mirror._database import create_engine
+from sdk.mirror._models import (
+    HumanTaskModel,
+    StepExecutionModel,
+    TaskAssignmentModel,
+    WorkflowDefinitionModel,
+    WorkflowInstanceModel,
+)
+
+__all__ = ["MirrorMetrics", "MirrorWriter", "definition_id_for"]
+
+_DEFINITION_NAMESPACE = uuid.UUID("0b6f6c8e-54a4-5a4e-9d39-4d7f4f1d2a60")
+_instances = WorkflowInstanceModel.__table__
+_steps = StepExecutionModel.__table__
+_tasks = HumanTaskModel.__table__
+_definitions = WorkflowDefinitionModel.__table__
+_assignments = TaskAssignmentModel.__table__
+
+_OPEN_INSTANCE = (
+    WorkflowStatus.RUNNING,
+    WorkflowStatus.WAITING,
+    WorkflowStatus.PAUSED,
+    WorkflowStatus.PENDING,
+)
+_FINAL_STEP = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELED)
+
+
+def definition_id_for(workflow_type: str) -> uuid.UUID:
+    """The row id of a definition: deterministic, so instances reference it without a lookup."""
+    return uuid.uuid5(_DEFINITION_NAMESPACE, workflow_type)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class MirrorMetrics:
+    """Counters the worker exports (``dwf_mirror_*``)."""
+
+    rows_written: int = 0
+    failures: int = 0
+    batches: int = 0
+    lag_seconds: list[float] = field(default_factory=list)
+    _max_samples: int = 10_000
+
+    def observe_lag(self, seconds: float) -> None:
+        self.lag_seconds.append(seconds)
+        if len(self.lag_seconds) > self._max_samples:
+            del self.lag_seconds[: -self._max_samples // 2]
+
+    def snapshot(self) -> dict[str, float]:
+        """Current values: totals, and lag quantiles over recent samples."""
+        lags = sorted(self.lag_seconds)
+
+        def quantile(q: float) -> float:
+            return lags[min(len(lags) - 1, int(q * len(lags)))] if lags else 0.0
+
+        return {
+            "rows_written_total": float(self.rows_written),
+            "write_failures_total": float(self.failures),
+            "batches_total": float(self.batches),
+            "lag_seconds_p50": quantile(0.5),
+            "lag_seconds_p95": quantile(0.95),
+            "lag_seconds_count": float(len(lags)),
+        }
+
+
+class MirrorWriter:
+    """Writes the mirror tables; implements ``activities.EventSink``.
+
+    Create it with :meth:`from_url`; one writer per worker process. It owns an async engine
+    (a small pool) and opens one connection per unit of work.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, database_url: str | None = None) -> None:
+        self.engine = engine
+        self.database_url = database_url or engine.url.render_as_string(hide_password=False)
+        self.metrics = MirrorMetrics()
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    def from_url(cls, database_url: str, **engine_options: Any) -> MirrorWriter:
+        """A writer for ``database_url`` (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``)."""
+        engine_options.setdefault("sqlite_begin_immediate", True)
+        return cls(create_engine(database_url, **engine_options), database_url=database_url)
+
+    async def upgrade_schema(self) -> None:
+        """Create or upgrade the tables (Alembic migrations to head)."""
+        from sdk.mirror._migrate import upgrade
+
+        await upgrade(self.database_url)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+            return True
+        except Exception:
+            return False
+
+    # -- definitions ----------------------------------------------------------------------
+
+    async def register_definitions(
+        self, definitions: Iterable[WorkflowDefinition[..., Any]] | None = None
+    ) -> dict[str, uuid.UUID]:
+        """Upsert one row per (name, version) and mark each name's active version.
+
+        Returns the row id of each definition by Temporal workflow type.
+        """
+        defs = list(registry.workflows.values()) if definitions is None else list(definitions)
+        ids: dict[str, uuid.UUID] = {}
+        async with self.engine.begin() as conn:
+            for definition in defs:
+                row_id = definition_id_for(definition.workflow_type)
+                ids[definition.workflow_type] = row_id
+                values = {
+                    "id": row_id,
+                    "name": definition.name,
+                    "version": definition.version,
+                    "workflow_type": definition.workflow_type,
+                    "description": definition.description,
+                    "definition_json": definition.to_json(),
+                    "is_active": False,
+                    "created_at": _now(),
+                    "updated_at": _now(),
+                }
+                stmt = self._insert(_definitions).values(values)
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["id"],
+                        set_={
+                            "description": stmt.excluded.description,
+                            "definition_json": stmt.excluded.definition_json,
+                            "updated_at": stmt.excluded.updated_at,
+                        },
+                    )
+                )
+            for name in {d.name for d in defs}:
+                known = {d.version for d in registry.versions(name)} | {
+                    d.version for d in defs if d.name == name
+                }
+                try:
+                    active = registry.active(name).version
+                except LookupError:
+                    active = max(known)
+                await conn.execute(
+                    update(_definitions)
+                    .where(_definitions.c.name == name)
+                    .values(is_active=_definitions.c.version == active, updated_at=_now())
+                )
+        return ids
+
+    async def _ensure_definition(self, conn: AsyncConnection, batch: EventBatch) -> uuid.UUID:
+        row_id = definition_id_for(batch.workflow_type)
+        definition = registry.by_type(batch.workflow_type)
+        values = {
+            "id": row_id,
+            "name": batch.workflow_name,
+            "version": batch.workflow_version,
+            "workflow_type": batch.workflow_type,
+            "description": definition.description if definition else None,
+            "definition_json": definition.to_json() if definition else {},
+            "is_active": True,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        await conn.execute(self._insert(_definitions).values(values).on_conflict_do_nothing())
+        return row_id
+
+    # -- workflow-side events ---------------------------------------------------------------
+
+    async def write_batch(self, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
+        """Apply one batch of events in one transaction (the publish activity calls this)."""
+        seqs = [int(item.get("seq", 0)) for item in batch.events]
+        try:
+            async with self.engine.begin() as conn:
+                for event, seq in zip(events, seqs, strict=True):
+                    await self._apply(conn, batch, event, seq)
+        except Exception:
+            self.metrics.failures += 1
+            raise
+        committed = _now()
+        self.metrics.batches += 1
+        for event in events:
+            self.metrics.observe_lag(max(0.0, (committed - event.timestamp).total_seconds()))
+
+    async def _apply(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowEvent, seq: int
+    ) -> None:
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            await handler(self, conn, batch, event, seq)
+
+    async def _instance_update(
+        self, conn: AsyncConnection, instance_id: uuid.UUID, seq: int, **values: Any
+    ) -> None:
+        """Update the instance row only if this event is newer than the last one applied."""
+        values.update(last_event_seq=seq, updated_at=_now())
+        result = await conn.execute(
+            update(_instances)
+            .where(and_(_instances.c.id == instance_id, _instances.c.last_event_seq < seq))
+            .values(**values)
+        )
+        self.metrics.rows_written += result.rowcount or 0
+
+    async def _on_workflow_started(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowStarted, seq: int
+    ) -> None:
+        definition_id = await self._ensure_definition(conn, batch)
+        values = {
+            "id": event.instance_id,
+            "definition_id": definition_id,
+            "workflow_name": event.workflow_name,
+            "workflow_version": event.workflow_version,
+            "status": WorkflowStatus.RUNNING,
+            "current_step": None,
+            "context_data": {},
+            "metadata": {
+                "input": event.initial_data,
+                "workflow_type": batch.workflow_type,
+                "namespace": batch.namespace,
+            },
+            "started_at": event.timestamp,
+            "tenant_id": event.tenant_id,
+            "created_by": event.user_id,
+            "workflow_id": batch.workflow_id,
+            "run_id": batch.run_id,
+            "task_queue": batch.task_queue,
+            "last_event_seq": seq,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        result = await conn.execute(self._insert(_instances).values(values).on_conflict_do_nothing())
+        self.metrics.rows_written += result.rowcount or 0
+
+    async def _on_workflow_completed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowCompleted, seq: int
+    ) -> None:
+        await self._instance_update(
+            conn,
+            event.instance_id,
+            seq,
+            status=WorkflowStatus.COMPLETED,
+            current_step=None,
+            completed_at=event.timestamp,
+            context_data={"result": event.result, "final_step": event.final_step},
+        )
+
+    async def _on_workflow_failed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowFailed, seq: int
+    ) -> None:
+        await self._instance_update(
+            conn,
+            event.instance_id,
+            seq,
+            status=WorkflowStatus.FAILED,
+            error=f"{event.error_type}: {event.error}" if event.error_type else event.error,
+            completed_at=event.timestamp,
+        )
+        await self._close_open_work(conn, event.instance_id, event.timestamp)
+
+    async def _on_workflow_canceled(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowCanceled, seq: int
+    ) -> None:
+        await self._instance_update(
+            conn,
+            event.instance_id,
+            seq,
+            status=WorkflowStatus.CANCELED,
+            error=f"canceled: {event.reason}" + (f" (by {event.canceled_by})" if event.canceled_by else ""),
+            completed_at=event.timestamp,
+        )
+        await self._close_open_work(conn, event.instance_id, event.timestamp)
+
+    async def _close_open_work(self, conn: AsyncConnection, instance_id: uuid.UUID, at: datetime) -> None:
+        """Pending tasks become canceled and unfinished steps canceled when an instance ends."""
+        result = await conn.execute(
+            update(_tasks)
+            .where(and_(_tasks.c.instance_id == instance_id, _tasks.c.status == TaskStatus.PENDING.value))
+            .values(status=TaskStatus.CANCELED.value, completed_at=at, updated_at=_now())
+        )
+        self.metrics.rows_written += result.rowcount or 0
+        result = await conn.execute(
+            update(_steps)
+            .where(and_(_steps.c.instance_id == instance_id, _steps.c.status.not_in(_FINAL_STEP)))
+            .values(status=StepStatus.CANCELED, completed_at=at, updated_at=_now())
+        )
+        self.metrics.rows_written += result.rowcount or 0
+
+    async def _on_paused(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowPaused, seq: int
+    ) -> None:
+        await self._instance_update(conn, event.instance_id, seq, status=WorkflowStatus.PAUSED)
+
+    async def _on_resumed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowResumed, seq: int
+    ) -> None:
+        await self._instance_update(conn, event.instance_id, seq, status=WorkflowStatus.RUNNING)
+
+    async def _upsert_step(
+        self, conn: AsyncConnection, values: dict[str, Any], update_cols: Sequence[str]
+    ) -> None:
+        """Insert a step row, or overwrite ``update_cols`` of an existing one.
+
+        Workflow-side events are the authority on a step (the activity side only sees
+        attempts, and a timed-out attempt may still finish later), so they overwrite
+        unconditionally; the activity side never overwrites a final status.
+        """
+        values.setdefault("created_at", _now())
+        values["updated_at"] = _now()
+        stmt = self._insert(_steps).values(values)
+        set_ = {col: stmt.excluded[col] for col in (*update_cols, "updated_at")}
+        result = await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
+        self.metrics.rows_written += result.rowcount or 0
+
+    async def _on_step_started(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepStarted, seq: int
+    ) -> None:
+        human = event.step_type == StepType.HUMAN.value
+        await self._upsert_step(
+            conn,
+            {
+                "id": event.step_execution_id,
+                "instance_id": event.instance_id,
+                "step_name": event.step_name,
+                "step_type": StepType(event.step_type),
+                "status": StepStatus.WAITING if human else StepStatus.RUNNING,
+                "input_data": event.input_data,
+                "started_at": event.timestamp,
+                "workflow_id": batch.workflow_id,
+                "attempts": 0 if human else 1,
+            },
+            update_cols=("started_at",),
+        )
+        await self._instance_update(
+            conn,
+            event.instance_id,
+            seq,
+            current_step=event.step_name,
+            status=WorkflowStatus.WAITING if human else WorkflowStatus.RUNNING,
+        )
+
+    async def _on_step_completed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepCompleted, seq: int
+    ) -> None:
+        await self._upsert_step(
+            conn,
+            {
+                "id": event.step_execution_id,
+                "instance_id": event.instance_id,
+                "step_name": event.step_name,
+                "step_type": StepType.MACHINE,
+                "status": StepStatus.SUCCEEDED,
+                "output_data": event.output_data,
+                "started_at": event.timestamp,
+                "completed_at": event.timestamp,
+                "completed_by": event.completed_by,
+                "workflow_id": batch.workflow_id,
+                "attempts": 1,
+            },
+            update_cols=("status", "output_data", "completed_at", "completed_by"),
+        )
+
+    async def _on_step_failed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepFailed, seq: int
+    ) -> None:
+        await self._upsert_step(
+            conn,
+            {
+                "id": event.step_execution_id,
+                "instance_id": event.instance_id,
+                "step_name": event.step_name,
+                "step_type": StepType.MACHINE,
+                "status": StepStatus.FAILED,
+                "error": f"{event.error_type}: {event.error}" if event.error_type else event.error,
+                "started_at": event.timestamp,
+                "completed_at": event.timestamp,
+                "workflow_id": batch.workflow_id,
+                "attempts": max(event.retry_count, 1),
+            },
+            update_cols=("status", "error", "completed_at"),
+        )
+
+    async def _on_step_skipped(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepSkipped, seq: int
+    ) -> None:
+        await self._upsert_step(
+            conn,
+            {
+                "id": event.step_execution_id or uuid.uuid5(event.instance_id, f"skip/{seq}"),
+                "instance_id": event.instance_id,
+                "step_name": event.step_name,
+                "step_type": StepType.MACHINE,
+                "status": StepStatus.SKIPPED,
+                "error": event.reason,
+                "started_at": event.timestamp,
+                "completed_at": event.timestamp,
+                "workflow_id": batch.workflow_id,
+            },
+            update_cols=("status", "error", "completed_at"),
+        )
+
+    async def _on_task_created(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskCreated, seq: int
+    ) -> None:
+        values = {
+            "id": event.task_id,
+            "instance_id": event.instance_id,
+            "step_execution_id": event.step_execution_id,
+            "step_name": event.step_name,
+            "title": (event.title or event.step_name)[:500],
+            "description": event.description,
+            "form_schema": event.form_schema,
+            "assignee_id": event.assignee_id,
+            "assignee_group": event.assignee_group,
+            "due_at": event.due_at,
+            "reminder_at": event.reminder_at,
+            "status": TaskStatus.PENDING.value,
+            "tenant_id": batch.tenant_id,
+            "workflow_id": batch.workflow_id,
+            "created_at": event.timestamp,
+            "updated_at": _now(),
+        }
+        result = await conn.execute(self._insert(_tasks).values(values).on_conflict_do_nothing())
+        self.metrics.rows_written += result.rowcount or 0
+        await conn.execute(
+            update(_steps)
+            .where(_steps.c.id == event.step_execution_id)
+            .values(assigned_to=event.assignee_id or event.assignee_group)
+        )
+
+    async def _on_task_completed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskCompleted, seq: int
+    ) -> None:
+        expired = event.status == TaskStatus.EXPIRED.value
+        result = await conn.execute(
+            update(_tasks)
+            .where(and_(_tasks.c.id == event.task_id, _tasks.c.status == TaskStatus.PENDING.value))
+            .values(
+                status=event.status,
+                completed_at=event.timestamp,
+                completed_by=None if expired else event.completed_by,
+                form_data=event.form_data,
+                comment=event.comment,
+                updated_at=_now(),
+            )
+        )
+        self.metrics.rows_written += result.rowcount or 0
+        await self._instance_update(conn, event.instance_id, seq, status=WorkflowStatus.RUNNING)
+
+    async def _on_task_reassigned(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskReassigned, seq: int
+    ) -> None:
+        changes: dict[str, Any] = {"claimed_by": None, "claimed_at": None, "updated_at": _now()}
+        if event.to_assignee_id is not None:
+            changes["assignee_id"] = event.to_assignee_id
+        if event.to_assignee_group is not None:
+            changes["assignee_group"] = event.to_assignee_group
+        await conn.execute(update(_tasks).where(_tasks.c.id == event.task_id).values(**changes))
+        audit = {
+            "id": uuid.uuid5(event.instance_id, f"assignment/{seq}"),
+            "task_id": event.task_id,
+            "action": "escalate" if (event.reason or "").startswith("escalated") else "reassign",
+            "from_assignee": event.from_assignee,
+            "to_assignee": event.to_assignee,
+            "by_user": event.reassigned_by,
+            "reason": event.reason,
+            "at": event.timestamp,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        result = await conn.execute(self._insert(_assignments).values(audit).on_conflict_do_nothing())
+        self.metrics.rows_written += result.rowcount or 0
+
+    # -- activity-side attempts -------------------------------------------------------------
+
+    async def step_attempt_started(
+        self,
+        *,
+        step_execution_id: uuid.UUID,
+        instance_id: uuid.UUID,
+        workflow_id: str,
+        step_name: str,
+        step_seq: int,
+        attempt: int,
+        input_data: dict[str, Any] | None,
+        started_at: datetime,
+    ) -> None:
+        """Record that an attempt of a machine step began (before the author's code runs)."""
+        values = {
+            "id": step_execution_id,
+            "instance_id": instance_id,
+            "step_name": step_name,
+            "step_type": StepType.MACHINE,
+            "status": StepStatus.RUNNING,
+            "input_data": input_data,
+            "started_at": started_at,
+            "workflow_id": workflow_id,
+            "step_seq": step_seq,
+            "attempts": attempt,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        try:
+            async with self.engine.begin() as conn:
+                stmt = self._insert(_steps).values(values)
+                result = await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["id"],
+                        set_={
+                            "status": stmt.excluded.status,
+                            "attempts": stmt.excluded.attempts,
+                            "step_seq": stmt.excluded.step_seq,
+                            "updated_at": stmt.excluded.updated_at,
+                        },
+                        where=and_(
+                            _steps.c.status.not_in(_FINAL_STEP), _steps.c.attempts <= stmt.excluded.attempts
+                        ),
+                    )
+                )
+                self.metrics.rows_written += result.rowcount or 0
+                await conn.execute(
+                    update(_instances)
+                    .where(and_(_instances.c.id == instance_id, _instances.c.status.in_(_OPEN_INSTANCE)))
+                    .values(current_step=step_name, updated_at=_now())
+                )
+        except Exception:
+            self.metrics.failures += 1
+            raise
+        self.metrics.observe_lag(max(0.0, (_now() - started_at).total_seconds()))
+
+    async def step_attempt_finished(
+        self,
+        *,
+        step_execution_id: uuid.UUID,
+        attempt: int,
+        output_data: dict[str, Any] | None = None,
+        error: str | None = None,
+        final: bool = False,
+    ) -> None:
+        """Record the end of an attempt: success, or an error (final when not retried)."""
+        t0 = time.monotonic()
+        finished = _now()
+        if error is None:
+            values: dict[str, Any] = {
+                "status": StepStatus.SUCCEEDED,
+                "output_data": output_data,
+                "completed_at": finished,
+                "error": None,
+            }
+        else:
+            values = {"error": error}
+            if final:
+                values.update(status=StepStatus.FAILED, completed_at=finished)
+        values.update(attempts=attempt, updated_at=finished)
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    update(_steps)
+                    .where(and_(_steps.c.id == step_execution_id, _steps.c.status.not_in(_FINAL_STEP)))
+                    .values(**values)
+                )
+                self.metrics.rows_written += result.rowcount or 0
+        except Exception:
+            self.metrics.failures += 1
+            raise
+        self.metrics.observe_lag(time.monotonic() - t0)
+
+
+_HANDLERS: dict[type[ev.WorkflowEvent], Any] = {
+    ev.WorkflowStarted: MirrorWriter._on_workflow_started,
+    ev.WorkflowCompleted: MirrorWriter._on_workflow_completed,
+    ev.WorkflowFailed: MirrorWriter._on_workflow_failed,
+    ev.WorkflowCanceled: MirrorWriter._on_workflow_canceled,
+    ev.WorkflowPaused: MirrorWriter._on_paused,
+    ev.WorkflowResumed: MirrorWriter._on_resumed,
+    ev.StepStarted: MirrorWriter._on_step_started,
+    ev.StepCompleted: MirrorWriter._on_step_completed,
+    ev.StepFailed: MirrorWriter._on_step_failed,
+    ev.StepSkipped: MirrorWriter._on_step_skipped,
+    ev.HumanTaskCreated: MirrorWriter._on_task_created,
+    ev.HumanTaskCompleted: MirrorWriter._on_task_completed,
+    ev.HumanTaskReassigned: MirrorWriter._on_task_reassigned,
+}
