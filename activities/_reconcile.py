@@ -290,8 +290,8 @@ async def audit(
     progress: Callable[[int, str], None] | None = None,
 ) -> AuditReport:
     """Compare the mirror with Temporal for the given instances (default: all SDK executions)."""
-    from sdk.mirror._database import create_engine
     from sdk.mirror._base import MirrorBase
+    from sdk.mirror._database import create_engine
 
     report = AuditReport()
     expected_writer = MirrorWriter(create_engine("sqlite+aiosqlite://"))
