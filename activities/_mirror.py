@@ -36,6 +36,7 @@ from sdk.mirror._models import (
     HumanTaskModel,
     StepExecutionModel,
     TaskAssignmentModel,
+    TaskCommentModel,
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
@@ -48,6 +49,7 @@ _steps = StepExecutionModel.__table__
 _tasks = HumanTaskModel.__table__
 _definitions = WorkflowDefinitionModel.__table__
 _assignments = TaskAssignmentModel.__table__
+_comments = TaskCommentModel.__table__
 
 _OPEN_INSTANCE = (
     WorkflowStatus.RUNNING,
@@ -454,6 +456,7 @@ class MirrorWriter:
             "due_at": event.due_at,
             "reminder_at": event.reminder_at,
             "status": TaskStatus.PENDING.value,
+            "require_claim": event.require_claim,
             "tenant_id": batch.tenant_id,
             "workflow_id": batch.workflow_id,
             "created_at": event.timestamp,
@@ -495,19 +498,82 @@ class MirrorWriter:
         if event.to_assignee_group is not None:
             changes["assignee_group"] = event.to_assignee_group
         await conn.execute(update(_tasks).where(_tasks.c.id == event.task_id).values(**changes))
-        audit = {
+        await self._audit_assignment(
+            conn,
+            event,
+            seq,
+            event.task_id,
+            action="escalate" if event.reassigned_by == "system" else "reassign",
+            from_assignee=event.from_assignee,
+            to_assignee=event.to_assignee,
+            by_user=event.reassigned_by,
+            reason=event.reason,
+        )
+
+    async def _audit_assignment(
+        self, conn: AsyncConnection, event: ev.WorkflowEvent, seq: int, task_id: uuid.UUID, **values: Any
+    ) -> None:
+        row = {
             "id": uuid.uuid5(event.instance_id, f"assignment/{seq}"),
-            "task_id": event.task_id,
-            "action": "escalate" if (event.reason or "").startswith("escalated") else "reassign",
-            "from_assignee": event.from_assignee,
-            "to_assignee": event.to_assignee,
-            "by_user": event.reassigned_by,
-            "reason": event.reason,
+            "task_id": task_id,
             "at": event.timestamp,
             "created_at": _now(),
             "updated_at": _now(),
+            **values,
         }
-        result = await conn.execute(self._insert(_assignments).values(audit).on_conflict_do_nothing())
+        result = await conn.execute(self._insert(_assignments).values(row).on_conflict_do_nothing())
+        self.metrics.rows_written += result.rowcount or 0
+
+    async def _on_task_claimed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskClaimed, seq: int
+    ) -> None:
+        await conn.execute(
+            update(_tasks)
+            .where(_tasks.c.id == event.task_id)
+            .values(claimed_by=event.claimed_by, claimed_at=event.timestamp, updated_at=_now())
+        )
+        await self._audit_assignment(
+            conn,
+            event,
+            seq,
+            event.task_id,
+            action="claim",
+            to_assignee=event.claimed_by,
+            by_user=event.claimed_by,
+        )
+
+    async def _on_task_released(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskReleased, seq: int
+    ) -> None:
+        await conn.execute(
+            update(_tasks)
+            .where(_tasks.c.id == event.task_id)
+            .values(claimed_by=None, claimed_at=None, updated_at=_now())
+        )
+        await self._audit_assignment(
+            conn,
+            event,
+            seq,
+            event.task_id,
+            action="release",
+            from_assignee=event.previous_claimant,
+            by_user=event.released_by,
+        )
+
+    async def _on_task_commented(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskCommented, seq: int
+    ) -> None:
+        row = {
+            "id": event.comment_id,
+            "task_id": event.task_id,
+            "instance_id": event.instance_id,
+            "author": event.author,
+            "body": event.body,
+            "posted_at": event.timestamp,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        result = await conn.execute(self._insert(_comments).values(row).on_conflict_do_nothing())
         self.metrics.rows_written += result.rowcount or 0
 
     # -- activity-side attempts -------------------------------------------------------------
@@ -619,4 +685,7 @@ _HANDLERS: dict[type[ev.WorkflowEvent], Any] = {
     ev.HumanTaskCreated: MirrorWriter._on_task_created,
     ev.HumanTaskCompleted: MirrorWriter._on_task_completed,
     ev.HumanTaskReassigned: MirrorWriter._on_task_reassigned,
+    ev.HumanTaskClaimed: MirrorWriter._on_task_claimed,
+    ev.HumanTaskReleased: MirrorWriter._on_task_released,
+    ev.HumanTaskCommented: MirrorWriter._on_task_commented,
 }

@@ -42,6 +42,7 @@ from sdk.mirror._models import (
     HumanTaskModel,
     StepExecutionModel,
     TaskAssignmentModel,
+    TaskCommentModel,
     WorkflowInstanceModel,
 )
 
@@ -242,6 +243,7 @@ _TABLES = (
     ("workflow_step_executions", StepExecutionModel.__table__, "instance_id"),
     ("workflow_human_tasks", HumanTaskModel.__table__, "instance_id"),
     ("workflow_task_assignments", TaskAssignmentModel.__table__, "task_id"),
+    ("workflow_task_comments", TaskCommentModel.__table__, "task_id"),
 )
 
 

@@ -5,7 +5,7 @@ client. See README.md for a walk-through.
 """
 
 from . import events
-from ._client import DEFAULT_TASK_QUEUE, InstanceDescription, InstanceHandle, WorkflowClient
+from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
 from ._decorators import human_step, machine_step, workflow
 from ._definition import HumanStep, MachineStep, WorkflowDefinition
 from ._devserver import DevServer, find_temporal_cli
@@ -24,12 +24,14 @@ from ._errors import (
     TaskRejectedError,
     WorkflowNotFoundError,
 )
+from ._handle import InstanceDescription, InstanceHandle
 from ._registry import registry
 from ._types import (
     InstanceState,
     Rejection,
     StepStatus,
     StepType,
+    TaskComment,
     TaskInfo,
     TaskStatus,
     WorkflowStatus,
@@ -61,6 +63,7 @@ __all__ = [
     "StepStatus",
     "StepType",
     "TaskClaimConflictError",
+    "TaskComment",
     "TaskInfo",
     "TaskNotFoundError",
     "TaskNotPendingError",

@@ -1,299 +1,82 @@
-"""The client: start instances, complete tasks, cancel, pause, describe.
+"""The client: start instances, act on tasks, cancel, pause, and (with a database) query.
 
-Commands are checked here first (the task exists and is pending, the user may act, the data
-fits the form) so bad input raises a specific error and nothing reaches Temporal. The
-workflow checks again on receipt, since any Temporal client can send the same signals.
+Commands go to Temporal; queries read the SQL mirror only. Connected with a
+``database_url``, the client also finds a task's instance by the task id alone, scoped to
+the caller's tenant, and records terminations (which never reach a worker) in the mirror.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
+    OutboundInterceptor,
+    TerminateWorkflowInput,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
 )
+from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
-from ._definition import HumanStep, WorkflowDefinition
-from ._errors import (
-    FormValidationError,
-    InstanceNotFoundError,
-    MirrorUnavailableError,
-    PermissionDeniedError,
-    TaskNotFoundError,
-    TaskNotPendingError,
-    TaskRejectedError,
-)
-from ._ids import instance_id_for
-from ._policy import denial_reason
+from ._definition import WorkflowDefinition
+from ._errors import FormValidationError, MirrorUnavailableError, WorkflowNotFoundError
+from ._handle import InstanceDescription, InstanceHandle
 from ._registry import registry
-from ._types import InstanceState, TaskAction, TaskCompletion, TaskInfo, TaskStatus, WorkflowStatus
+from ._types import TaskInfo
 
-__all__ = ["DEFAULT_TASK_QUEUE", "InstanceDescription", "InstanceHandle", "WorkflowClient"]
+__all__ = ["DEFAULT_TASK_QUEUE", "WorkflowClient"]
 
 DEFAULT_TASK_QUEUE = "durable-workflows"
 R = TypeVar("R")
 
-_TEMPORAL_STATUS = {
-    WorkflowExecutionStatus.RUNNING: WorkflowStatus.RUNNING,
-    WorkflowExecutionStatus.COMPLETED: WorkflowStatus.COMPLETED,
-    WorkflowExecutionStatus.FAILED: WorkflowStatus.FAILED,
-    WorkflowExecutionStatus.CANCELED: WorkflowStatus.CANCELED,
-    WorkflowExecutionStatus.TERMINATED: WorkflowStatus.TERMINATED,
-    WorkflowExecutionStatus.TIMED_OUT: WorkflowStatus.TIMED_OUT,
-    WorkflowExecutionStatus.CONTINUED_AS_NEW: WorkflowStatus.COMPLETED,
-}
 
+class _TerminationRecorder(ClientInterceptor):
+    """Marks an instance TERMINATED in the mirror when this client terminates it."""
 
-@dataclass(frozen=True)
-class InstanceDescription:
-    """An instance as Temporal describes it, with the workflow's own view when it runs."""
+    def __init__(self) -> None:
+        self.client: WorkflowClient | None = None
 
-    workflow_id: str
-    run_id: str
-    instance_id: uuid.UUID
-    workflow_type: str
-    workflow_name: str
-    workflow_version: str | None
-    status: WorkflowStatus
-    start_time: datetime | None
-    close_time: datetime | None
-    tenant_id: str | None
-    created_by: str | None
-    current_step: str | None
-    pending_tasks: list[TaskInfo]
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        recorder = self
 
+        class _Outbound(OutboundInterceptor):
+            async def terminate_workflow(self, input: TerminateWorkflowInput) -> None:
+                await super().terminate_workflow(input)
+                if recorder.client is not None:
+                    await recorder.client._record_termination(input.id, input.reason)
 
-def _form_errors(form: type[BaseModel], exc: ValidationError) -> FormValidationError:
-    return FormValidationError.from_pydantic(form.__name__, exc)
-
-
-def _translate_rejection(err: BaseException) -> Exception:
-    """Map a workflow's refusal (an ApplicationError type name) onto the SDK's exceptions."""
-    cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else err
-    if not isinstance(cause, ApplicationError):
-        return TaskRejectedError(str(cause or err))
-    details = cause.details[0] if cause.details else {}
-    errors = details.get("errors", []) if isinstance(details, dict) else []
-    message = cause.message
-    if cause.type == "FormValidationError":
-        form_name = message.rsplit(" ", 1)[-1]
-        return FormValidationError(form_name, errors)
-    mapped: dict[str | None, type[Exception]] = {
-        "TaskNotFoundError": TaskNotFoundError,
-        "PermissionDeniedError": PermissionDeniedError,
-    }
-    if cause.type == "TaskNotPendingError" and isinstance(details, dict):
-        return TaskNotPendingError(details.get("task_id"), str(details.get("status")))
-    return mapped.get(cause.type, TaskRejectedError)(message)
-
-
-class InstanceHandle(Generic[R]):
-    """One workflow instance: its result, state, tasks and control commands."""
-
-    def __init__(
-        self,
-        client: WorkflowClient,
-        handle: WorkflowHandle[Any, R],
-        definition: WorkflowDefinition[..., R] | None = None,
-    ) -> None:
-        self._client = client
-        self._handle = handle
-        self.definition = definition
-
-    @property
-    def id(self) -> str:
-        """The Temporal workflow id."""
-        return self._handle.id
-
-    @property
-    def run_id(self) -> str | None:
-        """The Temporal run id of the first run, when known."""
-        return self._handle.first_execution_run_id or self._handle.result_run_id or self._handle.run_id
-
-    @property
-    def instance_id(self) -> uuid.UUID | None:
-        """The instance's id in the SQL mirror (derived from the run id)."""
-        return instance_id_for(self.run_id) if self.run_id else None
-
-    @property
-    def temporal(self) -> WorkflowHandle[Any, R]:
-        """The underlying temporalio handle."""
-        return self._handle
-
-    async def result(self) -> R:
-        """Wait for the instance to finish; raises ``WorkflowFailureError`` if it failed."""
-        return await self._handle.result()
-
-    async def state(self) -> InstanceState:
-        """The workflow's own view (the ``state`` query): status, current step, tasks.
-
-        Raises:
-            InstanceNotFoundError: No such workflow.
-        """
-        try:
-            return await self._handle.query("state", result_type=InstanceState)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise InstanceNotFoundError(f"no workflow instance {self.id}") from exc
-            raise
-
-    async def describe(self) -> InstanceDescription:
-        """Temporal's description of the instance, refined by the ``state`` query while it runs."""
-        try:
-            desc = await self._handle.describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise InstanceNotFoundError(f"no workflow instance {self.id}") from exc
-            raise
-        status = (
-            _TEMPORAL_STATUS.get(desc.status, WorkflowStatus.RUNNING)
-            if desc.status
-            else WorkflowStatus.RUNNING
-        )
-        name, _, version = desc.workflow_type.partition("@")
-        memo = await desc.memo()
-        state: InstanceState | None = None
-        if status is WorkflowStatus.RUNNING:
-            state = await self.state()
-            status = state.status if state.status is not WorkflowStatus.PENDING else status
-        return InstanceDescription(
-            workflow_id=desc.id,
-            run_id=desc.run_id,
-            instance_id=instance_id_for(desc.run_id),
-            workflow_type=desc.workflow_type,
-            workflow_name=name,
-            workflow_version=version or None,
-            status=status,
-            start_time=desc.start_time,
-            close_time=desc.close_time,
-            tenant_id=memo.get("tenant_id"),
-            created_by=memo.get("created_by"),
-            current_step=state.current_step if state else None,
-            pending_tasks=state.pending_tasks if state else [],
-        )
-
-    async def _checked_completion(
-        self,
-        task_id: str | uuid.UUID,
-        data: BaseModel | dict[str, Any],
-        user: str,
-        groups: Sequence[str],
-        comment: str | None,
-        admin: bool,
-    ) -> TaskCompletion:
-        """Every check the client can make before sending a completion."""
-        payload_data = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-        if not isinstance(payload_data, dict):
-            raise FormValidationError(
-                "form",
-                [{"field": "__root__", "message": "form data must be a dict", "type": "dict_type"}],
-            )
-        if not user:
-            raise PermissionDeniedError("a user is required to complete a task")
-        state = await self.state()
-        task = next((t for t in state.tasks if t.task_id == str(task_id)), None)
-        if task is None:
-            raise TaskNotFoundError(f"no task {task_id} in instance {self.id}")
-        if task.status is not TaskStatus.PENDING:
-            raise TaskNotPendingError(task.task_id, task.status.value)
-        reason = denial_reason(task, TaskAction.COMPLETE, user, groups, admin)
-        if reason is not None:
-            raise PermissionDeniedError(reason)
-        step = registry.steps.get(task.step_name)
-        if isinstance(step, HumanStep):
-            try:
-                step.form.model_validate(payload_data)
-            except ValidationError as exc:
-                raise _form_errors(step.form, exc) from None
-        return TaskCompletion(
-            task_id=task.task_id,
-            user=user,
-            data=payload_data,
-            comment=comment,
-            groups=list(groups),
-            admin=admin,
-        )
-
-    async def complete_task(
-        self,
-        task_id: str | uuid.UUID,
-        data: BaseModel | dict[str, Any],
-        *,
-        user: str,
-        groups: Sequence[str] = (),
-        comment: str | None = None,
-        admin: bool = False,
-    ) -> TaskInfo:
-        """Complete a human task and return it once the workflow has accepted it.
-
-        Uses the ``complete_task_update`` update, so the answer is synchronous.
-
-        Raises:
-            TaskNotFoundError, TaskNotPendingError, PermissionDeniedError,
-            FormValidationError: Checked before anything is sent.
-            TaskRejectedError: The workflow refused it (its state changed meanwhile).
-        """
-        completion = await self._checked_completion(task_id, data, user, groups, comment, admin)
-        try:
-            return await self._handle.execute_update(
-                "complete_task_update", completion.model_dump(mode="json"), result_type=TaskInfo
-            )
-        except WorkflowUpdateFailedError as exc:
-            raise _translate_rejection(exc) from exc
-
-    async def signal_complete_task(
-        self,
-        task_id: str | uuid.UUID,
-        data: BaseModel | dict[str, Any],
-        *,
-        user: str,
-        groups: Sequence[str] = (),
-        comment: str | None = None,
-        admin: bool = False,
-    ) -> None:
-        """Like :meth:`complete_task`, but sends the ``complete_task`` signal and returns at once."""
-        completion = await self._checked_completion(task_id, data, user, groups, comment, admin)
-        await self._handle.signal("complete_task", completion.model_dump(mode="json"))
-
-    async def cancel(self, *, reason: str | None = None, by: str | None = None) -> None:
-        """Request cancellation; pending tasks become canceled and the instance CANCELED."""
-        try:
-            await self._handle.signal("cancel_requested", {"reason": reason, "by": by})
-            await self._handle.cancel(reason=reason or "")
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise InstanceNotFoundError(f"no running workflow instance {self.id}") from exc
-            raise
-
-    async def pause(self, *, by: str | None = None, reason: str | None = None) -> None:
-        """Hold the instance before its next step (status PAUSED)."""
-        await self._handle.signal("pause", {"by": by, "reason": reason})
-
-    async def resume(self, *, by: str | None = None) -> None:
-        """Let a paused instance go on."""
-        await self._handle.signal("resume", {"by": by})
+        return _Outbound(next)
 
 
 class WorkflowClient:
-    """The application's entry point: start instances, act on tasks, and (with a database) query.
+    """The application's entry point. Create it with :meth:`connect`.
 
-    Create it with :meth:`connect`.
+    Attributes:
+        queries: The SQL query API (``sdk.mirror.MirrorQueries``) when connected with a
+            database, else None.
     """
 
-    def __init__(self, temporal: Client, *, task_queue: str = DEFAULT_TASK_QUEUE) -> None:
+    def __init__(
+        self,
+        temporal: Client,
+        *,
+        task_queue: str = DEFAULT_TASK_QUEUE,
+        database_url: str | None = None,
+    ) -> None:
         self._temporal = temporal
         self.task_queue = task_queue
+        self.database_url = database_url
+        self._engine: Any = None
+        self.queries: Any = None
+        if database_url is not None:
+            from .mirror import MirrorQueries, create_engine, session_factory
+
+            self._engine = create_engine(database_url)
+            self.queries = MirrorQueries(session_factory(self._engine))
 
     @classmethod
     async def connect(
@@ -302,8 +85,9 @@ class WorkflowClient:
         *,
         namespace: str = "default",
         task_queue: str = DEFAULT_TASK_QUEUE,
+        database_url: str | None = None,
         api_key: str | None = None,
-        tls: bool = False,
+        tls: bool | Any = False,
         **connect_options: Any,
     ) -> WorkflowClient:
         """Connect to Temporal with the pydantic data converter.
@@ -312,24 +96,42 @@ class WorkflowClient:
             target: ``host:port`` of the Temporal frontend.
             namespace: Temporal namespace.
             task_queue: Where new instances are started (the worker's task queue).
+            database_url: The SQL mirror, for queries and task look-ups by id.
             api_key: Temporal Cloud API key.
-            tls: Use TLS (implied by an API key).
+            tls: True, or a ``temporalio.service.TLSConfig`` (implied by an API key).
             **connect_options: Passed to ``temporalio.client.Client.connect``.
         """
+        recorder = _TerminationRecorder()
+        interceptors = [recorder, *connect_options.pop("interceptors", [])]
         temporal = await Client.connect(
             target,
             namespace=namespace,
             data_converter=pydantic_data_converter,
             api_key=api_key,
             tls=tls or bool(api_key),
+            interceptors=interceptors,
             **connect_options,
         )
-        return cls(temporal, task_queue=task_queue)
+        client = cls(temporal, task_queue=task_queue, database_url=database_url)
+        recorder.client = client
+        return client
+
+    async def close(self) -> None:
+        """Release the database connections (Temporal's connection needs no closing)."""
+        if self._engine is not None:
+            await self._engine.dispose()
 
     @property
     def temporal(self) -> Client:
         """The underlying temporalio client."""
         return self._temporal
+
+    def _require_queries(self, what: str) -> Any:
+        if self.queries is None:
+            raise MirrorUnavailableError(f"{what} reads the SQL mirror: connect with database_url=")
+        return self.queries
+
+    # -- starting -------------------------------------------------------------------------
 
     def _definition(
         self, workflow: WorkflowDefinition[..., R] | str, version: str | None
@@ -339,6 +141,22 @@ class WorkflowClient:
                 return workflow
             workflow = workflow.name
         return registry.get(workflow, version)  # type: ignore[return-value]
+
+    async def _type_from_mirror(self, name: str, version: str | None) -> str:
+        """The workflow type of a definition this process did not import, from the mirror."""
+        if self._engine is None:
+            raise WorkflowNotFoundError(f"no workflow named {name!r} is registered in this process")
+        from sqlalchemy import select
+
+        from .mirror import WorkflowDefinitionModel as D
+
+        stmt = select(D.workflow_type).where(D.name == name)
+        stmt = stmt.where(D.version == version) if version else stmt.where(D.is_active.is_(True))
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(stmt.limit(1))).scalar_one_or_none()
+        if found is None:
+            raise WorkflowNotFoundError(f"no workflow {name!r} (version {version or 'active'}) in the mirror")
+        return str(found)
 
     async def start(
         self,
@@ -363,29 +181,40 @@ class WorkflowClient:
             task_queue: Override the client's task queue.
 
         Raises:
-            WorkflowNotFoundError: No such workflow or version is registered.
+            WorkflowNotFoundError: No such workflow or version.
             FormValidationError: An argument does not validate against its model.
             TypeError: Wrong number of arguments.
         """
-        definition = self._definition(workflow, version)
-        checked = self._check_args(definition, args)
-        workflow_id = id or f"{definition.name}-{uuid.uuid4()}"
+        definition: WorkflowDefinition[..., R] | None
+        try:
+            definition = self._definition(workflow, version)
+        except WorkflowNotFoundError:
+            if not isinstance(workflow, str):
+                raise
+            definition = None
+        if definition is not None:
+            workflow_type, name = definition.workflow_type, definition.name
+            checked = self._check_args(definition, args)
+        else:
+            name = str(workflow)
+            workflow_type, checked = await self._type_from_mirror(name, version), list(args)
         memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
-            definition.workflow_type,
+            workflow_type,
             args=checked,
-            id=workflow_id,
+            id=id or f"{name}-{uuid.uuid4()}",
             task_queue=task_queue or self.task_queue,
             memo=memo or None,
-            result_type=definition.return_type,
+            result_type=definition.return_type if definition else None,
         )
-        return InstanceHandle(self, handle, definition)
+        return InstanceHandle(handle, definition, tenant_id=tenant_id)
 
     @staticmethod
     def _check_args(definition: WorkflowDefinition[..., Any], args: tuple[Any, ...]) -> list[Any]:
         if len(args) != len(definition.param_types):
             raise TypeError(
-                f"workflow {definition.name!r} takes {len(definition.param_types)} argument(s), got {len(args)}"
+                f"workflow {definition.name!r} takes {len(definition.param_types)} "
+                f"argument(s), got {len(args)}"
             )
         checked: list[Any] = []
         for arg, typ in zip(args, definition.param_types, strict=True):
@@ -393,15 +222,32 @@ class WorkflowClient:
                 try:
                     arg = typ.model_validate(arg)
                 except ValidationError as exc:
-                    raise _form_errors(typ, exc) from None
+                    raise FormValidationError.from_pydantic(typ.__name__, exc) from None
             checked.append(arg)
         return checked
 
-    def get_instance(self, workflow_id: str, run_id: str | None = None) -> InstanceHandle[Any]:
-        """A handle to an existing instance by its workflow id."""
+    # -- instances and tasks by id ---------------------------------------------------------
+
+    def get_instance(
+        self, workflow_id: str, run_id: str | None = None, *, tenant_id: str | None = None
+    ) -> InstanceHandle[Any]:
+        """A handle on an existing instance by its workflow id (scoped to ``tenant_id``)."""
         handle = self._temporal.get_workflow_handle(workflow_id, run_id=run_id)
-        definition = None
-        return InstanceHandle(self, handle, definition)
+        return InstanceHandle(handle, None, tenant_id=tenant_id)
+
+    async def task_handle(
+        self, task_id: str | uuid.UUID, *, tenant_id: str | None = None, workflow_id: str | None = None
+    ) -> InstanceHandle[Any]:
+        """The handle of the instance that holds a task, found in the mirror by task id.
+
+        Raises:
+            TaskNotFoundError: No such task in the caller's tenant.
+            MirrorUnavailableError: No ``workflow_id`` and no database.
+        """
+        if workflow_id is None:
+            row = await self._require_queries("finding a task by id").get_task(task_id, tenant_id=tenant_id)
+            workflow_id = row.workflow_id
+        return self.get_instance(workflow_id, tenant_id=tenant_id)
 
     async def complete_task(
         self,
@@ -409,32 +255,129 @@ class WorkflowClient:
         data: BaseModel | dict[str, Any],
         *,
         user: str,
-        workflow_id: str | None = None,
         groups: Sequence[str] = (),
         comment: str | None = None,
         admin: bool = False,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
     ) -> TaskInfo:
-        """Complete a human task (see :meth:`InstanceHandle.complete_task`).
-
-        Raises:
-            MirrorUnavailableError: No ``workflow_id`` and no database to look the task up in.
-        """
-        if workflow_id is None:
-            raise MirrorUnavailableError(
-                "complete_task needs workflow_id= (or a client connected with database_url=)"
-            )
-        return await self.get_instance(workflow_id).complete_task(
+        """Complete a human task (see :meth:`InstanceHandle.complete_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.complete_task(
             task_id, data, user=user, groups=groups, comment=comment, admin=admin
         )
 
-    async def cancel(self, workflow_id: str, *, reason: str | None = None, by: str | None = None) -> None:
-        """Cancel an instance by workflow id."""
-        await self.get_instance(workflow_id).cancel(reason=reason, by=by)
+    async def claim_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        admin: bool = False,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Claim a group task (see :meth:`InstanceHandle.claim_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.claim_task(task_id, user=user, groups=groups, admin=admin)
 
-    async def describe(self, workflow_id: str) -> InstanceDescription:
+    async def release_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        admin: bool = False,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Release a claimed task (see :meth:`InstanceHandle.release_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.release_task(task_id, user=user, groups=groups, admin=admin)
+
+    async def reassign_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        reason: str,
+        to_user: str | None = None,
+        to_group: str | None = None,
+        groups: Sequence[str] = (),
+        admin: bool = False,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Reassign a task (see :meth:`InstanceHandle.reassign_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.reassign_task(
+            task_id, user=user, to_user=to_user, to_group=to_group, reason=reason, groups=groups, admin=admin
+        )
+
+    async def comment_task(
+        self,
+        task_id: str | uuid.UUID,
+        body: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        admin: bool = False,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Comment on a task (see :meth:`InstanceHandle.comment_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.comment_task(task_id, body, user=user, groups=groups, admin=admin)
+
+    async def cancel(
+        self,
+        workflow_id: str,
+        *,
+        reason: str | None = None,
+        by: str | None = None,
+        tenant_id: str | None = None,
+    ) -> None:
+        """Cancel an instance by workflow id."""
+        await self.get_instance(workflow_id, tenant_id=tenant_id).cancel(reason=reason, by=by)
+
+    async def describe(self, workflow_id: str, *, tenant_id: str | None = None) -> InstanceDescription:
         """Describe an instance by workflow id."""
-        return await self.get_instance(workflow_id).describe()
+        return await self.get_instance(workflow_id, tenant_id=tenant_id).describe()
 
     async def result(self, workflow_id: str) -> Any:
         """Wait for an instance's result by workflow id."""
         return await self.get_instance(workflow_id).result()
+
+    async def _record_termination(self, workflow_id: str, reason: str | None) -> None:
+        if self._engine is None:
+            return
+        from sqlalchemy import and_, update
+
+        from ._types import TaskStatus, WorkflowStatus
+        from .mirror import HumanTaskModel as T
+        from .mirror import WorkflowInstanceModel as I
+
+        now = datetime.now(UTC)
+        async with self._engine.begin() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        update(I)
+                        .where(and_(I.workflow_id == workflow_id, I.completed_at.is_(None)))
+                        .values(
+                            status=WorkflowStatus.TERMINATED,
+                            completed_at=now,
+                            error=f"terminated: {reason or ''}",
+                        )
+                        .returning(I.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                await conn.execute(
+                    update(T)
+                    .where(and_(T.instance_id.in_(ids), T.status == TaskStatus.PENDING.value))
+                    .values(status=TaskStatus.CANCELED.value, completed_at=now)
+                )

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
@@ -34,6 +34,8 @@ from ._types import (
     StepStatus,
     StepType,
     TaskAction,
+    TaskCommand,
+    TaskComment,
     TaskCompletion,
     TaskInfo,
     TaskStatus,
@@ -244,6 +246,20 @@ class WorkflowRuntime:
 
     # -- commands from outside (signals and updates) ---------------------------------
 
+    def _find_task(self, task_id: str, tenant_id: str | None, *, pending: bool) -> TaskInfo:
+        task = self.tasks.get(task_id)
+        # Another tenant's task is reported exactly like a task that does not exist.
+        if task is None or (tenant_id is not None and tenant_id != self.tenant_id):
+            raise Rejected("TaskNotFoundError", f"no task {task_id} in this instance")
+        if pending and task.status is not TaskStatus.PENDING:
+            raise Rejected(
+                "TaskNotPendingError",
+                f"task {task.task_id} is {task.status.value}, not pending",
+                task_id=task.task_id,
+                status=task.status.value,
+            )
+        return task
+
     def check_completion(self, payload: Any) -> tuple[TaskInfo, TaskCompletion, BaseModel]:
         """Validate a completion; raise :class:`Rejected` saying why it cannot apply."""
         try:
@@ -251,16 +267,7 @@ class WorkflowRuntime:
         except ValidationError as exc:
             errors = _field_errors(exc)
             raise Rejected("InvalidCommandError", "malformed completion payload", errors) from None
-        task = self.tasks.get(completion.task_id)
-        if task is None:
-            raise Rejected("TaskNotFoundError", f"no task {completion.task_id} in this instance")
-        if task.status is not TaskStatus.PENDING:
-            raise Rejected(
-                "TaskNotPendingError",
-                f"task {task.task_id} is {task.status.value}, not pending",
-                task_id=task.task_id,
-                status=task.status.value,
-            )
+        task = self._find_task(completion.task_id, completion.tenant_id, pending=True)
         reason = denial_reason(
             task, TaskAction.COMPLETE, completion.user, completion.groups, completion.admin
         )
@@ -280,12 +287,78 @@ class WorkflowRuntime:
         try:
             task, completion, value = self.check_completion(payload)
         except Rejected as rejected:
-            if strict:
-                raise rejected.to_application_error() from None
-            raw = payload if isinstance(payload, dict) else {}
-            self.record_rejection(raw.get("task_id"), raw.get("user"), rejected)
-            return TaskInfo.model_construct()  # signals discard the return value
+            return self._refuse(payload, rejected, strict)
         self._complete(task, value, completion.user, completion.comment)
+        return task
+
+    def _refuse(self, payload: Any, rejected: Rejected, strict: bool) -> TaskInfo:
+        if strict:
+            raise rejected.to_application_error() from None
+        raw = payload if isinstance(payload, dict) else {}
+        self.record_rejection(raw.get("task_id"), raw.get("user"), rejected)
+        return TaskInfo.model_construct()  # signals discard the return value
+
+    def check_command(self, action: TaskAction, payload: Any) -> tuple[TaskInfo, TaskCommand]:
+        """Validate a claim, release, reassignment or comment; raise :class:`Rejected` if refused."""
+        try:
+            command = TaskCommand.model_validate(payload)
+        except ValidationError as exc:
+            raise Rejected(
+                "InvalidCommandError", f"malformed {action.value} payload", _field_errors(exc)
+            ) from None
+        task = self._find_task(command.task_id, command.tenant_id, pending=action is not TaskAction.COMMENT)
+        if action is TaskAction.CLAIM and task.claimed_by not in (None, command.user):
+            raise Rejected(
+                "TaskClaimConflictError", f"task {task.task_id} is already claimed by {task.claimed_by!r}"
+            )
+        reason = denial_reason(task, action, command.user, command.groups, command.admin)
+        if reason is not None:
+            raise Rejected("PermissionDeniedError", reason)
+        if action is TaskAction.REASSIGN and not (command.to_user or command.to_group):
+            raise Rejected("InvalidCommandError", "reassign needs to_user or to_group")
+        if action is TaskAction.COMMENT and not (command.body or "").strip():
+            raise Rejected("InvalidCommandError", "a comment needs a non-empty body")
+        return task, command
+
+    def apply_command(self, action: TaskAction, payload: Any, *, strict: bool) -> TaskInfo:
+        """Apply a claim, release, reassignment or comment (see :meth:`apply_completion`)."""
+        try:
+            task, command = self.check_command(action, payload)
+        except Rejected as rejected:
+            return self._refuse(payload, rejected, strict)
+        now = workflow.now()
+        task_uuid = _uuid(task.task_id)
+        if action is TaskAction.CLAIM:
+            if task.claimed_by != command.user:
+                task.claimed_by, task.claimed_at = command.user, now
+                self.emit(
+                    ev.HumanTaskClaimed, step_name=task.step_name, task_id=task_uuid, claimed_by=command.user
+                )
+        elif action is TaskAction.RELEASE:
+            previous, task.claimed_by, task.claimed_at = task.claimed_by, None, None
+            self.emit(
+                ev.HumanTaskReleased,
+                step_name=task.step_name,
+                task_id=task_uuid,
+                released_by=command.user,
+                previous_claimant=previous,
+            )
+        elif action is TaskAction.REASSIGN:
+            self.reassign(task, command.to_user, command.to_group, command.user, command.reason or "")
+        elif action is TaskAction.COMMENT:
+            comment_id = uuid5(task_uuid, f"comment/{len(task.comments) + 1}")
+            body = (command.body or "").strip()
+            task.comments.append(
+                TaskComment(comment_id=str(comment_id), author=command.user, body=body, posted_at=now)
+            )
+            self.emit(
+                ev.HumanTaskCommented,
+                step_name=task.step_name,
+                task_id=task_uuid,
+                comment_id=comment_id,
+                author=command.user,
+                body=body,
+            )
         return task
 
     def record_rejection(self, task_id: Any, user: Any, rejected: Rejected) -> None:
@@ -346,6 +419,7 @@ class WorkflowRuntime:
         if to_group is not None:
             task.assignee_group = to_group
         task.claimed_by = None
+        task.claimed_at = None
         self.emit(
             ev.HumanTaskReassigned,
             step_name=task.step_name,
@@ -539,6 +613,7 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         assignee_group=task.assignee_group,
         form_schema=task.form_schema,
         reminder_at=task.reminder_at,
+        require_claim=task.require_claim,
     )
     await rt.flush(force=True)  # the task row is committed before the workflow waits on it
     try:

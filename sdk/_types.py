@@ -19,6 +19,8 @@ __all__ = [
     "StepStatus",
     "StepType",
     "TaskAction",
+    "TaskCommand",
+    "TaskComment",
     "TaskCompletion",
     "TaskInfo",
     "TaskStatus",
@@ -97,6 +99,34 @@ class TaskCompletion(BaseModel):
     comment: str | None = None
     groups: list[str] = Field(default_factory=list)
     admin: bool = False
+    tenant_id: str | None = None
+
+
+class TaskCommand(BaseModel):
+    """Payload of the ``claim_task``, ``release_task``, ``reassign_task`` and ``comment_task``
+    signals and updates (``to_user``/``to_group``/``reason`` for reassign, ``body`` for comment).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str
+    user: str = Field(min_length=1)
+    groups: list[str] = Field(default_factory=list)
+    admin: bool = False
+    tenant_id: str | None = None
+    to_user: str | None = None
+    to_group: str | None = None
+    reason: str | None = None
+    body: str | None = None
+
+
+class TaskComment(BaseModel):
+    """A comment on a task, in the order it was received."""
+
+    comment_id: str
+    author: str
+    body: str
+    posted_at: datetime
 
 
 class Rejection(BaseModel):
@@ -122,6 +152,7 @@ class TaskInfo(BaseModel):
     assignee_id: str | None = None
     assignee_group: str | None = None
     claimed_by: str | None = None
+    claimed_at: datetime | None = None
     require_claim: bool = False
     status: TaskStatus = TaskStatus.PENDING
     created_at: datetime
@@ -131,6 +162,7 @@ class TaskInfo(BaseModel):
     completed_by: str | None = None
     form_data: dict[str, Any] | None = None
     comment: str | None = None
+    comments: list[TaskComment] = Field(default_factory=list)
 
 
 class InstanceState(BaseModel):

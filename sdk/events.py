@@ -15,9 +15,12 @@ from uuid import UUID
 
 __all__ = [
     "EVENT_TYPES",
+    "HumanTaskClaimed",
+    "HumanTaskCommented",
     "HumanTaskCompleted",
     "HumanTaskCreated",
     "HumanTaskReassigned",
+    "HumanTaskReleased",
     "StepCompleted",
     "StepFailed",
     "StepSkipped",
@@ -172,6 +175,7 @@ class HumanTaskCreated(WorkflowEvent):
     assignee_group: str | None = None
     form_schema: dict[str, Any] | None = None
     reminder_at: datetime | None = None
+    require_claim: bool = False
 
 
 @dataclass
@@ -203,6 +207,39 @@ class HumanTaskReassigned(WorkflowEvent):
     to_assignee_group: str | None = None
 
 
+# Extensions to the seed's vocabulary: the task lifecycle beyond create/complete/reassign.
+
+
+@dataclass
+class HumanTaskClaimed(WorkflowEvent):
+    """A member of the task's group claimed it (extension event)."""
+
+    step_name: str
+    task_id: UUID
+    claimed_by: str
+
+
+@dataclass
+class HumanTaskReleased(WorkflowEvent):
+    """The holder of a claim (or an administrator) released it (extension event)."""
+
+    step_name: str
+    task_id: UUID
+    released_by: str
+    previous_claimant: str | None = None
+
+
+@dataclass
+class HumanTaskCommented(WorkflowEvent):
+    """Someone who may see the task commented on it (extension event)."""
+
+    step_name: str
+    task_id: UUID
+    comment_id: UUID
+    author: str
+    body: str
+
+
 EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -219,11 +256,15 @@ EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
         HumanTaskCreated,
         HumanTaskCompleted,
         HumanTaskReassigned,
+        HumanTaskClaimed,
+        HumanTaskReleased,
+        HumanTaskCommented,
     )
 }
-"""Every concrete event class by name (thirteen; with the base class, the seed's fourteen)."""
+"""Every concrete event class by name: the seed's thirteen (fourteen with the base class) and
+the three task-lifecycle extensions."""
 
-_UUID_FIELDS = {"instance_id", "task_id", "step_execution_id"}
+_UUID_FIELDS = {"instance_id", "task_id", "step_execution_id", "comment_id"}
 _TIME_FIELDS = {"timestamp", "due_at", "reminder_at"}
 
 
