@@ -21,9 +21,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Table, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -44,12 +44,12 @@ from sdk.mirror._models import (
 __all__ = ["MirrorMetrics", "MirrorWriter", "definition_id_for"]
 
 _DEFINITION_NAMESPACE = uuid.UUID("0b6f6c8e-54a4-5a4e-9d39-4d7f4f1d2a60")
-_instances = WorkflowInstanceModel.__table__
-_steps = StepExecutionModel.__table__
-_tasks = HumanTaskModel.__table__
-_definitions = WorkflowDefinitionModel.__table__
-_assignments = TaskAssignmentModel.__table__
-_comments = TaskCommentModel.__table__
+_instances = cast(Table, WorkflowInstanceModel.__table__)
+_steps = cast(Table, StepExecutionModel.__table__)
+_tasks = cast(Table, HumanTaskModel.__table__)
+_definitions = cast(Table, WorkflowDefinitionModel.__table__)
+_assignments = cast(Table, TaskAssignmentModel.__table__)
+_comments = cast(Table, TaskCommentModel.__table__)
 
 _OPEN_INSTANCE = (
     WorkflowStatus.RUNNING,

@@ -17,9 +17,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, Table, and_, select, update
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
@@ -54,9 +54,9 @@ _CLOSED_BY_SERVER = {
     WorkflowExecutionStatus.TERMINATED: WorkflowStatus.TERMINATED,
     WorkflowExecutionStatus.TIMED_OUT: WorkflowStatus.TIMED_OUT,
 }
-_instances = WorkflowInstanceModel.__table__
-_steps = StepExecutionModel.__table__
-_tasks = HumanTaskModel.__table__
+_instances = cast(Table, WorkflowInstanceModel.__table__)
+_steps = cast(Table, StepExecutionModel.__table__)
+_tasks = cast(Table, HumanTaskModel.__table__)
 
 
 class EventCapture(Interceptor):
@@ -239,11 +239,11 @@ class AuditReport:
 
 _IGNORED = {"created_at", "updated_at", "last_event_seq"}
 _TABLES = (
-    ("workflow_instances", WorkflowInstanceModel.__table__, "id"),
-    ("workflow_step_executions", StepExecutionModel.__table__, "instance_id"),
-    ("workflow_human_tasks", HumanTaskModel.__table__, "instance_id"),
-    ("workflow_task_assignments", TaskAssignmentModel.__table__, "task_id"),
-    ("workflow_task_comments", TaskCommentModel.__table__, "task_id"),
+    ("workflow_instances", cast(Table, WorkflowInstanceModel.__table__), "id"),
+    ("workflow_step_executions", cast(Table, StepExecutionModel.__table__), "instance_id"),
+    ("workflow_human_tasks", cast(Table, HumanTaskModel.__table__), "instance_id"),
+    ("workflow_task_assignments", cast(Table, TaskAssignmentModel.__table__), "task_id"),
+    ("workflow_task_comments", cast(Table, TaskCommentModel.__table__), "task_id"),
 )
 
 
@@ -274,6 +274,7 @@ async def _rows(writer: MirrorWriter, instance_id: uuid.UUID) -> dict[tuple[str,
             r[0] for r in await conn.execute(select(_tasks.c.id).where(_tasks.c.instance_id == instance_id))
         ]
         for name, table, key in _TABLES:
+            where: ColumnElement[bool]
             if key == "task_id":
                 if not task_ids:
                     continue

@@ -140,7 +140,7 @@ class WorkflowClient:
             if version is None or version == workflow.version:
                 return workflow
             workflow = workflow.name
-        return registry.get(workflow, version)  # type: ignore[return-value]
+        return registry.get(workflow, version)
 
     async def _type_from_mirror(self, name: str, version: str | None) -> str:
         """The workflow type of a definition this process did not import, from the mirror."""

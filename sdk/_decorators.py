@@ -163,7 +163,7 @@ def machine_step(
             param_types=_param_types(func, hints),
             return_type=hints.get("return", Any),
         )
-        registry.add_step(step)  # type: ignore[arg-type]
+        registry.add_step(step)
         return step
 
     if fn is not None:
@@ -246,7 +246,7 @@ def human_step(
         if not callable(func):
             raise DefinitionError(f"@human_step must decorate a function, got {func!r}")
         step = HumanStep(fn=func, name=_check_name(name or func.__name__, "step"), form=form, options=options)
-        registry.add_step(step)  # type: ignore[arg-type]
+        registry.add_step(step)
         return step
 
     return decorate
@@ -285,7 +285,7 @@ def workflow(
             param_types=_param_types(func, hints),
             return_type=hints.get("return", Any),
         )
-        registry.add_workflow(definition)  # type: ignore[arg-type]
+        registry.add_workflow(definition)
         object.__setattr__(definition, "workflow_class", compile_workflow(definition))
         return definition
 

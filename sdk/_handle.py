@@ -155,7 +155,7 @@ class InstanceHandle(Generic[R]):
             InstanceNotFoundError: No such workflow (or it belongs to another tenant).
         """
         try:
-            state = await self._handle.query("state", result_type=InstanceState)
+            state: InstanceState = await self._handle.query("state", result_type=InstanceState)
         except RPCError as exc:
             raise _not_found(exc, self.id) from exc
         if self.tenant_id is not None and state.tenant_id != self.tenant_id:
@@ -218,9 +218,10 @@ class InstanceHandle(Generic[R]):
 
     async def _update(self, name: str, payload: BaseModel) -> TaskInfo:
         try:
-            return await self._handle.execute_update(
+            task: TaskInfo = await self._handle.execute_update(
                 name, payload.model_dump(mode="json"), result_type=TaskInfo
             )
+            return task
         except WorkflowUpdateFailedError as exc:
             raise translate_rejection(exc) from exc
         except RPCError as exc:

@@ -8,7 +8,7 @@ re-imports must not register anything (they build throw-away copies for one work
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow as _wf
 
@@ -51,10 +51,10 @@ class Registry:
     """Steps by name, workflow definitions by (name, version)."""
 
     def __init__(self) -> None:
-        self.steps: dict[str, MachineStep[..., object] | HumanStep[..., object]] = {}
-        self.workflows: dict[tuple[str, str], WorkflowDefinition[..., object]] = {}
+        self.steps: dict[str, MachineStep[..., Any] | HumanStep[..., Any]] = {}
+        self.workflows: dict[tuple[str, str], WorkflowDefinition[..., Any]] = {}
 
-    def add_step(self, step: MachineStep[..., object] | HumanStep[..., object]) -> None:
+    def add_step(self, step: MachineStep[..., Any] | HumanStep[..., Any]) -> None:
         """Register a step; a second, different step under the same name is an error."""
         if _wf.unsafe.in_sandbox():
             return
@@ -66,7 +66,7 @@ class Registry:
             )
         self.steps[step.name] = step
 
-    def add_workflow(self, definition: WorkflowDefinition[..., object]) -> None:
+    def add_workflow(self, definition: WorkflowDefinition[..., Any]) -> None:
         """Register a workflow version; a different function under the same key is an error."""
         if _wf.unsafe.in_sandbox():
             return
@@ -79,12 +79,12 @@ class Registry:
             )
         self.workflows[key] = definition
 
-    def versions(self, name: str) -> list[WorkflowDefinition[..., object]]:
+    def versions(self, name: str) -> list[WorkflowDefinition[..., Any]]:
         """All registered versions of a workflow, oldest first."""
         found = [d for (n, _), d in self.workflows.items() if n == name]
         return sorted(found, key=lambda d: parse_version(d.version))
 
-    def active(self, name: str) -> WorkflowDefinition[..., object]:
+    def active(self, name: str) -> WorkflowDefinition[..., Any]:
         """The version new instances of ``name`` start: the one marked active, else the newest.
 
         Raises:
@@ -97,7 +97,7 @@ class Registry:
         eligible = [d for d in versions if d.active is not False]
         return (marked or eligible or versions)[-1]
 
-    def get(self, name: str, version: str | None = None) -> WorkflowDefinition[..., object]:
+    def get(self, name: str, version: str | None = None) -> WorkflowDefinition[..., Any]:
         """A definition by name and version (the active one when ``version`` is None).
 
         Raises:
@@ -113,7 +113,7 @@ class Registry:
                 f"workflow {name!r} has no version {version!r} (registered: {known})"
             ) from None
 
-    def by_type(self, workflow_type: str) -> WorkflowDefinition[..., object] | None:
+    def by_type(self, workflow_type: str) -> WorkflowDefinition[..., Any] | None:
         """The definition compiled to a Temporal workflow type name, if registered here."""
         for definition in self.workflows.values():
             if definition.workflow_type == workflow_type:

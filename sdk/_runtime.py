@@ -282,21 +282,22 @@ class WorkflowRuntime:
             ) from None
         return task, completion, value
 
-    def apply_completion(self, payload: Any, *, strict: bool) -> TaskInfo:
+    def apply_completion(self, payload: Any, *, strict: bool) -> TaskInfo | None:
         """Complete a task; a refused completion raises (update) or is recorded (signal)."""
         try:
             task, completion, value = self.check_completion(payload)
         except Rejected as rejected:
-            return self._refuse(payload, rejected, strict)
+            self._refuse(payload, rejected, strict)
+            return None
         self._complete(task, value, completion.user, completion.comment)
         return task
 
-    def _refuse(self, payload: Any, rejected: Rejected, strict: bool) -> TaskInfo:
+    def _refuse(self, payload: Any, rejected: Rejected, strict: bool) -> None:
+        """Raise the refusal (an update) or record it (a signal, which cannot answer)."""
         if strict:
             raise rejected.to_application_error() from None
         raw = payload if isinstance(payload, dict) else {}
         self.record_rejection(raw.get("task_id"), raw.get("user"), rejected)
-        return TaskInfo.model_construct()  # signals discard the return value
 
     def check_command(self, action: TaskAction, payload: Any) -> tuple[TaskInfo, TaskCommand]:
         """Validate a claim, release, reassignment or comment; raise :class:`Rejected` if refused."""
@@ -320,12 +321,13 @@ class WorkflowRuntime:
             raise Rejected("InvalidCommandError", "a comment needs a non-empty body")
         return task, command
 
-    def apply_command(self, action: TaskAction, payload: Any, *, strict: bool) -> TaskInfo:
+    def apply_command(self, action: TaskAction, payload: Any, *, strict: bool) -> TaskInfo | None:
         """Apply a claim, release, reassignment or comment (see :meth:`apply_completion`)."""
         try:
             task, command = self.check_command(action, payload)
         except Rejected as rejected:
-            return self._refuse(payload, rejected, strict)
+            self._refuse(payload, rejected, strict)
+            return None
         now = workflow.now()
         task_uuid = _uuid(task.task_id)
         if action is TaskAction.CLAIM:

@@ -35,6 +35,13 @@ def _validate(runtime: WorkflowRuntime, action: TaskAction, payload: Any) -> Non
         raise rejected.to_application_error() from None
 
 
+def _accepted(task: TaskInfo | None) -> TaskInfo:
+    # With strict=True a refusal raises, so an update always has its task here.
+    if task is None:
+        raise RuntimeError("a refused update returned instead of raising")
+    return task
+
+
 class DurableWorkflowBase:
     """Handlers shared by all compiled workflows; the runtime lives in ``self._dwf``."""
 
@@ -52,7 +59,7 @@ class DurableWorkflowBase:
         """Complete a human task and return it; refused with a specific error type otherwise."""
         task = self._dwf.apply_completion(payload, strict=True)
         await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return task
+        return _accepted(task)
 
     @complete_task_update.validator
     def _validate_complete_task(self, payload: Any) -> None:
@@ -75,7 +82,7 @@ class DurableWorkflowBase:
         """Claim a task; of two concurrent claims exactly one succeeds."""
         task = self._dwf.apply_command(TaskAction.CLAIM, payload, strict=True)
         await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return task
+        return _accepted(task)
 
     @claim_task_update.validator
     def _validate_claim(self, payload: Any) -> None:
@@ -92,7 +99,7 @@ class DurableWorkflowBase:
         """Give a claimed task back to its group."""
         task = self._dwf.apply_command(TaskAction.RELEASE, payload, strict=True)
         await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return task
+        return _accepted(task)
 
     @release_task_update.validator
     def _validate_release(self, payload: Any) -> None:
@@ -109,7 +116,7 @@ class DurableWorkflowBase:
         """Move a task to another user and/or group, with a reason."""
         task = self._dwf.apply_command(TaskAction.REASSIGN, payload, strict=True)
         await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return task
+        return _accepted(task)
 
     @reassign_task_update.validator
     def _validate_reassign(self, payload: Any) -> None:
@@ -126,7 +133,7 @@ class DurableWorkflowBase:
         """Add a comment to a task."""
         task = self._dwf.apply_command(TaskAction.COMMENT, payload, strict=True)
         await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return task
+        return _accepted(task)
 
     @comment_task_update.validator
     def _validate_comment(self, payload: Any) -> None:
