@@ -1,0 +1,72 @@
+"""The SQL mirror: tables that project Temporal's state, their migrations, and the query API.
+
+Temporal is the source of truth; these tables are a projection of it, written by idempotent
+upserts and read with plain SQL (SQLite through aiosqlite by default, PostgreSQL through asyncpg
+in production)::
+
+    from sdk.mirror import MirrorQueries, create_engine, session_factory, upgrade
+
+    await upgrade("sqlite+aiosqlite:///flows.db")
+    queries = MirrorQueries(session_factory(create_engine("sqlite+aiosqlite:///flows.db")))
+    page = await queries.inbox("alice", ["managers"], tenant_id="acme")
+"""
+
+from ._base import NAMING_CONVENTION, JSONType, MirrorBase, UTCDateTime, UUIDAuditMixin
+from ._database import async_url, create_engine, session_factory, upsert
+from ._migrate import (
+    VERSION_TABLE,
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
+from ._models import (
+    AssignmentAction,
+    HumanTaskModel,
+    StepExecutionModel,
+    TaskAssignmentModel,
+    TaskCommentModel,
+    WorkflowDefinitionModel,
+    WorkflowInstanceModel,
+)
+from ._queries import DEFAULT_LIMIT, MirrorQueries
+from ._rows import AssignmentRow, CommentRow, InstanceRow, Page, StepRow, TaskRow
+
+__all__ = [
+    # Tables (the seed's four, then the task lifecycle's two)
+    "WorkflowDefinitionModel",
+    "WorkflowInstanceModel",
+    "StepExecutionModel",
+    "HumanTaskModel",
+    "TaskCommentModel",
+    "TaskAssignmentModel",
+    "AssignmentAction",
+    # Declarative base and column types
+    "MirrorBase",
+    "UUIDAuditMixin",
+    "UTCDateTime",
+    "JSONType",
+    "NAMING_CONVENTION",
+    # Engines, sessions, writes
+    "async_url",
+    "create_engine",
+    "session_factory",
+    "upsert",
+    # Migrations
+    "VERSION_TABLE",
+    "alembic_config",
+    "upgrade",
+    "downgrade",
+    "current_revision",
+    "head_revision",
+    # Queries
+    "MirrorQueries",
+    "DEFAULT_LIMIT",
+    "Page",
+    "TaskRow",
+    "InstanceRow",
+    "StepRow",
+    "CommentRow",
+    "AssignmentRow",
+]

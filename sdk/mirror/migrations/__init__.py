@@ -1,0 +1,1 @@
+"""Alembic revisions of the mirror schema (run them with :func:`sdk.mirror.upgrade`)."""
