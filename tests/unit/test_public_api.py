@@ -1,0 +1,77 @@
+"""The public surface: ``sdk.__all__`` is pinned, so a change to it is a deliberate one."""
+
+from __future__ import annotations
+
+import sdk
+import worker
+
+SDK_ALL = {
+    # Decorators and definitions
+    "workflow",
+    "machine_step",
+    "human_step",
+    "MachineStep",
+    "HumanStep",
+    "WorkflowDefinition",
+    "registry",
+    # Client and dev server
+    "WorkflowClient",
+    "InstanceHandle",
+    "InstanceDescription",
+    "DEFAULT_TASK_QUEUE",
+    "DevServer",
+    "find_temporal_cli",
+    # Domain types
+    "InstanceState",
+    "Rejection",
+    "StepStatus",
+    "StepType",
+    "TaskComment",
+    "TaskInfo",
+    "TaskStatus",
+    "WorkflowStatus",
+    "events",
+    # Errors
+    "DurableWorkflowError",
+    "DefinitionError",
+    "FormValidationError",
+    "NotFoundError",
+    "WorkflowNotFoundError",
+    "InstanceNotFoundError",
+    "TaskNotFoundError",
+    "TaskNotPendingError",
+    "TaskClaimConflictError",
+    "PermissionDeniedError",
+    "TaskRejectedError",
+    "MirrorUnavailableError",
+    "HumanTaskExpired",
+}
+
+
+def test_sdk_all_is_pinned() -> None:
+    assert len(sdk.__all__) == len(set(sdk.__all__)), "duplicate names in sdk.__all__"
+    assert set(sdk.__all__) == SDK_ALL
+
+
+def test_every_exported_name_exists_and_star_import_gives_exactly_them() -> None:
+    for name in sdk.__all__:
+        assert hasattr(sdk, name), name
+    namespace: dict[str, object] = {}
+    exec("from sdk import *", namespace)
+    assert set(namespace) - {"__builtins__"} == SDK_ALL
+
+
+def test_error_hierarchy_inherits_the_matching_builtins() -> None:
+    assert issubclass(sdk.FormValidationError, ValueError)
+    assert issubclass(sdk.TaskNotFoundError, sdk.NotFoundError)
+    assert issubclass(sdk.NotFoundError, LookupError)
+    assert issubclass(sdk.PermissionDeniedError, PermissionError)
+    assert issubclass(sdk.TaskNotPendingError, ValueError)
+    for name in SDK_ALL:
+        obj = getattr(sdk, name)
+        if isinstance(obj, type) and issubclass(obj, Exception) and obj is not sdk.HumanTaskExpired:
+            assert issubclass(obj, sdk.DurableWorkflowError), name
+
+
+def test_worker_exports_its_builder() -> None:
+    assert {"create_worker", "sandbox_runner"} <= set(worker.__all__)
