@@ -1,0 +1,518 @@
+"""``dwf`` without a server: the parser, the global options over ``DWF_*`` variables, the exit
+code of each error, the output helpers, and every error found before anything is contacted.
+
+Commands that stop before connecting run through ``sdk.cli.main`` in a thread (it calls
+``asyncio.run``, which must not touch the test session's event loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import io
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from temporalio.service import RPCError, RPCStatusCode
+
+import sdk._cli
+from sdk import (
+    FormValidationError,
+    InstanceNotFoundError,
+    PermissionDeniedError,
+    TaskClaimConflictError,
+    TaskNotFoundError,
+    TaskNotPendingError,
+    TaskRejectedError,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+)
+from sdk.cli import ExitCode, build_parser, main
+from sdk.cli._exit import CannotConnectError, classify, temporal_connect_reason
+from sdk.cli._instances import NO_INPUT, workflow_arguments
+from sdk.cli._output import Column, Progress, attr, format_value, render_table
+from sdk.cli._parser import iso_datetime
+from sdk.cli._processes import worker_settings
+from sdk.cli._target import Target
+from worker._settings import ConfigurationError
+
+REPO = Path(__file__).resolve().parents[2]
+APP = "examples.expense_approval"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` in a thread; its exit code, stdout and stderr."""
+    capsys.readouterr()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            code = pool.submit(main, list(argv)).result(timeout=60)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str, *fragments: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dwf: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+    return lines[0]
+
+
+# -- the entry point -----------------------------------------------------------------------------
+
+
+def test_console_script_points_at_main() -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["dwf"] == "sdk._cli:main"
+    assert sdk._cli.main is main
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "handler", "expected"),
+    [
+        (["dev"], "dev", {"port": None, "ui": False, "db_file": "dwf-temporal.db", "http_port": 0}),
+        (
+            ["dev", "--port", "7000", "--ui", "--db-file", "t.db"],
+            "dev",
+            {"port": 7000, "ui": True, "db_file": "t.db"},
+        ),
+        (["worker", "--app", APP], "worker", {"app": APP}),
+        (
+            ["start", "expense_approval", "--input", '{"amount": 1}', "--id", "x", "--tenant", "t", "--wait"],
+            "start_workflow",
+            {"workflow": "expense_approval", "input": {"amount": 1}, "id": "x", "tenant": "t", "wait": True},
+        ),
+        (["start", "wf"], "start_workflow", {"input": NO_INPUT, "version": None, "created_by": None}),
+        (["start", "wf", "--input", "null"], "start_workflow", {"input": None}),
+        (
+            [
+                "instances",
+                "list",
+                "--status",
+                "waiting",
+                "--since",
+                "2024-05-01",
+                "--limit",
+                "5",
+                "--offset",
+                "10",
+            ],
+            "list_instances",
+            {
+                "status": WorkflowStatus.WAITING,
+                "since": datetime(2024, 5, 1, tzinfo=UTC),
+                "limit": 5,
+                "offset": 10,
+            },
+        ),
+        (["instances", "show", "wf-1"], "show_instance", {"id": "wf-1", "tenant": None}),
+        (
+            ["tasks", "list", "--user", "bob", "--group", "a", "--group", "b", "--overdue"],
+            "list_tasks",
+            {
+                "user": "bob",
+                "groups": ["a", "b"],
+                "overdue": True,
+                "assignee": None,
+                "limit": 50,
+                "offset": 0,
+            },
+        ),
+        (
+            ["tasks", "list", "--assignee", "ann", "--due-before", "2030-01-01T00:00:00+02:00"],
+            "list_tasks",
+            {
+                "assignee": "ann",
+                "due_before": datetime(2030, 1, 1, tzinfo=timezone(timedelta(hours=2))),
+            },
+        ),
+        (["tasks", "show", "T"], "show_task", {"task_id": "T"}),
+        (
+            ["tasks", "claim", "T", "--user", "u", "--group", "g"],
+            "claim_task",
+            {"user": "u", "groups": ["g"]},
+        ),
+        (["tasks", "release", "T", "--user", "u", "--admin"], "release_task", {"admin": True, "groups": []}),
+        (
+            ["tasks", "complete", "T", "--user", "u", "--data", '{"approved": true}', "--comment", "ok"],
+            "complete_task",
+            {"data": {"approved": True}, "comment": "ok", "tenant": None},
+        ),
+        (
+            ["tasks", "reassign", "T", "--user", "u", "--to-group", "g", "--reason", "r", "--tenant", "acme"],
+            "reassign_task",
+            {"to_group": "g", "to_user": None, "reason": "r", "tenant": "acme"},
+        ),
+        (["tasks", "comment", "T", "--user", "u", "--body", "hi"], "comment_task", {"body": "hi"}),
+        (["db", "upgrade"], "upgrade_schema", {"revision": "head"}),
+        (["db", "upgrade", "--revision", "0001"], "upgrade_schema", {"revision": "0001"}),
+        (["db", "current"], "current_schema", {}),
+        (["mirror", "audit"], "audit_mirror", {"workflow_ids": []}),
+        (["mirror", "audit", "a", "b"], "audit_mirror", {"workflow_ids": ["a", "b"]}),
+        (["mirror", "rebuild", "--all"], "rebuild_mirror", {"all": True, "workflow_ids": []}),
+        (["graph"], "graph", {}),
+    ],
+)
+def test_every_command_parses(argv: list[str], handler: str, expected: dict[str, Any]) -> None:
+    args = parse(*argv)
+    assert args.handler.__name__ == handler
+    for name, value in expected.items():
+        assert getattr(args, name) == value, name
+
+
+def test_global_options_go_before_or_after_the_command() -> None:
+    before = parse("--json", "--address", "a:1", "--namespace", "ns", "tasks", "list")
+    after = parse("tasks", "list", "--namespace", "ns", "--address", "a:1", "--json")
+    for args in (before, after):
+        target = Target.resolve(args, environ={})
+        assert (target.address, target.namespace, args.json) == ("a:1", "ns", True)
+    # Given twice, the one after the command name wins (it is parsed last).
+    both = parse("--address", "a:1", "tasks", "list", "--address", "b:2")
+    assert Target.resolve(both, environ={}).address == "b:2"
+
+
+def test_defaults_are_the_workers() -> None:
+    target = Target.resolve(parse("tasks", "list"), environ={})
+    assert target.address == "localhost:7233"
+    assert target.namespace == "default"
+    assert target.task_queue == "durable-workflows"
+    assert target.database_url == "sqlite+aiosqlite:///dwf.db"
+    assert target.app == ()
+    assert target.tls() is False
+
+
+def test_flags_override_variables_which_override_defaults() -> None:
+    environ = {
+        "DWF_TEMPORAL_ADDRESS": "env:7233",
+        "DWF_TEMPORAL_NAMESPACE": "env-ns",
+        "DWF_TASK_QUEUE": "env-q",
+        "DWF_DATABASE_URL": "postgresql+asyncpg://u:secret@db/dwf",
+        "DWF_APP": "a.b, c",
+        "DWF_TEMPORAL_API_KEY": "key",
+    }
+    from_env = Target.resolve(parse("tasks", "list"), environ)
+    assert (from_env.address, from_env.namespace, from_env.task_queue) == ("env:7233", "env-ns", "env-q")
+    assert from_env.app == ("a.b", "c") and from_env.tls() is True  # an API key implies TLS
+    assert "secret" not in from_env.database_shown
+    flagged = Target.resolve(
+        parse("--address", "flag:1", "--app", "x", "tasks", "list", "--task-queue", "q"), environ
+    )
+    assert (flagged.address, flagged.app, flagged.task_queue, flagged.namespace) == (
+        "flag:1",
+        ("x",),
+        "q",
+        "env-ns",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "fragments"),
+    [
+        (["--address", "nowhere"], {}, ("--address", "host:port")),
+        ([], {"DWF_TEMPORAL_ADDRESS": "nowhere"}, ("DWF_TEMPORAL_ADDRESS",)),
+        (["--database-url", "sqlite:///x.db"], {}, ("--database-url", "sqlite+aiosqlite")),
+        ([], {"DWF_DATABASE_URL": "mysql://x/y"}, ("DWF_DATABASE_URL", "mysql")),
+        (["--app", "not a module"], {}, ("--app",)),
+    ],
+)
+def test_bad_global_values_name_their_flag_or_variable(
+    argv: list[str], environ: dict[str, str], fragments: tuple[str, ...]
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Target.resolve(parse(*argv, "tasks", "list"), environ)
+    for fragment in fragments:
+        assert fragment in str(raised.value)
+
+
+def test_worker_takes_its_own_flags_then_global_ones_then_variables() -> None:
+    args = parse("--address", "g:1", "--database-url", "sqlite+aiosqlite:///g.db", "worker", "--app", APP)
+    settings = worker_settings(args)
+    assert (settings.temporal_address, settings.database_url, settings.app) == (
+        "g:1",
+        "sqlite+aiosqlite:///g.db",
+        (APP,),
+    )
+    own = worker_settings(parse("--address", "g:1", "worker", "--temporal-address", "w:2", "--app", APP))
+    assert own.temporal_address == "w:2"
+    assert worker_settings(parse("worker", "--address", "w:3", "--app", APP)).temporal_address == "w:3"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["frobnicate"], ("invalid choice: 'frobnicate'", "(see 'dwf --help')")),
+        ([], ("COMMAND",)),
+        (["tasks"], ("ACTION",)),
+        (
+            ["tasks", "complete", "T", "--user", "u", "--data", "{'a': 1}"],
+            ("--data", "not valid JSON", "line 1"),
+        ),
+        (["tasks", "complete", "T", "--data", "{}"], ("--user",)),
+        (["tasks", "complete", "T", "--user", "u"], ("--data",)),
+        (["tasks", "reassign", "T", "--user", "u", "--to-user", "v"], ("--reason",)),
+        (["tasks", "list", "--user", "u", "--assignee", "v"], ("--assignee", "not allowed with", "--user")),
+        (["tasks", "list", "--overdue", "--due-before", "2024-01-01"], ("not allowed with",)),
+        (["tasks", "list", "--limit", "0"], ("--limit", "at least 1")),
+        (["tasks", "list", "--offset", "-1"], ("--offset",)),
+        (["instances", "list", "--since", "yesterday"], ("--since", "ISO 8601")),
+        (["instances", "list", "--status", "sleepy"], ("--status", "sleepy", "WAITING")),
+        (
+            ["start", "wf", "--input", "{}", "--input-file", str(REPO / "tests/data/compose-spec.json")],
+            ("not allowed",),
+        ),
+        (["start", "wf", "--input-file", "/no/such/file.json"], ("--input-file", "cannot read")),
+        (["dev", "--port", "99999"], ("--port",)),
+        (["tasks", "show", "T", "--bogus"], ("unrecognized arguments: --bogus",)),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragments: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == ExitCode.USAGE and out == ""
+    one_error_line(err, *fragments)
+
+
+def test_input_file_is_read_as_json(tmp_path: Path) -> None:
+    (tmp_path / "in.json").write_text('[1, {"a": 2}]')
+    assert parse("start", "wf", "--input-file", str(tmp_path / "in.json")).input == [1, {"a": 2}]
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SystemExit):
+        parse("start", "wf", "--input-file", str(tmp_path / "bad.json"))
+
+
+def test_times_without_a_zone_are_utc() -> None:
+    assert iso_datetime("2024-05-01T10:00:00") == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert iso_datetime("2024-05-01T10:00:00Z") == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert iso_datetime("2024-05-01T10:00:00-05:00").utcoffset() == timedelta(hours=-5)
+    with pytest.raises(argparse.ArgumentTypeError):
+        iso_datetime("May 1st")
+
+
+# -- errors found before anything is contacted ------------------------------------------------------
+
+
+def test_commands_that_fail_before_connecting(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = f"sqlite+aiosqlite:///{tmp_path / 'absent.db'}"
+    cases: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
+        (("graph", "list", "--anything"), ExitCode.USAGE, ("graph definitions are not available",)),
+        (
+            ("--database-url", missing, "tasks", "list"),
+            ExitCode.CANNOT_CONNECT,
+            ("no mirror database", "db upgrade"),
+        ),
+        (
+            ("--database-url", missing, "tasks", "claim", "T", "--user", "u"),
+            ExitCode.CANNOT_CONNECT,
+            ("absent.db",),
+        ),
+        (("--database-url", missing, "instances", "list"), ExitCode.CANNOT_CONNECT, ("no mirror database",)),
+        (("--database-url", missing, "start", "wf"), ExitCode.NOT_FOUND, ("'wf'", "--app")),
+        (
+            ("--database-url", missing, "mirror", "audit", "--app", APP),
+            ExitCode.CANNOT_CONNECT,
+            ("absent.db",),
+        ),
+        (("mirror", "audit"), ExitCode.USAGE, ("--app",)),
+        (("mirror", "rebuild", "--app", APP), ExitCode.USAGE, ("--all",)),
+        (("mirror", "rebuild", "wf-1", "--all", "--app", APP), ExitCode.USAGE, ("--all",)),
+        (
+            ("tasks", "reassign", "T", "--user", "u", "--reason", "r"),
+            ExitCode.USAGE,
+            ("--to-user", "--to-group"),
+        ),
+        (("start", "wf", "--app", "no_such_module_for_dwf"), ExitCode.USAGE, ("no_such_module_for_dwf",)),
+        (("start", "expense_approval", "--app", APP), ExitCode.USAGE, ("takes 1 argument(s)", "--input")),
+        (
+            ("--database-url", "sqlite+aiosqlite:///no/such/dir/x.db", "db", "upgrade"),
+            ExitCode.CANNOT_CONNECT,
+            (),
+        ),
+        (("--address", "h:1", "worker"), ExitCode.USAGE, ("DWF_APP is not set",)),
+        (("worker", "--app", APP, "--max-concurrent-activities", "lots"), ExitCode.USAGE, ("lots",)),
+    ]
+    for argv, expected, fragments in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == expected, (argv, code, err)
+        one_error_line(err, *fragments)
+
+
+def test_db_upgrade_and_current_on_a_new_sqlite_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+    code, out, _ = run(capsys, "--database-url", url, "db", "current")
+    assert code == 0 and out.startswith("none: no mirror schema")
+    assert not (tmp_path / "new.db").exists()  # looking does not create the file
+    code, out, _ = run(capsys, "--database-url", url, "db", "upgrade")
+    assert code == 0 and "upgraded from nothing to" in out
+    code, out, _ = run(capsys, "--database-url", url, "db", "current")
+    assert code == 0 and out.strip().endswith("(head)")
+    code, _, err = run(capsys, "--database-url", url, "db", "upgrade", "--revision", "nope")
+    assert code == ExitCode.USAGE
+    one_error_line(err, "nope")
+    code, out, err = run(capsys, "--database-url", url, "--json", "tasks", "list")
+    assert (code, out.strip(), err) == (0, "[]", "")
+    code, out, _ = run(capsys, "--database-url", url, "tasks", "list")
+    assert out.strip() == "no pending tasks"
+
+
+# -- workflow input ------------------------------------------------------------------------------
+
+
+def test_workflow_arguments_fit_the_definition(module_from_source: Callable[[str], ModuleType]) -> None:
+    module = module_from_source(
+        """
+        from pydantic import BaseModel
+        from sdk import workflow
+
+        class Item(BaseModel):
+            sku: str
+
+        @workflow(name="unit.cli_two")
+        async def two(item: Item, count: int) -> None: ...
+
+        @workflow(name="unit.cli_none")
+        async def none() -> None: ...
+        """
+    )
+    from examples.expense_approval import expense_approval
+
+    assert workflow_arguments(expense_approval, {"a": 1}) == [{"a": 1}]
+    assert workflow_arguments(expense_approval, [1, 2]) == [[1, 2]]  # one argument: the list itself
+    assert workflow_arguments(module.two, [{"sku": "x"}, 3]) == [{"sku": "x"}, 3]
+    assert workflow_arguments(module.none, NO_INPUT) == []
+    assert workflow_arguments(None, {"a": 1}) == [{"a": 1}]
+    assert workflow_arguments(None, NO_INPUT) == []
+    from sdk.cli._exit import UsageError
+
+    for definition, value in (
+        (module.two, {"sku": "x"}),
+        (module.none, {"a": 1}),
+        (expense_approval, NO_INPUT),
+    ):
+        with pytest.raises(UsageError, match="takes"):
+            workflow_arguments(definition, value)
+
+
+# -- exit codes ----------------------------------------------------------------------------------
+
+
+def _rpc(status: RPCStatusCode) -> RPCError:
+    return RPCError("boom", status, b"")
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (TaskNotFoundError("task x not found"), ExitCode.NOT_FOUND),
+        (InstanceNotFoundError("no instance"), ExitCode.NOT_FOUND),
+        (WorkflowNotFoundError("no workflow"), ExitCode.NOT_FOUND),
+        (PermissionDeniedError("no"), ExitCode.PERMISSION_DENIED),
+        (TaskClaimConflictError("claimed"), ExitCode.CONFLICT),
+        (TaskNotPendingError("t", "completed"), ExitCode.CONFLICT),
+        (TaskRejectedError("refused"), ExitCode.FAILED),
+        (ConfigurationError("--address: bad"), ExitCode.USAGE),
+        (ValueError("a comment needs a non-empty body"), ExitCode.USAGE),
+        (CannotConnectError("down"), ExitCode.CANNOT_CONNECT),
+        (ConnectionRefusedError(111, "Connect call failed"), ExitCode.CANNOT_CONNECT),
+        (_rpc(RPCStatusCode.UNAVAILABLE), ExitCode.CANNOT_CONNECT),
+        (_rpc(RPCStatusCode.NOT_FOUND), ExitCode.NOT_FOUND),
+        (_rpc(RPCStatusCode.PERMISSION_DENIED), ExitCode.PERMISSION_DENIED),
+        (_rpc(RPCStatusCode.INTERNAL), ExitCode.FAILED),
+        (OperationalError("SELECT", {}, Exception("unable to open database file")), ExitCode.CANNOT_CONNECT),
+        (OperationalError("SELECT", {}, Exception("no such table: workflow_human_tasks")), ExitCode.FAILED),
+        (RuntimeError("unexpected"), ExitCode.FAILED),
+    ],
+)
+def test_each_error_has_its_exit_code(exc: BaseException, code: ExitCode) -> None:
+    found, message, _ = classify(exc)
+    assert found == code
+    assert "\n" not in message and message
+
+
+def test_missing_tables_point_at_db_upgrade() -> None:
+    _, message, _ = classify(OperationalError("SELECT", {}, Exception("no such table: workflow_instances")))
+    assert "dwf db upgrade" in message
+
+
+def test_invalid_data_lists_each_field() -> None:
+    errors = [
+        {"field": "approved", "message": "Input should be a valid boolean", "type": "bool_parsing"},
+        {"field": "amount", "message": "Field\nrequired", "type": "missing"},
+    ]
+    code, message, details = classify(FormValidationError("Approval", errors))
+    assert code == ExitCode.INVALID_DATA and message == "invalid data for Approval:"
+    assert details == ["approved: Input should be a valid boolean", "amount: Field required"]
+
+
+def test_connection_errors_are_reduced_to_their_reason() -> None:
+    refused = RuntimeError(
+        "Failed client connect: Server connection error: tonic::transport::Error(Transport, ConnectError("
+        'ConnectError("tcp connect error", 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, '
+        'message: "Connection refused" })))'
+    )
+    assert temporal_connect_reason(refused) == "Connection refused"
+    dns = RuntimeError(
+        'Failed client connect: ... ConnectError("dns error", Custom { error: "failed to lookup" })'
+    )
+    assert temporal_connect_reason(dns) == "failed to lookup"
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def test_tables_are_aligned_without_trailing_spaces() -> None:
+    rows = [{"id": "a", "title": "short", "due": None}, {"id": "bbbb", "title": "x" * 50, "due": None}]
+    columns = [Column("ID", attr("id")), Column("TITLE", attr("title"), 10), Column("DUE", attr("due"))]
+    assert render_table(rows, columns).splitlines() == [
+        "ID    TITLE       DUE",
+        "a     short       -",
+        "bbbb  xxxxxxxxx…  -",
+    ]
+
+
+def test_values_are_formatted_for_people() -> None:
+    assert (
+        format_value(datetime(2024, 5, 1, 12, tzinfo=timezone(timedelta(hours=2)))) == "2024-05-01 10:00:00Z"
+    )
+    assert format_value(None) == format_value("") == "-"
+    assert format_value(True) == "yes"
+    assert format_value(WorkflowStatus.WAITING) == "WAITING"
+    assert format_value({"b": 1, "a": [1]}) == '{"a":[1],"b":1}'
+    assert format_value("two\nlines") == "two lines"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_otherwise() -> None:
+    terminal = _Terminal()
+    progress = Progress("rebuilt", 2, terminal)
+    progress(1, "wf-long-name")
+    progress(2, "wf-2")
+    progress.close()
+    assert terminal.getvalue() == "\rrebuilt 1/2: wf-long-name\rrebuilt 2/2: wf-2        \n"
+    plain = io.StringIO()
+    progress = Progress("audited", None, plain)
+    progress(1, "a")
+    progress(2, "b")
+    progress.close()
+    assert plain.getvalue() == "audited 1: a\naudited 2: b\n"
