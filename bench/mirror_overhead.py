@@ -1172,7 +1172,14 @@ def report(args: argparse.Namespace, results: dict[str, ConfigResult]) -> list[s
 def print_lag(label: str, sample: LagSample) -> None:
     print(f"    mirror lag, {label}:")
     print(f"      writer.metrics.lag_seconds (all samples)  {p50_p95(sample.metric)}")
-    for kind in ("WorkflowStarted", "HumanTaskCreated", "HumanTaskCompleted", "WorkflowCompleted"):
+    for kind in (
+        "WorkflowStarted",
+        "StepStarted",
+        "StepCompleted",
+        "HumanTaskCreated",
+        "HumanTaskCompleted",
+        "WorkflowCompleted",
+    ):
         print(f"      batch lag {kind:<31} {p50_p95(sample.by_kind.get(kind, []))}")
     print(f"      signal sent -> task row completed         {p50_p95(sample.e2e)}")
     print(f"      write time of an event batch                {p50_p95(sample.batch_write)}")
