@@ -16,6 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
@@ -59,16 +60,23 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
             return await self.next.execute_activity(input)
         instance_id = instance_id_for(info.workflow_run_id)
         row_id = step_execution_id_for(instance_id, seq)
-        await self._writer.step_attempt_started(
-            step_execution_id=row_id,
-            instance_id=instance_id,
-            workflow_id=info.workflow_id or "",
-            step_name=step.name,
-            step_seq=seq,
-            attempt=info.attempt,
-            input_data=as_data(list(input.args)),
-            started_at=info.started_time if info.started_time.tzinfo else datetime.now(UTC),
-        )
+        try:
+            await self._writer.step_attempt_started(
+                step_execution_id=row_id,
+                instance_id=instance_id,
+                workflow_id=info.workflow_id or "",
+                step_name=step.name,
+                step_seq=seq,
+                attempt=info.attempt,
+                input_data=as_data(list(input.args)),
+                started_at=info.started_time if info.started_time.tzinfo else datetime.now(UTC),
+            )
+        except IntegrityError:
+            # The instance row is not committed yet (a step started alongside the first
+            # publish): the workflow's own StepStarted/StepCompleted events create the row.
+            logger.warning(
+                "step %s started before its instance row existed; the workflow's events will", row_id
+            )
         try:
             result = await self.next.execute_activity(input)
         except BaseException as err:

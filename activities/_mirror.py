@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, select, update
+from sqlalchemy import Table, and_, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -98,6 +98,7 @@ class MirrorMetrics:
             "lag_seconds_p50": quantile(0.5),
             "lag_seconds_p95": quantile(0.95),
             "lag_seconds_count": float(len(lags)),
+            "lag_seconds_sum": float(sum(lags)),
         }
 
 
@@ -221,8 +222,10 @@ class MirrorWriter:
             raise
         committed = _now()
         self.metrics.batches += 1
-        for event in events:
-            self.metrics.observe_lag(max(0.0, (committed - event.timestamp).total_seconds()))
+        for item, event in zip(batch.events, events, strict=True):
+            # Non-urgent events ride along with a later flush; their rows were written earlier.
+            if item.get("urgent", True):
+                self.metrics.observe_lag(max(0.0, (committed - event.timestamp).total_seconds()))
 
     async def _apply(
         self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowEvent, seq: int
@@ -270,7 +273,15 @@ class MirrorWriter:
             "created_at": _now(),
             "updated_at": _now(),
         }
-        result = await conn.execute(self._insert(_instances).values(values).on_conflict_do_nothing())
+        values.update(error=None, completed_at=None)
+        stmt = self._insert(_instances).values(values)
+        result = await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: stmt.excluded[k] for k in values if k not in ("id", "created_at")},
+                where=_instances.c.last_event_seq < stmt.excluded.last_event_seq,
+            )
+        )
         self.metrics.rows_written += result.rowcount or 0
 
     async def _on_workflow_completed(
@@ -338,7 +349,12 @@ class MirrorWriter:
         await self._instance_update(conn, event.instance_id, seq, status=WorkflowStatus.RUNNING)
 
     async def _upsert_step(
-        self, conn: AsyncConnection, values: dict[str, Any], update_cols: Sequence[str]
+        self,
+        conn: AsyncConnection,
+        values: dict[str, Any],
+        update_cols: Sequence[str],
+        *,
+        keep_earliest_start: bool = False,
     ) -> None:
         """Insert a step row, or overwrite ``update_cols`` of an existing one.
 
@@ -349,7 +365,12 @@ class MirrorWriter:
         values.setdefault("created_at", _now())
         values["updated_at"] = _now()
         stmt = self._insert(_steps).values(values)
-        set_ = {col: stmt.excluded[col] for col in (*update_cols, "updated_at")}
+        set_: dict[str, Any] = {col: stmt.excluded[col] for col in (*update_cols, "updated_at")}
+        if keep_earliest_start:
+            set_["started_at"] = case(
+                (_steps.c.started_at > stmt.excluded.started_at, stmt.excluded.started_at),
+                else_=_steps.c.started_at,
+            )
         result = await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
         self.metrics.rows_written += result.rowcount or 0
 
@@ -369,8 +390,10 @@ class MirrorWriter:
                 "started_at": event.timestamp,
                 "workflow_id": batch.workflow_id,
                 "attempts": 0 if human else 1,
+                "step_seq": event.step_seq or None,
             },
-            update_cols=("started_at",),
+            update_cols=("started_at", "step_seq"),
+            keep_earliest_start=True,
         )
         await self._instance_update(
             conn,
@@ -487,7 +510,14 @@ class MirrorWriter:
             )
         )
         self.metrics.rows_written += result.rowcount or 0
-        await self._instance_update(conn, event.instance_id, seq, status=WorkflowStatus.RUNNING)
+        # A task answered while the instance is paused leaves it paused.
+        paused = _instances.c.status == WorkflowStatus.PAUSED
+        await self._instance_update(
+            conn,
+            event.instance_id,
+            seq,
+            status=case((paused, _instances.c.status), else_=WorkflowStatus.RUNNING),
+        )
 
     async def _on_task_reassigned(
         self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskReassigned, seq: int

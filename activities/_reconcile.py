@@ -33,6 +33,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from sdk._client import termination_error
 from sdk._ids import instance_id_for, seq_from_activity_id, step_execution_id_for
 from sdk._registry import registry
 from sdk._runtime import PUBLISH_ACTIVITY
@@ -134,6 +135,9 @@ async def rebuild_instance(
     history = await handle.fetch_history()
     description = await handle.describe()
     instance_id = instance_id_for(description.run_id)
+    async with writer.engine.begin() as conn:
+        # Let every replayed event apply again, so instance columns are repaired too.
+        await conn.execute(update(_instances).where(_instances.c.id == instance_id).values(last_event_seq=0))
     for replayed in await replay_batches(history):
         # The replayer runs in a namespace and task queue of its own; the real ones are here.
         batch = replayed.model_copy(
@@ -154,7 +158,7 @@ async def rebuild_instance(
             await conn.execute(
                 update(_instances)
                 .where(_instances.c.id == instance_id)
-                .values(status=closed, completed_at=at, error=f"{closed.value.lower()} by the server")
+                .values(status=closed, completed_at=at, error=_server_close_error(closed, history))
             )
             await conn.execute(
                 update(_tasks)
@@ -172,6 +176,17 @@ async def rebuild_instance(
                 .values(status=StepStatus.CANCELED, completed_at=at)
             )
     return instance_id
+
+
+def _server_close_error(status: WorkflowStatus, history: WorkflowHistory) -> str:
+    """The instance error for a close the workflow could not report (as the client writes it)."""
+    if status is WorkflowStatus.TERMINATED:
+        reason = ""
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+                reason = event.workflow_execution_terminated_event_attributes.reason
+        return termination_error(reason)
+    return "timed out: the workflow execution timeout elapsed"
 
 
 async def _sdk_workflow_ids(client: Client) -> AsyncIterator[tuple[str, str]]:

@@ -28,10 +28,15 @@ from ._handle import InstanceDescription, InstanceHandle
 from ._registry import registry
 from ._types import TaskInfo
 
-__all__ = ["DEFAULT_TASK_QUEUE", "WorkflowClient"]
+__all__ = ["DEFAULT_TASK_QUEUE", "WorkflowClient", "termination_error"]
 
 DEFAULT_TASK_QUEUE = "durable-workflows"
 R = TypeVar("R")
+
+
+def termination_error(reason: str | None) -> str:
+    """The mirror's ``error`` text for a terminated instance (client and rebuild agree on it)."""
+    return f"terminated: {reason}" if reason else "terminated"
 
 
 class _TerminationRecorder(ClientInterceptor):
@@ -189,7 +194,9 @@ class WorkflowClient:
         try:
             definition = self._definition(workflow, version)
         except WorkflowNotFoundError:
-            if not isinstance(workflow, str):
+            # A definition this process imported is authoritative; the mirror is asked only
+            # about names this process does not know.
+            if not isinstance(workflow, str) or registry.versions(workflow) or self._engine is None:
                 raise
             definition = None
         if definition is not None:
@@ -353,8 +360,9 @@ class WorkflowClient:
             return
         from sqlalchemy import and_, update
 
-        from ._types import TaskStatus, WorkflowStatus
+        from ._types import StepStatus, TaskStatus, WorkflowStatus
         from .mirror import HumanTaskModel as T
+        from .mirror import StepExecutionModel as S
         from .mirror import WorkflowInstanceModel as I
 
         now = datetime.now(UTC)
@@ -367,7 +375,7 @@ class WorkflowClient:
                         .values(
                             status=WorkflowStatus.TERMINATED,
                             completed_at=now,
-                            error=f"terminated: {reason or ''}",
+                            error=termination_error(reason),
                         )
                         .returning(I.id)
                     )
@@ -380,4 +388,10 @@ class WorkflowClient:
                     update(T)
                     .where(and_(T.instance_id.in_(ids), T.status == TaskStatus.PENDING.value))
                     .values(status=TaskStatus.CANCELED.value, completed_at=now)
+                )
+                open_steps = [StepStatus.RUNNING, StepStatus.WAITING, StepStatus.PENDING]
+                await conn.execute(
+                    update(S)
+                    .where(and_(S.instance_id.in_(ids), S.status.in_(open_steps)))
+                    .values(status=StepStatus.CANCELED, completed_at=now)
                 )

@@ -118,7 +118,7 @@ def machine_step(
     """
     if timeout is not None and start_to_close_timeout is not None:
         raise DefinitionError("give either timeout= or start_to_close_timeout=, not both")
-    start_to_close = timeout or start_to_close_timeout
+    start_to_close = timeout if timeout is not None else start_to_close_timeout
     for option, value in (
         ("timeout", start_to_close),
         ("schedule_to_close_timeout", schedule_to_close_timeout),

@@ -171,7 +171,7 @@ class HumanStep(Generic[P, F]):
         if not _wf.in_workflow():
             raise RuntimeError(
                 f"human step {self.name!r} can only be awaited inside a workflow; "
-                f"call {self.name}.fn(...) to test its title function"
+                f"call {self.fn.__name__}.fn(...) to test its title function"
             )
         from ._runtime import run_human_step
 

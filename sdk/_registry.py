@@ -22,6 +22,16 @@ __all__ = ["Registry", "parse_version", "registry"]
 _VERSION_RE = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+][0-9A-Za-z.-]+)?$")
 
 
+def version_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+    """Semantic-version order: a pre-release sorts before its release (2.0.0-rc.1 < 2.0.0)."""
+    major, minor, patch = parse_version(version)
+    pre = version.split("+", 1)[0].partition("-")[2]
+    if not pre:
+        return (major, minor, patch, 1, ())
+    parts = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
+    return (major, minor, patch, 0, parts)
+
+
 def parse_version(version: str) -> tuple[int, int, int]:
     """Parse ``MAJOR[.MINOR[.PATCH]][-pre|+build]`` into a sortable tuple.
 
@@ -82,7 +92,7 @@ class Registry:
     def versions(self, name: str) -> list[WorkflowDefinition[..., Any]]:
         """All registered versions of a workflow, oldest first."""
         found = [d for (n, _), d in self.workflows.items() if n == name]
-        return sorted(found, key=lambda d: parse_version(d.version))
+        return sorted(found, key=lambda d: version_key(d.version))
 
     def active(self, name: str) -> WorkflowDefinition[..., Any]:
         """The version new instances of ``name`` start: the one marked active, else the newest.

@@ -109,6 +109,9 @@ class WorkflowRuntime:
         self._event_seq = 0
         self._events: list[dict[str, Any]] = []
         self._urgent = False
+        # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
+        # so nobody acts on a task the mirror does not show yet.
+        self._unpublished: set[str] = set()
 
     # -- events -------------------------------------------------------------------------
 
@@ -130,6 +133,8 @@ class WorkflowRuntime:
         self._event_seq += 1
         payload = ev.event_to_dict(event)
         payload["seq"] = self._event_seq
+        if not urgent:
+            payload["urgent"] = False
         self._events.append(payload)
         self._urgent = self._urgent or urgent
 
@@ -170,7 +175,7 @@ class WorkflowRuntime:
         info = workflow.info()
         self.emit(
             ev.WorkflowStarted,
-            timestamp=info.start_time,
+            timestamp=info.workflow_start_time or info.start_time,
             workflow_name=definition.name,
             workflow_version=definition.version,
             initial_data=as_data(list(args)),
@@ -181,6 +186,9 @@ class WorkflowRuntime:
         )
         try:
             result = await definition.fn(*args)
+            # An update that completed the last task may still be publishing its events: let
+            # it answer its caller before the workflow completes.
+            await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
             await self._finish_canceled()
             raise
@@ -199,7 +207,7 @@ class WorkflowRuntime:
             ev.WorkflowCompleted,
             status=WorkflowStatus.COMPLETED.value,
             final_step=final_step,
-            duration_seconds=(workflow.now() - info.start_time).total_seconds(),
+            duration_seconds=(workflow.now() - (info.workflow_start_time or info.start_time)).total_seconds(),
             result=jsonable(result),
         )
         await self.flush(force=True)
@@ -228,7 +236,7 @@ class WorkflowRuntime:
         )
         self.emit(
             ev.WorkflowFailed,
-            error=str(cause) or type(cause).__name__,
+            error=(cause.message if isinstance(cause, FailureError) else str(cause)) or type(cause).__name__,
             failed_step=self.current_step,
             error_type=error_type,
             stack_trace="".join(traceback.format_exception(err))[-8000:],
@@ -247,7 +255,7 @@ class WorkflowRuntime:
     # -- commands from outside (signals and updates) ---------------------------------
 
     def _find_task(self, task_id: str, tenant_id: str | None, *, pending: bool) -> TaskInfo:
-        task = self.tasks.get(task_id)
+        task = None if task_id in self._unpublished else self.tasks.get(task_id)
         # Another tenant's task is reported exactly like a task that does not exist.
         if task is None or (tenant_id is not None and tenant_id != self.tenant_id):
             raise Rejected("TaskNotFoundError", f"no task {task_id} in this instance")
@@ -452,7 +460,7 @@ class WorkflowRuntime:
 
     def state(self) -> InstanceState:
         definition = self.definition
-        tasks = [t.model_copy() for t in self.tasks.values()]
+        tasks = [t.model_copy() for t in self.tasks.values() if t.task_id not in self._unpublished]
         return InstanceState(
             instance_id=str(self.instance_id),
             workflow_name=definition.name if definition else workflow.info().workflow_type,
@@ -523,6 +531,7 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
         step_type=StepType.MACHINE.value,
         input_data=as_data(args),
         step_execution_id=step_execution_id,
+        step_seq=seq,
     )
     await rt.flush()
     options = step.options
@@ -546,7 +555,7 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
         rt.emit(
             ev.StepFailed,
             step_name=step.name,
-            error=str(cause or err),
+            error=cause.message if isinstance(cause, FailureError) else str(cause or err),
             error_type=error_type,
             step_execution_id=step_execution_id,
         )
@@ -601,6 +610,7 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         step_type=StepType.HUMAN.value,
         input_data=input_data,
         step_execution_id=_uuid(task.step_execution_id),
+        step_seq=seq,
     )
     rt.emit(
         ev.HumanTaskCreated,
@@ -617,7 +627,9 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         reminder_at=task.reminder_at,
         require_claim=task.require_claim,
     )
+    rt._unpublished.add(task.task_id)
     await rt.flush(force=True)  # the task row is committed before the workflow waits on it
+    rt._unpublished.discard(task.task_id)
     try:
         await _wait_for_task(rt, step, task)
     except asyncio.CancelledError:

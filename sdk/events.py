@@ -120,6 +120,7 @@ class StepStarted(WorkflowEvent):
     # Extensions: the deterministic row id and the attempt number.
     step_execution_id: UUID | None = None
     attempt: int = 1
+    step_seq: int = 0
 
 
 @dataclass

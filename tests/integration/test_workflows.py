@@ -526,11 +526,6 @@ async def test_start_with_invalid_input_starts_nothing(client: WorkflowClient, n
         await client.describe(workflow_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK regression: WorkflowClient.start() falls back to the mirror for a registered name "
-    "with an unknown version and, without a database, says the name is not registered at all",
-)
 async def test_unknown_version_of_a_registered_workflow_lists_the_registered_versions(
     client: WorkflowClient,
 ) -> None:

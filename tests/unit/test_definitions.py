@@ -176,11 +176,6 @@ def test_machine_step_option_errors(options: dict[str, Any], match: str) -> None
         machine_step(**options)(_async_step(name="unit_options"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK bug: sdk/_decorators.py computes `timeout or start_to_close_timeout`; a zero "
-    "timedelta is falsy, so timeout=timedelta(0) silently becomes the five-minute default",
-)
 def test_a_zero_timeout_is_refused() -> None:
     with pytest.raises(DefinitionError, match=r"timeout must be a positive datetime\.timedelta"):
         machine_step(timeout=timedelta(0))(_async_step(name="unit_zero_timeout"))
@@ -314,11 +309,6 @@ def test_outside_a_workflow_a_human_step_refuses_to_run_and_points_at_fn() -> No
     assert approvals.review.fn(approvals.Request(subject="laptop", amount=1)) == "Review laptop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK oddity: HumanStep.__call__ suggests '{step name}.fn(...)', which is not Python when "
-    "name= differs from the function's name (here 'tests.review_step.fn(...)' instead of 'review.fn(...)')",
-)
 def test_outside_a_workflow_the_human_step_hint_is_valid_python() -> None:
     with pytest.raises(RuntimeError, match=r"call review\.fn\(\.\.\.\)"):
         approvals.review(approvals.Request(subject="laptop", amount=1))

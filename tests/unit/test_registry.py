@@ -82,11 +82,6 @@ def test_versions_of_other_workflows_do_not_interfere() -> None:
     assert registry.active("billing").version == "3.0.0"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK bug: parse_version drops the pre-release tag, so 2.0.0-rc.1 ties with 2.0.0 "
-    "and the one registered last becomes active (semver: 2.0.0-rc.1 < 2.0.0)",
-)
 def test_a_release_is_newer_than_its_pre_release() -> None:
     registry = _registry(_definition("2.0.0"), _definition("2.0.0-rc.1"))
     assert [d.version for d in registry.versions("orders")] == ["2.0.0-rc.1", "2.0.0"]
