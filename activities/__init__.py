@@ -3,6 +3,7 @@
 from ._interceptor import MirrorInterceptor
 from ._mirror import MirrorMetrics, MirrorWriter, definition_id_for
 from ._publish import EventHandler, EventPublisher, EventSink
+from ._reconcile import AuditReport, Mismatch, audit, rebuild, rebuild_instance
 from ._reminders import NotificationHook, ReminderSender, log_reminder
 from ._steps import machine_step_activity
 
@@ -16,6 +17,12 @@ __all__ = [
     "MirrorMetrics",
     "MirrorWriter",
     "definition_id_for",
+    # Audit and rebuild of the mirror from Temporal's history
+    "AuditReport",
+    "Mismatch",
+    "audit",
+    "rebuild",
+    "rebuild_instance",
     # Reminders of human tasks
     "NotificationHook",
     "ReminderSender",

@@ -15,5 +15,7 @@ fi
 echo "[test] ruff" >&2
 ruff check sdk worker activities examples tests bench
 ruff format --check sdk worker activities examples tests bench
+echo "[test] mypy --strict" >&2
+mypy sdk worker activities
 echo "[test] pytest" >&2
 exec python -m pytest "$@"
