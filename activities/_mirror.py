@@ -16,9 +16,11 @@ crashed workers therefore converge on the same rows.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -58,6 +60,11 @@ _OPEN_INSTANCE = (
     WorkflowStatus.PENDING,
 )
 _FINAL_STEP = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELED)
+
+
+_Work = Callable[[AsyncConnection], Awaitable[None]]
+_GROUP_LIMIT = 256
+"""Most writes committed in one transaction."""
 
 
 def definition_id_for(workflow_type: str) -> uuid.UUID:
@@ -113,6 +120,9 @@ class MirrorWriter:
         self.engine = engine
         self.database_url = database_url or engine.url.render_as_string(hide_password=False)
         self.metrics = MirrorMetrics()
+        self._pending: list[tuple[_Work, asyncio.Future[None]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._committer: asyncio.Task[None] | None = None
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     @classmethod
@@ -128,7 +138,69 @@ class MirrorWriter:
         await upgrade(self.database_url)
 
     async def close(self) -> None:
+        """Wait for queued writes, then release the connections."""
+        while self._pending and self._committer is not None and not self._committer.done():
+            await asyncio.gather(*(future for _, future in self._pending), return_exceptions=True)
+        for _, future in self._pending:
+            if not future.done():
+                future.set_exception(RuntimeError("the mirror writer was closed before this write ran"))
+        self._pending = []
+        if self._committer is not None and not self._committer.done():
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await self._committer
+        self._committer = None
         await self.engine.dispose()
+
+    # -- group commit -------------------------------------------------------------------------
+
+    async def _transaction(self, work: _Work) -> None:
+        """Run ``work`` in a transaction shared with the other writes queued meanwhile.
+
+        Concurrent writers (hundreds of workflows publishing at once) would otherwise pay a
+        transaction each and, on SQLite, queue on the write lock. One committer task takes
+        everything queued, runs it in one transaction and wakes every writer after the
+        commit; if the group fails, each write is retried alone so one bad write fails only
+        its own caller. The caller returns only once its rows are committed.
+        """
+        loop = asyncio.get_running_loop()
+        if self._committer is None or self._committer.done() or self._committer.get_loop() is not loop:
+            self._wakeup = asyncio.Event()
+            self._committer = loop.create_task(self._commit_loop(self._wakeup))
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((work, future))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await future
+
+    async def _commit_loop(self, wakeup: asyncio.Event) -> None:
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            group, self._pending = self._pending[:_GROUP_LIMIT], self._pending[_GROUP_LIMIT:]
+            if self._pending:
+                wakeup.set()
+            if not group:
+                continue
+            try:
+                async with self.engine.begin() as conn:
+                    for work, _ in group:
+                        await work(conn)
+            except Exception:
+                for work, future in group:
+                    try:
+                        async with self.engine.begin() as conn:
+                            await work(conn)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(None)
+                continue
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
 
     async def ping(self) -> bool:
         """True when the database answers."""
@@ -213,10 +285,13 @@ class MirrorWriter:
     async def write_batch(self, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
         """Apply one batch of events in one transaction (the publish activity calls this)."""
         seqs = [int(item.get("seq", 0)) for item in batch.events]
+
+        async def work(conn: AsyncConnection) -> None:
+            for event, seq in zip(events, seqs, strict=True):
+                await self._apply(conn, batch, event, seq)
+
         try:
-            async with self.engine.begin() as conn:
-                for event, seq in zip(events, seqs, strict=True):
-                    await self._apply(conn, batch, event, seq)
+            await self._transaction(work)
         except Exception:
             self.metrics.failures += 1
             raise
@@ -635,29 +710,32 @@ class MirrorWriter:
             "created_at": _now(),
             "updated_at": _now(),
         }
+
+        async def work(conn: AsyncConnection) -> None:
+            stmt = self._insert(_steps).values(values)
+            result = await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={
+                        "status": stmt.excluded.status,
+                        "attempts": stmt.excluded.attempts,
+                        "step_seq": stmt.excluded.step_seq,
+                        "updated_at": stmt.excluded.updated_at,
+                    },
+                    where=and_(
+                        _steps.c.status.not_in(_FINAL_STEP), _steps.c.attempts <= stmt.excluded.attempts
+                    ),
+                )
+            )
+            self.metrics.rows_written += result.rowcount or 0
+            await conn.execute(
+                update(_instances)
+                .where(and_(_instances.c.id == instance_id, _instances.c.status.in_(_OPEN_INSTANCE)))
+                .values(current_step=step_name, updated_at=_now())
+            )
+
         try:
-            async with self.engine.begin() as conn:
-                stmt = self._insert(_steps).values(values)
-                result = await conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["id"],
-                        set_={
-                            "status": stmt.excluded.status,
-                            "attempts": stmt.excluded.attempts,
-                            "step_seq": stmt.excluded.step_seq,
-                            "updated_at": stmt.excluded.updated_at,
-                        },
-                        where=and_(
-                            _steps.c.status.not_in(_FINAL_STEP), _steps.c.attempts <= stmt.excluded.attempts
-                        ),
-                    )
-                )
-                self.metrics.rows_written += result.rowcount or 0
-                await conn.execute(
-                    update(_instances)
-                    .where(and_(_instances.c.id == instance_id, _instances.c.status.in_(_OPEN_INSTANCE)))
-                    .values(current_step=step_name, updated_at=_now())
-                )
+            await self._transaction(work)
         except Exception:
             self.metrics.failures += 1
             raise
@@ -687,14 +765,17 @@ class MirrorWriter:
             if final:
                 values.update(status=StepStatus.FAILED, completed_at=finished)
         values.update(attempts=attempt, updated_at=finished)
+
+        async def work(conn: AsyncConnection) -> None:
+            result = await conn.execute(
+                update(_steps)
+                .where(and_(_steps.c.id == step_execution_id, _steps.c.status.not_in(_FINAL_STEP)))
+                .values(**values)
+            )
+            self.metrics.rows_written += result.rowcount or 0
+
         try:
-            async with self.engine.begin() as conn:
-                result = await conn.execute(
-                    update(_steps)
-                    .where(and_(_steps.c.id == step_execution_id, _steps.c.status.not_in(_FINAL_STEP)))
-                    .values(**values)
-                )
-                self.metrics.rows_written += result.rowcount or 0
+            await self._transaction(work)
         except Exception:
             self.metrics.failures += 1
             raise
