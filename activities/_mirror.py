@@ -478,64 +478,75 @@ class MirrorWriter:
             status=WorkflowStatus.WAITING if human else WorkflowStatus.RUNNING,
         )
 
-    async def _on_step_completed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepCompleted, seq: int
+    async def _finish_step(
+        self,
+        conn: AsyncConnection,
+        batch: EventBatch,
+        event: ev.WorkflowEvent,
+        step_id: uuid.UUID | None,
+        step_name: str,
+        **final: Any,
     ) -> None:
+        """Record a step's outcome from the workflow's own event (inserting the row if missing).
+
+        ``final`` holds the outcome columns (status, and output/error/completed_by); they and
+        ``completed_at`` overwrite an existing row, the rest only fill a missing one.
+        """
         await self._upsert_step(
             conn,
             {
-                "id": event.step_execution_id,
+                "id": step_id,
                 "instance_id": event.instance_id,
-                "step_name": event.step_name,
+                "step_name": step_name,
                 "step_type": StepType.MACHINE,
-                "status": StepStatus.SUCCEEDED,
-                "output_data": event.output_data,
                 "started_at": event.timestamp,
                 "completed_at": event.timestamp,
-                "completed_by": event.completed_by,
                 "workflow_id": batch.workflow_id,
-                "attempts": 1,
+                **final,
             },
-            update_cols=("status", "output_data", "completed_at", "completed_by"),
+            update_cols=(*(k for k in final if k != "attempts"), "completed_at"),
+        )
+
+    async def _on_step_completed(
+        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepCompleted, seq: int
+    ) -> None:
+        await self._finish_step(
+            conn,
+            batch,
+            event,
+            event.step_execution_id,
+            event.step_name,
+            status=StepStatus.SUCCEEDED,
+            output_data=event.output_data,
+            completed_by=event.completed_by,
+            attempts=1,
         )
 
     async def _on_step_failed(
         self, conn: AsyncConnection, batch: EventBatch, event: ev.StepFailed, seq: int
     ) -> None:
-        await self._upsert_step(
+        await self._finish_step(
             conn,
-            {
-                "id": event.step_execution_id,
-                "instance_id": event.instance_id,
-                "step_name": event.step_name,
-                "step_type": StepType.MACHINE,
-                "status": StepStatus.FAILED,
-                "error": f"{event.error_type}: {event.error}" if event.error_type else event.error,
-                "started_at": event.timestamp,
-                "completed_at": event.timestamp,
-                "workflow_id": batch.workflow_id,
-                "attempts": max(event.retry_count, 1),
-            },
-            update_cols=("status", "error", "completed_at"),
+            batch,
+            event,
+            event.step_execution_id,
+            event.step_name,
+            status=StepStatus.FAILED,
+            error=f"{event.error_type}: {event.error}" if event.error_type else event.error,
+            attempts=max(event.retry_count, 1),
         )
 
     async def _on_step_skipped(
         self, conn: AsyncConnection, batch: EventBatch, event: ev.StepSkipped, seq: int
     ) -> None:
-        await self._upsert_step(
+        await self._finish_step(
             conn,
-            {
-                "id": event.step_execution_id or uuid.uuid5(event.instance_id, f"skip/{seq}"),
-                "instance_id": event.instance_id,
-                "step_name": event.step_name,
-                "step_type": StepType.MACHINE,
-                "status": StepStatus.SKIPPED,
-                "error": event.reason,
-                "started_at": event.timestamp,
-                "completed_at": event.timestamp,
-                "workflow_id": batch.workflow_id,
-            },
-            update_cols=("status", "error", "completed_at"),
+            batch,
+            event,
+            event.step_execution_id or uuid.uuid5(event.instance_id, f"skip/{seq}"),
+            event.step_name,
+            status=StepStatus.SKIPPED,
+            error=event.reason,
         )
 
     async def _on_task_created(

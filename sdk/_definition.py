@@ -7,6 +7,7 @@ machine step is its plain async function, so it can be unit tested directly.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Coroutine
@@ -178,8 +179,8 @@ class HumanStep(Generic[P, F]):
         return run_human_step(self, list(args), kwargs)
 
     def form_schema(self) -> dict[str, Any]:
-        """The form's JSON schema (stored on every task of this step)."""
-        return self.form.model_json_schema()
+        """The form's JSON schema (stored on every task of this step; computed once per form)."""
+        return _form_schema(self.form)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able description of the step, with its form's JSON schema."""
@@ -190,6 +191,13 @@ class HumanStep(Generic[P, F]):
             "form_schema": self.form_schema(),
             "options": self.options.to_json(),
         }
+
+
+@functools.cache
+def _form_schema(form: type[BaseModel]) -> dict[str, Any]:
+    # Building a JSON schema costs about half a millisecond, on the workflow's hot path
+    # (inside the sandbox, once per task); a form class does not change.
+    return form.model_json_schema()
 
 
 def _referenced_names(code: Any) -> set[str]:

@@ -41,6 +41,7 @@ __all__ = [
     "TaskNotPendingError",
     "TaskRejectedError",
     "WorkflowNotFoundError",
+    "field_errors",
 ]
 
 
@@ -69,15 +70,20 @@ class FormValidationError(DurableWorkflowError, ValueError):
     @classmethod
     def from_pydantic(cls, form_name: str, exc: Any) -> FormValidationError:
         """Build from a ``pydantic.ValidationError``."""
-        errors = [
-            {
-                "field": ".".join(str(p) for p in err["loc"]) or "__root__",
-                "message": err["msg"],
-                "type": err["type"],
-            }
-            for err in exc.errors(include_url=False)
-        ]
+        errors = field_errors(exc)
         return cls(form_name, errors)
+
+
+def field_errors(exc: Any) -> list[dict[str, Any]]:
+    """One ``{"field", "message", "type"}`` entry per failing field of a pydantic ``ValidationError``."""
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "__root__",
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False)
+    ]
 
 
 class NotFoundError(DurableWorkflowError, LookupError):

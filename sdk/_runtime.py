@@ -24,7 +24,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
-from ._errors import HumanTaskExpired
+from ._errors import HumanTaskExpired, field_errors
 from ._ids import instance_id_for, step_activity_id, step_execution_id_for, task_id_for
 from ._policy import denial_reason
 from ._types import (
@@ -273,7 +273,7 @@ class WorkflowRuntime:
         try:
             completion = TaskCompletion.model_validate(payload)
         except ValidationError as exc:
-            errors = _field_errors(exc)
+            errors = field_errors(exc)
             raise Rejected("InvalidCommandError", "malformed completion payload", errors) from None
         task = self._find_task(completion.task_id, completion.tenant_id, pending=True)
         reason = denial_reason(
@@ -286,7 +286,7 @@ class WorkflowRuntime:
             value = form.model_validate(completion.data)
         except ValidationError as exc:
             raise Rejected(
-                "FormValidationError", f"invalid data for form {form.__name__}", _field_errors(exc)
+                "FormValidationError", f"invalid data for form {form.__name__}", field_errors(exc)
             ) from None
         return task, completion, value
 
@@ -313,7 +313,7 @@ class WorkflowRuntime:
             command = TaskCommand.model_validate(payload)
         except ValidationError as exc:
             raise Rejected(
-                "InvalidCommandError", f"malformed {action.value} payload", _field_errors(exc)
+                "InvalidCommandError", f"malformed {action.value} payload", field_errors(exc)
             ) from None
         task = self._find_task(command.task_id, command.tenant_id, pending=action is not TaskAction.COMMENT)
         if action is TaskAction.CLAIM and task.claimed_by not in (None, command.user):
@@ -478,17 +478,6 @@ class WorkflowRuntime:
 
 def _uuid(value: str) -> UUID:
     return UUID(value)
-
-
-def _field_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join(str(p) for p in e["loc"]) or "__root__",
-            "message": e["msg"],
-            "type": e["type"],
-        }
-        for e in exc.errors(include_url=False)
-    ]
 
 
 def _is_engine_error(err: BaseException) -> bool:
