@@ -468,7 +468,9 @@ class MirrorWriter:
                 "step_seq": event.step_seq or None,
             },
             update_cols=("started_at", "step_seq"),
-            keep_earliest_start=True,
+            # A machine step's row may already hold the activity's real start (keep the
+            # earlier); a human step's start is the workflow's, from the task that committed.
+            keep_earliest_start=not human,
         )
         await self._instance_update(
             conn,
@@ -571,7 +573,17 @@ class MirrorWriter:
             "created_at": event.timestamp,
             "updated_at": _now(),
         }
-        result = await conn.execute(self._insert(_tasks).values(values).on_conflict_do_nothing())
+        stmt = self._insert(_tasks).values(values)
+        # A workflow task can publish and then be lost (its worker killed): the task is
+        # created again by the retried workflow task, with that task's clock. Its times are
+        # the ones in the history, so they replace the lost run's while the task is pending.
+        result = await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={col: stmt.excluded[col] for col in ("created_at", "due_at", "reminder_at")},
+                where=_tasks.c.status == TaskStatus.PENDING.value,
+            )
+        )
         self.metrics.rows_written += result.rowcount or 0
         await conn.execute(
             update(_steps)
