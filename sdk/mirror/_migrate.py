@@ -7,6 +7,8 @@ tables with alembic in the same database keeps its ``alembic_version`` to itself
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from alembic import command
@@ -64,6 +66,24 @@ def _run(connection: Connection, config: Config, action: str, revision: str) -> 
 async def _migrate(database_url: str, action: str, revision: str) -> None:
     # BEGIN IMMEDIATE on SQLite and an advisory lock on PostgreSQL: two processes upgrading at
     # once run one after the other, and the second finds nothing left to do.
+    # Alembic keeps its running context in module globals, so two migrations in one process
+    # must not interleave (they would, across the awaits of an async driver): one at a time.
+    async with _process_lock():
+        await _migrate_locked(database_url, action, revision)
+
+
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _process_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _LOCKS.get(loop)
+    if lock is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
+async def _migrate_locked(database_url: str, action: str, revision: str) -> None:
     engine = create_engine(database_url, sqlite_begin_immediate=True, poolclass=NullPool)
     try:
         async with engine.begin() as connection:
