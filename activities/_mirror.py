@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -40,26 +40,18 @@ from sdk.mirror._models import (
     TaskAssignmentModel,
     TaskCommentModel,
     WorkflowDefinitionModel,
-    WorkflowInstanceModel,
 )
+
+from ._statements import KEEP_PAUSED, Statements
 
 __all__ = ["MirrorMetrics", "MirrorWriter", "definition_id_for"]
 
 _DEFINITION_NAMESPACE = uuid.UUID("0b6f6c8e-54a4-5a4e-9d39-4d7f4f1d2a60")
-_instances = cast(Table, WorkflowInstanceModel.__table__)
 _steps = cast(Table, StepExecutionModel.__table__)
 _tasks = cast(Table, HumanTaskModel.__table__)
 _definitions = cast(Table, WorkflowDefinitionModel.__table__)
 _assignments = cast(Table, TaskAssignmentModel.__table__)
 _comments = cast(Table, TaskCommentModel.__table__)
-
-_OPEN_INSTANCE = (
-    WorkflowStatus.RUNNING,
-    WorkflowStatus.WAITING,
-    WorkflowStatus.PAUSED,
-    WorkflowStatus.PENDING,
-)
-_FINAL_STEP = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELED)
 
 
 _Work = Callable[[AsyncConnection], Awaitable[None]]
@@ -109,6 +101,82 @@ class MirrorMetrics:
         }
 
 
+class _Plan:
+    """The statements that apply one batch of one instance's events, in order.
+
+    Definition rows first, then the instance's changes folded into one statement (the
+    insert when the batch starts the instance, else one update guarded by the batch's
+    newest sequence number: applying a batch's changes one by one, each guarded by its own
+    number, ends in the same row), then the step, task and audit rows in event order.
+    """
+
+    def __init__(self, writer: MirrorWriter) -> None:
+        self._sql = writer._sql
+        self._metrics = writer.metrics
+        self.head: list[tuple[Any, dict[str, Any]]] = []
+        self.ops: list[tuple[Any, dict[str, Any]]] = []
+        self.assigned: dict[uuid.UUID, str | None] = {}
+        self.on_commit: list[Callable[[], None]] = []
+        self._instance_id: uuid.UUID | None = None
+        self._start: dict[str, Any] | None = None
+        self._changes: dict[str, Any] = {}
+        self._seq = 0
+
+    def first(self, stmt: Any, params: dict[str, Any]) -> None:
+        self.head.append((stmt, params))
+
+    def add(self, stmt: Any, params: dict[str, Any]) -> None:
+        self.ops.append((stmt, params))
+
+    def _for(self, instance_id: uuid.UUID, seq: int) -> None:
+        if self._instance_id is not None and self._instance_id != instance_id:
+            raise ValueError(
+                f"a batch holds the events of one instance, got {self._instance_id} and {instance_id}"
+            )
+        self._instance_id = instance_id
+        self._seq = max(self._seq, seq)
+
+    def start_instance(self, instance_id: uuid.UUID, seq: int, values: dict[str, Any]) -> None:
+        self._for(instance_id, seq)
+        self._start = values
+
+    def instance(self, instance_id: uuid.UUID, seq: int, **changes: Any) -> None:
+        self._for(instance_id, seq)
+        self._changes.update(changes)
+
+    def _instance_statement(self) -> tuple[Any, dict[str, Any]] | None:
+        changes = self._changes
+        if self._start is not None:
+            values = dict(self._start)
+            values.update(changes)
+            if values.get("status") == KEEP_PAUSED:
+                values["status"] = WorkflowStatus.RUNNING
+            values.update(last_event_seq=self._seq, updated_at=_now())
+            return self._sql.instance_upsert(tuple(values)), values
+        if not changes:
+            return None
+        params: dict[str, Any] = {f"v_{col}": value for col, value in changes.items()}
+        params.update(
+            v_last_event_seq=self._seq, v_updated_at=_now(), b_id=self._instance_id, b_seq=self._seq
+        )
+        if "status" in changes:
+            keep = changes["status"] == KEEP_PAUSED
+            params["b_keep_paused"] = 1 if keep else 0
+            if keep:
+                params["v_status"] = WorkflowStatus.RUNNING
+        return self._sql.instance_update((*changes, "last_event_seq", "updated_at")), params
+
+    async def execute(self, conn: AsyncConnection) -> None:
+        instance = self._instance_statement()
+        for stmt, params in [*self.head, *([instance] if instance else []), *self.ops]:
+            result = await conn.execute(stmt, params)
+            self._metrics.rows_written += max(result.rowcount or 0, 0)
+
+    def committed(self) -> None:
+        for callback in self.on_commit:
+            callback()
+
+
 class MirrorWriter:
     """Writes the mirror tables; implements ``activities.EventSink``.
 
@@ -124,6 +192,9 @@ class MirrorWriter:
         self._wakeup: asyncio.Event | None = None
         self._committer: asyncio.Task[None] | None = None
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._sql = Statements(engine.dialect.name)
+        # Definitions known to have a row: an instance's first batch skips the insert.
+        self._known_definitions: set[uuid.UUID] = set()
 
     @classmethod
     def from_url(cls, database_url: str, **engine_options: Any) -> MirrorWriter:
@@ -187,6 +258,7 @@ class MirrorWriter:
                     for work, _ in group:
                         await work(conn)
             except Exception:
+                self._known_definitions.clear()  # a definition row may have gone
                 for work, future in group:
                     try:
                         async with self.engine.begin() as conn:
@@ -263,8 +335,42 @@ class MirrorWriter:
                 )
         return ids
 
-    async def _ensure_definition(self, conn: AsyncConnection, batch: EventBatch) -> uuid.UUID:
+    # -- workflow-side events ---------------------------------------------------------------
+
+    async def write_batch(self, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
+        """Apply one batch of events in one transaction (the publish activity calls this)."""
+        plan = self.plan_batch(batch, events)
+        try:
+            await self._transaction(plan.execute)
+        except Exception:
+            self.metrics.failures += 1
+            raise
+        plan.committed()
+        committed = _now()
+        self.metrics.batches += 1
+        for item, event in zip(batch.events, events, strict=True):
+            # Non-urgent events ride along with a later flush; their rows were written earlier.
+            if item.get("urgent", True):
+                self.metrics.observe_lag(max(0.0, (committed - event.timestamp).total_seconds()))
+
+    def plan_batch(self, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> _Plan:
+        """The statements that apply ``events``: instance changes folded into one, then rows."""
+        plan = _Plan(self)
+        seqs = [int(item.get("seq", 0)) for item in batch.events]
+        # A human step's row takes its assignee from the task created with it.
+        for event in events:
+            if isinstance(event, ev.HumanTaskCreated) and event.step_execution_id is not None:
+                plan.assigned[event.step_execution_id] = event.assignee_id or event.assignee_group
+        for event, seq in zip(events, seqs, strict=True):
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, plan, batch, event, seq)
+        return plan
+
+    def _ensure_definition(self, plan: _Plan, batch: EventBatch) -> uuid.UUID:
         row_id = definition_id_for(batch.workflow_type)
+        if row_id in self._known_definitions:
+            return row_id
         definition = registry.by_type(batch.workflow_type)
         values = {
             "id": row_id,
@@ -277,93 +383,46 @@ class MirrorWriter:
             "created_at": _now(),
             "updated_at": _now(),
         }
-        await conn.execute(self._insert(_definitions).values(values).on_conflict_do_nothing())
+        plan.first(self._sql.definition_insert(), values)
+        plan.on_commit.append(lambda: self._known_definitions.add(row_id))
         return row_id
 
-    # -- workflow-side events ---------------------------------------------------------------
-
-    async def write_batch(self, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
-        """Apply one batch of events in one transaction (the publish activity calls this)."""
-        seqs = [int(item.get("seq", 0)) for item in batch.events]
-
-        async def work(conn: AsyncConnection) -> None:
-            for event, seq in zip(events, seqs, strict=True):
-                await self._apply(conn, batch, event, seq)
-
-        try:
-            await self._transaction(work)
-        except Exception:
-            self.metrics.failures += 1
-            raise
-        committed = _now()
-        self.metrics.batches += 1
-        for item, event in zip(batch.events, events, strict=True):
-            # Non-urgent events ride along with a later flush; their rows were written earlier.
-            if item.get("urgent", True):
-                self.metrics.observe_lag(max(0.0, (committed - event.timestamp).total_seconds()))
-
-    async def _apply(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowEvent, seq: int
+    def _on_workflow_started(
+        self, plan: _Plan, batch: EventBatch, event: ev.WorkflowStarted, seq: int
     ) -> None:
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            await handler(self, conn, batch, event, seq)
-
-    async def _instance_update(
-        self, conn: AsyncConnection, instance_id: uuid.UUID, seq: int, **values: Any
-    ) -> None:
-        """Update the instance row only if this event is newer than the last one applied."""
-        values.update(last_event_seq=seq, updated_at=_now())
-        result = await conn.execute(
-            update(_instances)
-            .where(and_(_instances.c.id == instance_id, _instances.c.last_event_seq < seq))
-            .values(**values)
-        )
-        self.metrics.rows_written += result.rowcount or 0
-
-    async def _on_workflow_started(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowStarted, seq: int
-    ) -> None:
-        definition_id = await self._ensure_definition(conn, batch)
-        values = {
-            "id": event.instance_id,
-            "definition_id": definition_id,
-            "workflow_name": event.workflow_name,
-            "workflow_version": event.workflow_version,
-            "status": WorkflowStatus.RUNNING,
-            "current_step": None,
-            "context_data": {},
-            "metadata": {
-                "input": event.initial_data,
-                "workflow_type": batch.workflow_type,
-                "namespace": batch.namespace,
+        definition_id = self._ensure_definition(plan, batch)
+        plan.start_instance(
+            event.instance_id,
+            seq,
+            {
+                "id": event.instance_id,
+                "definition_id": definition_id,
+                "workflow_name": event.workflow_name,
+                "workflow_version": event.workflow_version,
+                "status": WorkflowStatus.RUNNING,
+                "current_step": None,
+                "context_data": {},
+                "metadata": {
+                    "input": event.initial_data,
+                    "workflow_type": batch.workflow_type,
+                    "namespace": batch.namespace,
+                },
+                "started_at": event.timestamp,
+                "tenant_id": event.tenant_id,
+                "created_by": event.user_id,
+                "workflow_id": batch.workflow_id,
+                "run_id": batch.run_id,
+                "task_queue": batch.task_queue,
+                "error": None,
+                "completed_at": None,
+                "created_at": _now(),
             },
-            "started_at": event.timestamp,
-            "tenant_id": event.tenant_id,
-            "created_by": event.user_id,
-            "workflow_id": batch.workflow_id,
-            "run_id": batch.run_id,
-            "task_queue": batch.task_queue,
-            "last_event_seq": seq,
-            "created_at": _now(),
-            "updated_at": _now(),
-        }
-        values.update(error=None, completed_at=None)
-        stmt = self._insert(_instances).values(values)
-        result = await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={k: stmt.excluded[k] for k in values if k not in ("id", "created_at")},
-                where=_instances.c.last_event_seq < stmt.excluded.last_event_seq,
-            )
         )
-        self.metrics.rows_written += result.rowcount or 0
 
-    async def _on_workflow_completed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowCompleted, seq: int
+    def _on_workflow_completed(
+        self, plan: _Plan, batch: EventBatch, event: ev.WorkflowCompleted, seq: int
     ) -> None:
-        await self._instance_update(
-            conn,
+        plan.instance(
             event.instance_id,
             seq,
             status=WorkflowStatus.COMPLETED,
@@ -372,60 +431,58 @@ class MirrorWriter:
             context_data={"result": event.result, "final_step": event.final_step},
         )
 
-    async def _on_workflow_failed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowFailed, seq: int
-    ) -> None:
-        await self._instance_update(
-            conn,
+    def _on_workflow_failed(self, plan: _Plan, batch: EventBatch, event: ev.WorkflowFailed, seq: int) -> None:
+        plan.instance(
             event.instance_id,
             seq,
             status=WorkflowStatus.FAILED,
             error=f"{event.error_type}: {event.error}" if event.error_type else event.error,
             completed_at=event.timestamp,
         )
-        await self._close_open_work(conn, event.instance_id, event.timestamp)
+        self._close_open_work(plan, event.instance_id, event.timestamp)
 
-    async def _on_workflow_canceled(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowCanceled, seq: int
+    def _on_workflow_canceled(
+        self, plan: _Plan, batch: EventBatch, event: ev.WorkflowCanceled, seq: int
     ) -> None:
-        await self._instance_update(
-            conn,
+        plan.instance(
             event.instance_id,
             seq,
             status=WorkflowStatus.CANCELED,
             error=f"canceled: {event.reason}" + (f" (by {event.canceled_by})" if event.canceled_by else ""),
             completed_at=event.timestamp,
         )
-        await self._close_open_work(conn, event.instance_id, event.timestamp)
+        self._close_open_work(plan, event.instance_id, event.timestamp)
 
-    async def _close_open_work(self, conn: AsyncConnection, instance_id: uuid.UUID, at: datetime) -> None:
+    def _close_open_work(self, plan: _Plan, instance_id: uuid.UUID, at: datetime) -> None:
         """Pending tasks become canceled and unfinished steps canceled when an instance ends."""
-        result = await conn.execute(
-            update(_tasks)
-            .where(and_(_tasks.c.instance_id == instance_id, _tasks.c.status == TaskStatus.PENDING.value))
-            .values(status=TaskStatus.CANCELED.value, completed_at=at, updated_at=_now())
+        plan.add(
+            self._sql.close_tasks(),
+            {
+                "b_instance_id": instance_id,
+                "v_status": TaskStatus.CANCELED.value,
+                "v_completed_at": at,
+                "v_updated_at": _now(),
+            },
         )
-        self.metrics.rows_written += result.rowcount or 0
-        result = await conn.execute(
-            update(_steps)
-            .where(and_(_steps.c.instance_id == instance_id, _steps.c.status.not_in(_FINAL_STEP)))
-            .values(status=StepStatus.CANCELED, completed_at=at, updated_at=_now())
+        plan.add(
+            self._sql.close_steps(),
+            {
+                "b_instance_id": instance_id,
+                "v_status": StepStatus.CANCELED,
+                "v_completed_at": at,
+                "v_updated_at": _now(),
+            },
         )
-        self.metrics.rows_written += result.rowcount or 0
 
-    async def _on_paused(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowPaused, seq: int
-    ) -> None:
-        await self._instance_update(conn, event.instance_id, seq, status=WorkflowStatus.PAUSED)
+    def _on_paused(self, plan: _Plan, batch: EventBatch, event: ev.WorkflowPaused, seq: int) -> None:
+        plan.instance(event.instance_id, seq, status=WorkflowStatus.PAUSED)
 
-    async def _on_resumed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.WorkflowResumed, seq: int
-    ) -> None:
-        await self._instance_update(conn, event.instance_id, seq, status=WorkflowStatus.RUNNING)
+    def _on_resumed(self, plan: _Plan, batch: EventBatch, event: ev.WorkflowResumed, seq: int) -> None:
+        plan.instance(event.instance_id, seq, status=WorkflowStatus.RUNNING)
 
-    async def _upsert_step(
+    def _upsert_step(
         self,
-        conn: AsyncConnection,
+        plan: _Plan,
         values: dict[str, Any],
         update_cols: Sequence[str],
         *,
@@ -439,50 +496,39 @@ class MirrorWriter:
         """
         values.setdefault("created_at", _now())
         values["updated_at"] = _now()
-        stmt = self._insert(_steps).values(values)
-        set_: dict[str, Any] = {col: stmt.excluded[col] for col in (*update_cols, "updated_at")}
-        if keep_earliest_start:
-            set_["started_at"] = case(
-                (_steps.c.started_at > stmt.excluded.started_at, stmt.excluded.started_at),
-                else_=_steps.c.started_at,
-            )
-        result = await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
-        self.metrics.rows_written += result.rowcount or 0
+        plan.add(self._sql.step_upsert(update_cols, keep_earliest_start=keep_earliest_start), values)
 
-    async def _on_step_started(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepStarted, seq: int
-    ) -> None:
+    def _on_step_started(self, plan: _Plan, batch: EventBatch, event: ev.StepStarted, seq: int) -> None:
         human = event.step_type == StepType.HUMAN.value
-        await self._upsert_step(
-            conn,
-            {
-                "id": event.step_execution_id,
-                "instance_id": event.instance_id,
-                "step_name": event.step_name,
-                "step_type": StepType(event.step_type),
-                "status": StepStatus.WAITING if human else StepStatus.RUNNING,
-                "input_data": event.input_data,
-                "started_at": event.timestamp,
-                "workflow_id": batch.workflow_id,
-                "attempts": 0 if human else 1,
-                "step_seq": event.step_seq or None,
-            },
-            update_cols=("started_at", "step_seq"),
-            # A machine step's row may already hold the activity's real start (keep the
-            # earlier); a human step's start is the workflow's, from the task that committed.
-            keep_earliest_start=not human,
-        )
-        await self._instance_update(
-            conn,
+        values: dict[str, Any] = {
+            "id": event.step_execution_id,
+            "instance_id": event.instance_id,
+            "step_name": event.step_name,
+            "step_type": StepType(event.step_type),
+            "status": StepStatus.WAITING if human else StepStatus.RUNNING,
+            "input_data": event.input_data,
+            "started_at": event.timestamp,
+            "workflow_id": batch.workflow_id,
+            "attempts": 0 if human else 1,
+            "step_seq": event.step_seq or None,
+        }
+        update_cols: tuple[str, ...] = ("started_at", "step_seq")
+        if event.step_execution_id in plan.assigned:
+            values["assigned_to"] = plan.assigned.pop(event.step_execution_id)
+            update_cols += ("assigned_to",)
+        # A machine step's row may already hold the activity's real start (keep the earlier);
+        # a human step's start is the workflow's, from the task that committed.
+        self._upsert_step(plan, values, update_cols, keep_earliest_start=not human)
+        plan.instance(
             event.instance_id,
             seq,
             current_step=event.step_name,
             status=WorkflowStatus.WAITING if human else WorkflowStatus.RUNNING,
         )
 
-    async def _finish_step(
+    def _finish_step(
         self,
-        conn: AsyncConnection,
+        plan: _Plan,
         batch: EventBatch,
         event: ev.WorkflowEvent,
         step_id: uuid.UUID | None,
@@ -494,8 +540,8 @@ class MirrorWriter:
         ``final`` holds the outcome columns (status, and output/error/completed_by); they and
         ``completed_at`` overwrite an existing row, the rest only fill a missing one.
         """
-        await self._upsert_step(
-            conn,
+        self._upsert_step(
+            plan,
             {
                 "id": step_id,
                 "instance_id": event.instance_id,
@@ -509,11 +555,9 @@ class MirrorWriter:
             update_cols=(*(k for k in final if k != "attempts"), "completed_at"),
         )
 
-    async def _on_step_completed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepCompleted, seq: int
-    ) -> None:
-        await self._finish_step(
-            conn,
+    def _on_step_completed(self, plan: _Plan, batch: EventBatch, event: ev.StepCompleted, seq: int) -> None:
+        self._finish_step(
+            plan,
             batch,
             event,
             event.step_execution_id,
@@ -524,11 +568,9 @@ class MirrorWriter:
             attempts=1,
         )
 
-    async def _on_step_failed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepFailed, seq: int
-    ) -> None:
-        await self._finish_step(
-            conn,
+    def _on_step_failed(self, plan: _Plan, batch: EventBatch, event: ev.StepFailed, seq: int) -> None:
+        self._finish_step(
+            plan,
             batch,
             event,
             event.step_execution_id,
@@ -538,11 +580,9 @@ class MirrorWriter:
             attempts=max(event.retry_count, 1),
         )
 
-    async def _on_step_skipped(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.StepSkipped, seq: int
-    ) -> None:
-        await self._finish_step(
-            conn,
+    def _on_step_skipped(self, plan: _Plan, batch: EventBatch, event: ev.StepSkipped, seq: int) -> None:
+        self._finish_step(
+            plan,
             batch,
             event,
             event.step_execution_id or uuid.uuid5(event.instance_id, f"skip/{seq}"),
@@ -551,83 +591,71 @@ class MirrorWriter:
             error=event.reason,
         )
 
-    async def _on_task_created(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskCreated, seq: int
-    ) -> None:
-        values = {
-            "id": event.task_id,
-            "instance_id": event.instance_id,
-            "step_execution_id": event.step_execution_id,
-            "step_name": event.step_name,
-            "title": (event.title or event.step_name)[:500],
-            "description": event.description,
-            "form_schema": event.form_schema,
-            "assignee_id": event.assignee_id,
-            "assignee_group": event.assignee_group,
-            "due_at": event.due_at,
-            "reminder_at": event.reminder_at,
-            "status": TaskStatus.PENDING.value,
-            "require_claim": event.require_claim,
-            "tenant_id": batch.tenant_id,
-            "workflow_id": batch.workflow_id,
-            "created_at": event.timestamp,
-            "updated_at": _now(),
-        }
-        stmt = self._insert(_tasks).values(values)
+    def _on_task_created(self, plan: _Plan, batch: EventBatch, event: ev.HumanTaskCreated, seq: int) -> None:
         # A workflow task can publish and then be lost (its worker killed): the task is
         # created again by the retried workflow task, with that task's clock. Its times are
         # the ones in the history, so they replace the lost run's while the task is pending.
-        result = await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={col: stmt.excluded[col] for col in ("created_at", "due_at", "reminder_at")},
-                where=_tasks.c.status == TaskStatus.PENDING.value,
+        plan.add(
+            self._sql.task_insert(),
+            {
+                "id": event.task_id,
+                "instance_id": event.instance_id,
+                "step_execution_id": event.step_execution_id,
+                "step_name": event.step_name,
+                "title": (event.title or event.step_name)[:500],
+                "description": event.description,
+                "form_schema": event.form_schema,
+                "assignee_id": event.assignee_id,
+                "assignee_group": event.assignee_group,
+                "due_at": event.due_at,
+                "reminder_at": event.reminder_at,
+                "status": TaskStatus.PENDING.value,
+                "require_claim": event.require_claim,
+                "tenant_id": batch.tenant_id,
+                "workflow_id": batch.workflow_id,
+                "created_at": event.timestamp,
+                "updated_at": _now(),
+            },
+        )
+        if event.step_execution_id in plan.assigned:  # its StepStarted is in another batch
+            plan.add(
+                self._sql.update_by_id(_steps, ("assigned_to",)),
+                {
+                    "b_id": event.step_execution_id,
+                    "v_assigned_to": plan.assigned.pop(event.step_execution_id),
+                },
             )
-        )
-        self.metrics.rows_written += result.rowcount or 0
-        await conn.execute(
-            update(_steps)
-            .where(_steps.c.id == event.step_execution_id)
-            .values(assigned_to=event.assignee_id or event.assignee_group)
-        )
 
-    async def _on_task_completed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskCompleted, seq: int
+    def _on_task_completed(
+        self, plan: _Plan, batch: EventBatch, event: ev.HumanTaskCompleted, seq: int
     ) -> None:
         expired = event.status == TaskStatus.EXPIRED.value
-        result = await conn.execute(
-            update(_tasks)
-            .where(and_(_tasks.c.id == event.task_id, _tasks.c.status == TaskStatus.PENDING.value))
-            .values(
-                status=event.status,
-                completed_at=event.timestamp,
-                completed_by=None if expired else event.completed_by,
-                form_data=event.form_data,
-                comment=event.comment,
-                updated_at=_now(),
-            )
+        plan.add(
+            self._sql.task_complete(),
+            {
+                "b_id": event.task_id,
+                "v_status": event.status,
+                "v_completed_at": event.timestamp,
+                "v_completed_by": None if expired else event.completed_by,
+                "v_form_data": event.form_data,
+                "v_comment": event.comment,
+                "v_updated_at": _now(),
+            },
         )
-        self.metrics.rows_written += result.rowcount or 0
         # A task answered while the instance is paused leaves it paused.
-        paused = _instances.c.status == WorkflowStatus.PAUSED
-        await self._instance_update(
-            conn,
-            event.instance_id,
-            seq,
-            status=case((paused, _instances.c.status), else_=WorkflowStatus.RUNNING),
-        )
+        plan.instance(event.instance_id, seq, status=KEEP_PAUSED)
 
-    async def _on_task_reassigned(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskReassigned, seq: int
+    def _on_task_reassigned(
+        self, plan: _Plan, batch: EventBatch, event: ev.HumanTaskReassigned, seq: int
     ) -> None:
         changes: dict[str, Any] = {"claimed_by": None, "claimed_at": None, "updated_at": _now()}
         if event.to_assignee_id is not None:
             changes["assignee_id"] = event.to_assignee_id
         if event.to_assignee_group is not None:
             changes["assignee_group"] = event.to_assignee_group
-        await conn.execute(update(_tasks).where(_tasks.c.id == event.task_id).values(**changes))
-        await self._audit_assignment(
-            conn,
+        self._update_task(plan, event.task_id, changes)
+        self._audit_assignment(
+            plan,
             event,
             seq,
             event.task_id,
@@ -638,30 +666,35 @@ class MirrorWriter:
             reason=event.reason,
         )
 
-    async def _audit_assignment(
-        self, conn: AsyncConnection, event: ev.WorkflowEvent, seq: int, task_id: uuid.UUID, **values: Any
+    def _update_task(self, plan: _Plan, task_id: uuid.UUID, changes: dict[str, Any]) -> None:
+        params: dict[str, Any] = {"b_id": task_id}
+        params.update({f"v_{col}": value for col, value in changes.items()})
+        plan.add(self._sql.update_by_id(_tasks, tuple(changes)), params)
+
+    def _audit_assignment(
+        self, plan: _Plan, event: ev.WorkflowEvent, seq: int, task_id: uuid.UUID, **values: Any
     ) -> None:
         row = {
             "id": uuid.uuid5(event.instance_id, f"assignment/{seq}"),
             "task_id": task_id,
             "at": event.timestamp,
+            "from_assignee": None,
+            "to_assignee": None,
+            "reason": None,
             "created_at": _now(),
             "updated_at": _now(),
             **values,
         }
-        result = await conn.execute(self._insert(_assignments).values(row).on_conflict_do_nothing())
-        self.metrics.rows_written += result.rowcount or 0
+        plan.add(self._sql.insert_ignore(_assignments), row)
 
-    async def _on_task_claimed(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskClaimed, seq: int
-    ) -> None:
-        await conn.execute(
-            update(_tasks)
-            .where(_tasks.c.id == event.task_id)
-            .values(claimed_by=event.claimed_by, claimed_at=event.timestamp, updated_at=_now())
+    def _on_task_claimed(self, plan: _Plan, batch: EventBatch, event: ev.HumanTaskClaimed, seq: int) -> None:
+        self._update_task(
+            plan,
+            event.task_id,
+            {"claimed_by": event.claimed_by, "claimed_at": event.timestamp, "updated_at": _now()},
         )
-        await self._audit_assignment(
-            conn,
+        self._audit_assignment(
+            plan,
             event,
             seq,
             event.task_id,
@@ -670,16 +703,12 @@ class MirrorWriter:
             by_user=event.claimed_by,
         )
 
-    async def _on_task_released(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskReleased, seq: int
+    def _on_task_released(
+        self, plan: _Plan, batch: EventBatch, event: ev.HumanTaskReleased, seq: int
     ) -> None:
-        await conn.execute(
-            update(_tasks)
-            .where(_tasks.c.id == event.task_id)
-            .values(claimed_by=None, claimed_at=None, updated_at=_now())
-        )
-        await self._audit_assignment(
-            conn,
+        self._update_task(plan, event.task_id, {"claimed_by": None, "claimed_at": None, "updated_at": _now()})
+        self._audit_assignment(
+            plan,
             event,
             seq,
             event.task_id,
@@ -688,21 +717,22 @@ class MirrorWriter:
             by_user=event.released_by,
         )
 
-    async def _on_task_commented(
-        self, conn: AsyncConnection, batch: EventBatch, event: ev.HumanTaskCommented, seq: int
+    def _on_task_commented(
+        self, plan: _Plan, batch: EventBatch, event: ev.HumanTaskCommented, seq: int
     ) -> None:
-        row = {
-            "id": event.comment_id,
-            "task_id": event.task_id,
-            "instance_id": event.instance_id,
-            "author": event.author,
-            "body": event.body,
-            "posted_at": event.timestamp,
-            "created_at": _now(),
-            "updated_at": _now(),
-        }
-        result = await conn.execute(self._insert(_comments).values(row).on_conflict_do_nothing())
-        self.metrics.rows_written += result.rowcount or 0
+        plan.add(
+            self._sql.insert_ignore(_comments),
+            {
+                "id": event.comment_id,
+                "task_id": event.task_id,
+                "instance_id": event.instance_id,
+                "author": event.author,
+                "body": event.body,
+                "posted_at": event.timestamp,
+                "created_at": _now(),
+                "updated_at": _now(),
+            },
+        )
 
     # -- activity-side attempts -------------------------------------------------------------
 
@@ -735,26 +765,11 @@ class MirrorWriter:
         }
 
         async def work(conn: AsyncConnection) -> None:
-            stmt = self._insert(_steps).values(values)
-            result = await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={
-                        "status": stmt.excluded.status,
-                        "attempts": stmt.excluded.attempts,
-                        "step_seq": stmt.excluded.step_seq,
-                        "updated_at": stmt.excluded.updated_at,
-                    },
-                    where=and_(
-                        _steps.c.status.not_in(_FINAL_STEP), _steps.c.attempts <= stmt.excluded.attempts
-                    ),
-                )
-            )
+            result = await conn.execute(self._sql.attempt_started(), values)
             self.metrics.rows_written += result.rowcount or 0
             await conn.execute(
-                update(_instances)
-                .where(and_(_instances.c.id == instance_id, _instances.c.status.in_(_OPEN_INSTANCE)))
-                .values(current_step=step_name, updated_at=_now())
+                self._sql.instance_current_step(),
+                {"b_id": instance_id, "v_current_step": step_name, "v_updated_at": _now()},
             )
 
         try:
@@ -789,12 +804,12 @@ class MirrorWriter:
                 values.update(status=StepStatus.FAILED, completed_at=finished)
         values.update(attempts=attempt, updated_at=finished)
 
+        stmt = self._sql.attempt_finished(tuple(values))
+        params = {f"v_{col}": value for col, value in values.items()}
+        params["b_id"] = step_execution_id
+
         async def work(conn: AsyncConnection) -> None:
-            result = await conn.execute(
-                update(_steps)
-                .where(and_(_steps.c.id == step_execution_id, _steps.c.status.not_in(_FINAL_STEP)))
-                .values(**values)
-            )
+            result = await conn.execute(stmt, params)
             self.metrics.rows_written += result.rowcount or 0
 
         try:
