@@ -11,19 +11,31 @@ means "no tenant filter" (single-tenant applications and operators), not "rows w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, UnaryExpression, func, or_, select
+from pydantic import BaseModel
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    UnaryExpression,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import raiseload
 
 from sdk._errors import InstanceNotFoundError, TaskNotFoundError
 from sdk._types import TaskStatus, WorkflowStatus
 
-from ._base import MirrorBase, utcnow
+from ._base import utcnow
 from ._models import (
     HumanTaskModel,
     StepExecutionModel,
@@ -38,35 +50,172 @@ __all__ = ["DEFAULT_LIMIT", "MirrorQueries"]
 DEFAULT_LIMIT = 50
 """Page size when a method is called without ``limit``."""
 
-M = TypeVar("M", bound=MirrorBase)
-R = TypeVar("R")
+R = TypeVar("R", bound=BaseModel)
+
+# The statements are Core selects of the row models' columns (no ORM entities: nothing to load
+# into an identity map, rows go straight into the pydantic models), built once per combination
+# of filters with named parameters, so that a call neither builds a statement nor computes its
+# cache key (SQLAlchemy memoizes it on the statement object).
+_TASKS = cast(Table, HumanTaskModel.__table__)
+_INSTANCES = cast(Table, WorkflowInstanceModel.__table__)
+_STEPS = cast(Table, StepExecutionModel.__table__)
+_COMMENTS = cast(Table, TaskCommentModel.__table__)
+_ASSIGNMENTS = cast(Table, TaskAssignmentModel.__table__)
 
 _PENDING = TaskStatus.PENDING.value
+_LIMIT: BindParameter[int] = bindparam("limit", type_=Integer)
+_OFFSET: BindParameter[int] = bindparam("offset", type_=Integer)
 
 # Total orders. Tasks: soonest due first, undated last (PostgreSQL's default for an ascending
 # index, so ix_human_tasks_tenant_id_status_due_at serves it). Instances: newest first.
 _TASK_ORDER = (
-    HumanTaskModel.due_at.asc().nulls_last(),
-    HumanTaskModel.created_at.asc(),
-    HumanTaskModel.id.asc(),
+    _TASKS.c.due_at.asc().nulls_last(),
+    _TASKS.c.created_at.asc(),
+    _TASKS.c.id.asc(),
 )
-_INSTANCE_TASK_ORDER = (HumanTaskModel.created_at.asc(), HumanTaskModel.id.asc())
-_INSTANCE_ORDER = (WorkflowInstanceModel.created_at.desc(), WorkflowInstanceModel.id.desc())
+_INSTANCE_TASK_ORDER = (_TASKS.c.created_at.asc(), _TASKS.c.id.asc())
+_INSTANCE_ORDER = (_INSTANCES.c.created_at.desc(), _INSTANCES.c.id.desc())
 _STEP_ORDER = (
-    StepExecutionModel.started_at.asc(),
-    StepExecutionModel.step_seq.asc().nulls_last(),
-    StepExecutionModel.id.asc(),
+    _STEPS.c.started_at.asc(),
+    _STEPS.c.step_seq.asc().nulls_last(),
+    _STEPS.c.id.asc(),
 )
 _COMMENT_ORDER = (
-    TaskCommentModel.posted_at.asc(),
-    TaskCommentModel.created_at.asc(),
-    TaskCommentModel.id.asc(),
+    _COMMENTS.c.posted_at.asc(),
+    _COMMENTS.c.created_at.asc(),
+    _COMMENTS.c.id.asc(),
 )
 _ASSIGNMENT_ORDER = (
-    TaskAssignmentModel.at.asc(),
-    TaskAssignmentModel.created_at.asc(),
-    TaskAssignmentModel.id.asc(),
+    _ASSIGNMENTS.c.at.asc(),
+    _ASSIGNMENTS.c.created_at.asc(),
+    _ASSIGNMENTS.c.id.asc(),
 )
+
+
+def _param(name: str, expanding: bool = False) -> BindParameter[Any]:
+    return bindparam(name, expanding=expanding)
+
+
+# Every filter a method may apply, by name, with named parameters: a call picks some (see
+# _Listing) and passes the values of their parameters.
+_USER = _TASKS.c.assignee_id == _param("user")
+_IN_GROUPS = _TASKS.c.assignee_group.in_(_param("groups", expanding=True))
+_TASK_FILTERS: dict[str, ColumnElement[bool]] = {
+    "pending": _TASKS.c.status == _PENDING,
+    "user": _USER,
+    "user_or_groups": or_(_USER, _IN_GROUPS),
+    "user_or_unclaimed_groups": or_(
+        _USER,
+        and_(
+            _IN_GROUPS,
+            or_(_TASKS.c.claimed_by.is_(None), _TASKS.c.claimed_by == _param("user")),
+        ),
+    ),
+    "tenant_id": _TASKS.c.tenant_id == _param("tenant_id"),
+    "assignee_id": _TASKS.c.assignee_id == _param("assignee_id"),
+    "group": _TASKS.c.assignee_group.in_(_param("group", expanding=True)),
+    "due_before": _TASKS.c.due_at < _param("due_before"),
+    "instance_id": _TASKS.c.instance_id == _param("instance_id"),
+    "status": _TASKS.c.status.in_(_param("status", expanding=True)),
+    "id": _TASKS.c.id == _param("id"),
+}
+_INSTANCE_FILTERS: dict[str, ColumnElement[bool]] = {
+    "id": _INSTANCES.c.id == _param("id"),
+    "workflow_id": _INSTANCES.c.workflow_id == _param("workflow_id"),
+    "tenant_id": _INSTANCES.c.tenant_id == _param("tenant_id"),
+    "status": _INSTANCES.c.status.in_(_param("status", expanding=True)),
+    "workflow_name": _INSTANCES.c.workflow_name == _param("workflow_name"),
+    "workflow_version": _INSTANCES.c.workflow_version == _param("workflow_version"),
+    "created_by": _INSTANCES.c.created_by == _param("created_by"),
+    "created_after": _INSTANCES.c.created_at >= _param("created_after"),
+    "created_before": _INSTANCES.c.created_at < _param("created_before"),
+    "started_after": _INSTANCES.c.started_at >= _param("started_after"),
+    "started_before": _INSTANCES.c.started_at < _param("started_before"),
+}
+
+
+class _Listing:
+    """The statements of one kind of read: a row model's columns of one table, in one order.
+
+    Each method gives the statement(s) for one combination of the named filters (ANDed in the
+    order given), built on first use and reused afterwards.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        row: type[BaseModel],
+        filters: Mapping[str, ColumnElement[bool]],
+        order: Sequence[UnaryExpression[Any]],
+    ) -> None:
+        self._table = table
+        # The row model's columns, in the table's order.
+        self._rows = select(*(column for column in table.c if column.name in row.model_fields))
+        self._filters = filters
+        self._order = tuple(order)
+        self._built: dict[tuple[str, tuple[str, ...]], tuple[Select[Any], ...]] = {}
+
+    def _where(self, names: tuple[str, ...]) -> list[ColumnElement[bool]]:
+        return [self._filters[name] for name in names]
+
+    def page(self, names: tuple[str, ...]) -> tuple[Select[Any], Select[Any]]:
+        """A page of rows (parameters ``limit`` and ``offset``), and the COUNT of all rows."""
+        key = ("page", names)
+        built = self._built.get(key)
+        if built is None:
+            where = self._where(names)
+            rows = self._rows.where(*where).order_by(*self._order).limit(_LIMIT).offset(_OFFSET)
+            built = self._built[key] = (rows, select(func.count()).select_from(self._table).where(*where))
+        return built[0], built[1]
+
+    def first(self, names: tuple[str, ...]) -> Select[Any]:
+        """The first row in the order."""
+        key = ("first", names)
+        built = self._built.get(key)
+        if built is None:
+            built = self._built[key] = (
+                self._rows.where(*self._where(names)).order_by(*self._order).limit(1),
+            )
+        return built[0]
+
+    def find(self, names: tuple[str, ...]) -> Select[Any]:
+        """The rows, unordered (for lookups by a unique key)."""
+        key = ("find", names)
+        built = self._built.get(key)
+        if built is None:
+            built = self._built[key] = (self._rows.where(*self._where(names)),)
+        return built[0]
+
+
+_TASK_LISTING = _Listing(_TASKS, TaskRow, _TASK_FILTERS, _TASK_ORDER)
+_INSTANCE_TASK_LISTING = _Listing(_TASKS, TaskRow, _TASK_FILTERS, _INSTANCE_TASK_ORDER)
+_INSTANCE_LISTING = _Listing(_INSTANCES, InstanceRow, _INSTANCE_FILTERS, _INSTANCE_ORDER)
+# The latest run of a workflow id: by start time, then the instance order.
+_LATEST_RUN = _Listing(
+    _INSTANCES, InstanceRow, _INSTANCE_FILTERS, (_INSTANCES.c.started_at.desc(), *_INSTANCE_ORDER)
+)
+_STEP_LISTING = _Listing(
+    _STEPS, StepRow, {"instance_id": _STEPS.c.instance_id == _param("instance_id")}, _STEP_ORDER
+)
+_COMMENT_LISTING = _Listing(
+    _COMMENTS, CommentRow, {"task_id": _COMMENTS.c.task_id == _param("task_id")}, _COMMENT_ORDER
+)
+_ASSIGNMENT_LISTING = _Listing(
+    _ASSIGNMENTS,
+    AssignmentRow,
+    {"task_id": _ASSIGNMENTS.c.task_id == _param("task_id")},
+    _ASSIGNMENT_ORDER,
+)
+
+
+def _id_lookup(table: Table) -> dict[bool, Select[Any]]:
+    """The id of the row with id ``:id`` (if any), by whether it must be in tenant ``:tenant_id``."""
+    by_id = select(table.c.id).where(table.c.id == _param("id"))
+    return {False: by_id, True: by_id.where(table.c.tenant_id == _param("tenant_id"))}
+
+
+_VISIBLE_INSTANCE = _id_lookup(_INSTANCES)
+_VISIBLE_TASK = _id_lookup(_TASKS)
 
 
 def _as_uuid(value: UUID | str) -> UUID | None:
@@ -138,17 +287,14 @@ class MirrorQueries:
             Tasks ordered by due time (undated last), then creation time.
         """
         group_list = list(groups)
-        mine: list[ColumnElement[bool]] = [HumanTaskModel.assignee_id == user]
+        params: dict[str, Any] = {"user": user}
         if group_list:
-            in_group: ColumnElement[bool] = HumanTaskModel.assignee_group.in_(group_list)
-            if not include_claimed_by_others:
-                in_group = in_group & or_(
-                    HumanTaskModel.claimed_by.is_(None), HumanTaskModel.claimed_by == user
-                )
-            mine.append(in_group)
-        filters = [HumanTaskModel.status == _PENDING, or_(*mine)]
-        filters += self._task_filters(tenant_id=tenant_id, due_before=_aware(due_before, "due_before"))
-        return await self._page(HumanTaskModel, filters, _TASK_ORDER, TaskRow.model_validate, limit, offset)
+            mine = "user_or_groups" if include_claimed_by_others else "user_or_unclaimed_groups"
+            params["groups"] = group_list
+        else:
+            mine = "user"
+        names = ("pending", mine, *self._task_filters(params, tenant_id=tenant_id, due_before=due_before))
+        return await self._page(_TASK_LISTING, names, params, TaskRow.model_validate, limit, offset)
 
     async def pending_tasks(
         self,
@@ -173,14 +319,14 @@ class MirrorQueries:
         Returns:
             Tasks ordered by due time (undated last), then creation time.
         """
-        filters = [HumanTaskModel.status == _PENDING]
-        filters += self._task_filters(
-            tenant_id=tenant_id,
-            assignee_id=assignee_id,
-            group=group,
-            due_before=_aware(due_before, "due_before"),
+        params: dict[str, Any] = {}
+        names = (
+            "pending",
+            *self._task_filters(
+                params, tenant_id=tenant_id, assignee_id=assignee_id, group=group, due_before=due_before
+            ),
         )
-        return await self._page(HumanTaskModel, filters, _TASK_ORDER, TaskRow.model_validate, limit, offset)
+        return await self._page(_TASK_LISTING, names, params, TaskRow.model_validate, limit, offset)
 
     async def overdue_tasks(
         self,
@@ -217,8 +363,7 @@ class MirrorQueries:
         Raises:
             TaskNotFoundError: No such task, or it belongs to another tenant.
         """
-        async with self._sessions() as session:
-            return TaskRow.model_validate(await self._task(session, task_id, tenant_id))
+        return TaskRow.model_validate(await self._task(task_id, tenant_id))
 
     async def instance_tasks(
         self,
@@ -235,12 +380,12 @@ class MirrorQueries:
             InstanceNotFoundError: No such instance, or it belongs to another tenant.
         """
         key = await self._visible_instance_id(instance_id, tenant_id)
-        filters = [HumanTaskModel.instance_id == key]
+        params: dict[str, Any] = {"instance_id": key}
+        names: tuple[str, ...] = ("instance_id",)
         if status is not None:
-            filters.append(HumanTaskModel.status.in_(_one_or_many(status)))
-        return await self._page(
-            HumanTaskModel, filters, _INSTANCE_TASK_ORDER, TaskRow.model_validate, limit, offset
-        )
+            params["status"] = _one_or_many(status)
+            names += ("status",)
+        return await self._page(_INSTANCE_TASK_LISTING, names, params, TaskRow.model_validate, limit, offset)
 
     async def task_comments(
         self,
@@ -255,15 +400,9 @@ class MirrorQueries:
         Raises:
             TaskNotFoundError: No such task, or it belongs to another tenant.
         """
-        async with self._sessions() as session:
-            task = await self._task(session, task_id, tenant_id)
+        key = await self._visible_task_id(task_id, tenant_id)
         return await self._page(
-            TaskCommentModel,
-            [TaskCommentModel.task_id == task.id],
-            _COMMENT_ORDER,
-            CommentRow.model_validate,
-            limit,
-            offset,
+            _COMMENT_LISTING, ("task_id",), {"task_id": key}, CommentRow.model_validate, limit, offset
         )
 
     async def task_assignments(
@@ -279,12 +418,11 @@ class MirrorQueries:
         Raises:
             TaskNotFoundError: No such task, or it belongs to another tenant.
         """
-        async with self._sessions() as session:
-            task = await self._task(session, task_id, tenant_id)
+        key = await self._visible_task_id(task_id, tenant_id)
         return await self._page(
-            TaskAssignmentModel,
-            [TaskAssignmentModel.task_id == task.id],
-            _ASSIGNMENT_ORDER,
+            _ASSIGNMENT_LISTING,
+            ("task_id",),
+            {"task_id": key},
             AssignmentRow.model_validate,
             limit,
             offset,
@@ -325,28 +463,30 @@ class MirrorQueries:
             limit: Page size.
             offset: Rows to skip.
         """
-        model = WorkflowInstanceModel
-        filters: list[ColumnElement[bool]] = []
+        params: dict[str, Any] = {}
         if tenant_id is not None:
-            filters.append(model.tenant_id == tenant_id)
+            params["tenant_id"] = tenant_id
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
-            filters.append(model.status.in_([WorkflowStatus(s) for s in statuses]))
-        if workflow_name is not None:
-            filters.append(model.workflow_name == workflow_name)
-        if workflow_version is not None:
-            filters.append(model.workflow_version == workflow_version)
-        if created_by is not None:
-            filters.append(model.created_by == created_by)
-        for column, lower, upper, names in (
-            (model.created_at, created_after, created_before, ("created_after", "created_before")),
-            (model.started_at, started_after, started_before, ("started_after", "started_before")),
+            params["status"] = [WorkflowStatus(s) for s in statuses]
+        for name, value in (
+            ("workflow_name", workflow_name),
+            ("workflow_version", workflow_version),
+            ("created_by", created_by),
         ):
-            if _aware(lower, names[0]) is not None:
-                filters.append(column >= lower)
-            if _aware(upper, names[1]) is not None:
-                filters.append(column < upper)
-        return await self._page(model, filters, _INSTANCE_ORDER, InstanceRow.model_validate, limit, offset)
+            if value is not None:
+                params[name] = value
+        for name, moment in (
+            ("created_after", created_after),
+            ("created_before", created_before),
+            ("started_after", started_after),
+            ("started_before", started_before),
+        ):
+            if _aware(moment, name) is not None:
+                params[name] = moment
+        return await self._page(
+            _INSTANCE_LISTING, tuple(params), params, InstanceRow.model_validate, limit, offset
+        )
 
     async def get_instance(self, instance_id: UUID | str, *, tenant_id: str | None = None) -> InstanceRow:
         """One instance by id.
@@ -355,13 +495,9 @@ class MirrorQueries:
             InstanceNotFoundError: No such instance, or it belongs to another tenant.
         """
         key = _as_uuid(instance_id)
-        async with self._sessions() as session:
-            row = None
-            if key is not None:
-                stmt = self._select(WorkflowInstanceModel).where(WorkflowInstanceModel.id == key)
-                if tenant_id is not None:
-                    stmt = stmt.where(WorkflowInstanceModel.tenant_id == tenant_id)
-                row = await session.scalar(stmt)
+        row = None
+        if key is not None:
+            row = await self._first(_INSTANCE_LISTING.find, {"id": key}, tenant_id)
         if row is None:
             raise InstanceNotFoundError(f"workflow instance {instance_id} not found")
         return InstanceRow.model_validate(row)
@@ -372,12 +508,7 @@ class MirrorQueries:
         Raises:
             InstanceNotFoundError: No run of that workflow id, or it belongs to another tenant.
         """
-        stmt = self._select(WorkflowInstanceModel).where(WorkflowInstanceModel.workflow_id == workflow_id)
-        if tenant_id is not None:
-            stmt = stmt.where(WorkflowInstanceModel.tenant_id == tenant_id)
-        stmt = stmt.order_by(WorkflowInstanceModel.started_at.desc(), *_INSTANCE_ORDER).limit(1)
-        async with self._sessions() as session:
-            row = await session.scalar(stmt)
+        row = await self._first(_LATEST_RUN.first, {"workflow_id": workflow_id}, tenant_id)
         if row is None:
             raise InstanceNotFoundError(f"no workflow instance with workflow id {workflow_id!r}")
         return InstanceRow.model_validate(row)
@@ -397,85 +528,103 @@ class MirrorQueries:
         """
         key = await self._visible_instance_id(instance_id, tenant_id)
         return await self._page(
-            StepExecutionModel,
-            [StepExecutionModel.instance_id == key],
-            _STEP_ORDER,
-            StepRow.model_validate,
-            limit,
-            offset,
+            _STEP_LISTING, ("instance_id",), {"instance_id": key}, StepRow.model_validate, limit, offset
         )
 
     # -- building blocks -----------------------------------------------------------------------
 
     @staticmethod
-    def _select(model: type[M]) -> Select[M]:
-        # Rows are converted to detached snapshots: no relationship may load (the seed's joined
-        # instance -> definition included).
-        return select(model).options(raiseload("*"))
-
-    @staticmethod
     def _task_filters(
+        params: dict[str, Any],
         *,
         tenant_id: str | None = None,
         assignee_id: str | None = None,
         group: str | Sequence[str] | None = None,
         due_before: datetime | None = None,
-    ) -> list[ColumnElement[bool]]:
-        filters: list[ColumnElement[bool]] = []
-        if tenant_id is not None:
-            filters.append(HumanTaskModel.tenant_id == tenant_id)
-        if assignee_id is not None:
-            filters.append(HumanTaskModel.assignee_id == assignee_id)
-        if group is not None:
-            filters.append(HumanTaskModel.assignee_group.in_(_one_or_many(group)))
-        if due_before is not None:
-            filters.append(HumanTaskModel.due_at < due_before)
-        return filters
+    ) -> tuple[str, ...]:
+        """The names of the task filters given (their values added to ``params``).
 
-    async def _task(
-        self, session: AsyncSession, task_id: UUID | str, tenant_id: str | None
-    ) -> HumanTaskModel:
+        Raises:
+            ValueError: ``due_before`` is a naive datetime.
+        """
+        if _aware(due_before, "due_before") is not None:
+            params["due_before"] = due_before
+        if tenant_id is not None:
+            params["tenant_id"] = tenant_id
+        if assignee_id is not None:
+            params["assignee_id"] = assignee_id
+        if group is not None:
+            params["group"] = _one_or_many(group)
+        return tuple(name for name in ("tenant_id", "assignee_id", "group", "due_before") if name in params)
+
+    async def _first(
+        self,
+        statement: Callable[[tuple[str, ...]], Select[Any]],
+        params: dict[str, Any],
+        tenant_id: str | None,
+    ) -> dict[str, Any] | None:
+        """The first row of ``statement`` for the filters named by ``params`` (and the tenant's)."""
+        if tenant_id is not None:
+            params["tenant_id"] = tenant_id
+        async with self._sessions() as session:
+            result = await session.execute(statement(tuple(params)), params)
+            row = result.first()
+        return None if row is None else dict(zip(result.keys(), row, strict=True))
+
+    async def _task(self, task_id: UUID | str, tenant_id: str | None) -> dict[str, Any]:
         key = _as_uuid(task_id)
         row = None
         if key is not None:
-            stmt = self._select(HumanTaskModel).where(HumanTaskModel.id == key)
-            if tenant_id is not None:
-                stmt = stmt.where(HumanTaskModel.tenant_id == tenant_id)
-            row = await session.scalar(stmt)
+            row = await self._first(_TASK_LISTING.find, {"id": key}, tenant_id)
         if row is None:
             raise TaskNotFoundError(f"task {task_id} not found")
         return row
 
+    async def _visible_id(
+        self, lookup: Mapping[bool, Select[Any]], row_id: UUID | str, tenant_id: str | None
+    ) -> UUID | None:
+        key = _as_uuid(row_id)
+        if key is None:
+            return None
+        params: dict[str, Any] = {"id": key}
+        if tenant_id is not None:
+            params["tenant_id"] = tenant_id
+        async with self._sessions() as session:
+            found = (await session.execute(lookup[tenant_id is not None], params)).scalar()
+        return cast(UUID | None, found)
+
     async def _visible_instance_id(self, instance_id: UUID | str, tenant_id: str | None) -> UUID:
-        key = _as_uuid(instance_id)
-        found = None
-        if key is not None:
-            stmt = select(WorkflowInstanceModel.id).where(WorkflowInstanceModel.id == key)
-            if tenant_id is not None:
-                stmt = stmt.where(WorkflowInstanceModel.tenant_id == tenant_id)
-            async with self._sessions() as session:
-                found = await session.scalar(stmt)
+        found = await self._visible_id(_VISIBLE_INSTANCE, instance_id, tenant_id)
         if found is None:
             raise InstanceNotFoundError(f"workflow instance {instance_id} not found")
         return found
 
+    async def _visible_task_id(self, task_id: UUID | str, tenant_id: str | None) -> UUID:
+        found = await self._visible_id(_VISIBLE_TASK, task_id, tenant_id)
+        if found is None:
+            raise TaskNotFoundError(f"task {task_id} not found")
+        return found
+
     async def _page(
         self,
-        model: type[M],
-        filters: Sequence[ColumnElement[bool]],
-        order: Sequence[UnaryExpression[Any]],
-        convert: Callable[[M], R],
+        listing: _Listing,
+        names: tuple[str, ...],
+        params: dict[str, Any],
+        convert: Callable[[dict[str, Any]], R],
         limit: int,
         offset: int,
     ) -> Page[R]:
         _check_page(limit, offset)
-        stmt = self._select(model).where(*filters).order_by(*order).limit(limit).offset(offset)
+        rows_stmt, count_stmt = listing.page(names)
         async with self._sessions() as session:
-            rows = list((await session.scalars(stmt)).all())
+            result = await session.execute(rows_stmt, {**params, "limit": limit, "offset": offset})
+            keys = tuple(result.keys())
+            rows = result.all()
             if (rows and len(rows) < limit) or (not rows and offset == 0):
                 # The page is the tail of the result: its end is the total, no COUNT needed.
                 total = offset + len(rows)
             else:
-                count = select(func.count()).select_from(model).where(*filters)
-                total = (await session.scalar(count)) or 0
-        return Page(items=[convert(row) for row in rows], total=total, limit=limit, offset=offset)
+                total = (await session.execute(count_stmt, params)).scalar() or 0
+        # Plain dicts: pydantic validates them faster than row mappings or attribute access.
+        items = [convert(dict(zip(keys, row, strict=True))) for row in rows]
+        return Page(items=items, total=total, limit=limit, offset=offset)
