@@ -6,6 +6,7 @@ expected results are computed from the data set in Python, with the order the AP
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -350,6 +351,32 @@ async def test_pending_tasks_filters(data: DataSet, queries: MirrorQueries) -> N
     every = await queries.pending_tasks(limit=100)
     assert every.total == len(data.ordered_tasks(_pending(None)))
     assert data.task_names(every.items) == data.ordered_tasks(_pending(None))
+
+
+async def test_pending_tasks_every_combination_of_filters(data: DataSet, queries: MirrorQueries) -> None:
+    # Each combination of filters is its own prepared statement: none may leak into another.
+    criteria: dict[str, tuple[Any, Callable[[HumanTaskModel], bool]]] = {
+        "tenant_id": ("acme", lambda t: t.tenant_id == "acme"),
+        "assignee_id": ("alice", lambda t: t.assignee_id == "alice"),
+        "group": (["managers", "finance"], lambda t: t.assignee_group in {"managers", "finance"}),
+        "due_before": (T0 + 3 * H, lambda t: t.due_at is not None and t.due_at < T0 + 3 * H),
+    }
+    for size in range(len(criteria) + 1):
+        for chosen in itertools.combinations(criteria, size):
+            kwargs = {name: criteria[name][0] for name in chosen}
+            keeps = [criteria[name][1] for name in chosen]
+            expected = data.ordered_tasks(
+                lambda t, keeps=keeps: t.status == PENDING and all(keep(t) for keep in keeps)
+            )
+            page = await queries.pending_tasks(**kwargs, limit=3)
+            assert data.task_names(page.items) == expected[:3], kwargs
+            assert page.total == len(expected), kwargs
+
+
+async def test_inbox_without_groups_has_no_claims_to_hide(data: DataSet, queries: MirrorQueries) -> None:
+    shown = await queries.inbox("alice", tenant_id="acme")
+    hidden = await queries.inbox("alice", tenant_id="acme", include_claimed_by_others=False)
+    assert hidden == shown and data.task_names(hidden.items) == ["t15", "t1"]
 
 
 async def test_overdue_tasks(data: DataSet, queries: MirrorQueries) -> None:
