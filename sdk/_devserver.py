@@ -139,14 +139,30 @@ class DevServer:
                 raise RuntimeError(
                     f"temporal dev server exited with {self.process.returncode}; see {self.log_file}"
                 )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return self
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                # The port opens before the frontend serves ("Frontend is not healthy yet"
+                # under load): ready once a real call on the namespace answers.
+                if self._answers(max(0.5, deadline - time.monotonic())):
+                    return self
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"temporal dev server did not answer on port {self.port} within {timeout}s")
+
+    def _answers(self, timeout: float) -> bool:
+        """Whether the frontend answers a namespace description (via the ``temporal`` CLI)."""
+        try:
+            probe = subprocess.run(
+                [find_temporal_cli(), "operator", "namespace", "describe", "--namespace", self.namespace,
+                 "--address", self.target, "-o", "json"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return False
+        return probe.returncode == 0
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the process this object started (SIGTERM, then SIGKILL), and clean up."""
