@@ -1,5 +1,10 @@
 """The activity-side interceptor: each machine-step attempt is mirrored as it happens.
 
+It also delivers the events a step activity carries in its ``dwf-events`` header (see
+``sdk._runtime``): to the mirror, in the transaction that records the attempt's start, and
+then to the application's event handlers. A failure to write them fails the attempt before
+the author's code runs.
+
 It runs outside the sandbox, once per attempt. The step's row id comes from the activity id
 the workflow gave the step (``step-<seq>``) and the run id, the same derivation workflow code
 and a rebuild use, so every writer lands on the same row.
@@ -23,14 +28,20 @@ from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
 )
 
+from sdk._carry import carry_interceptor_class
 from sdk._definition import MachineStep
 from sdk._ids import instance_id_for, seq_from_activity_id, step_execution_id_for
 from sdk._registry import registry
-from sdk._runtime import as_data, jsonable
+from sdk._runtime import CARRY_HEADER, as_data, jsonable
+from sdk._types import EventBatch
+from sdk.events import WorkflowEvent, event_from_dict
 
 from ._mirror import MirrorWriter
+from ._publish import EventPublisher
 
 __all__ = ["MirrorInterceptor"]
 
@@ -38,19 +49,42 @@ logger = logging.getLogger("dwf.mirror")
 
 
 class MirrorInterceptor(Interceptor):
-    """Worker interceptor that mirrors machine-step attempts through a :class:`MirrorWriter`."""
+    """Worker interceptor: mirrors machine-step attempts and delivers the events steps carry.
 
-    def __init__(self, writer: MirrorWriter) -> None:
+    ``writer`` is the SQL mirror (None: no attempt rows); ``publisher`` receives the carried
+    events (default: one writing to ``writer`` and calling no handler).
+    """
+
+    def __init__(
+        self, writer: MirrorWriter | None = None, *, publisher: EventPublisher | None = None
+    ) -> None:
         self.writer = writer
+        self.publisher = publisher or EventPublisher((), writer)
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _MirrorActivityInbound(next, self.writer)
+        return _MirrorActivityInbound(next, self.writer, self.publisher)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return carry_interceptor_class(input)
+
+
+def _carried(input: ExecuteActivityInput) -> tuple[EventBatch, list[WorkflowEvent]] | None:
+    payload = input.headers.get(CARRY_HEADER)
+    if payload is None:
+        return None
+    batch = activity.payload_converter().from_payload(payload, EventBatch)
+    return batch, [event_from_dict(item) for item in batch.events]
 
 
 class _MirrorActivityInbound(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, writer: MirrorWriter) -> None:
+    def __init__(
+        self, next: ActivityInboundInterceptor, writer: MirrorWriter | None, publisher: EventPublisher
+    ) -> None:
         super().__init__(next)
         self._writer = writer
+        self._publisher = publisher
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
@@ -60,23 +94,34 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
             return await self.next.execute_activity(input)
         instance_id = instance_id_for(info.workflow_run_id)
         row_id = step_execution_id_for(instance_id, seq)
-        try:
-            await self._writer.step_attempt_started(
-                step_execution_id=row_id,
-                instance_id=instance_id,
-                workflow_id=info.workflow_id or "",
-                step_name=step.name,
-                step_seq=seq,
-                attempt=info.attempt,
-                input_data=as_data(list(input.args)),
-                started_at=info.started_time if info.started_time.tzinfo else datetime.now(UTC),
-            )
-        except IntegrityError:
-            # The instance row is not committed yet (a step started alongside the first
-            # publish): the workflow's own StepStarted/StepCompleted events create the row.
-            logger.warning(
-                "step %s started before its instance row existed; the workflow's events will", row_id
-            )
+        carried = await self._carried_events(input, info.attempt, row_id)
+        writer = self._writer
+        mirrored = writer is not None and self._publisher.sink is writer
+        if writer is not None:
+            try:
+                await writer.step_attempt_started(
+                    step_execution_id=row_id,
+                    instance_id=instance_id,
+                    workflow_id=info.workflow_id or "",
+                    step_name=step.name,
+                    step_seq=seq,
+                    attempt=info.attempt,
+                    input_data=as_data(list(input.args)),
+                    started_at=info.started_time if info.started_time.tzinfo else datetime.now(UTC),
+                    carried=carried if mirrored else None,
+                )
+            except IntegrityError:
+                # The instance row is not committed yet (a step started alongside the first
+                # publish): the workflow's own StepStarted/StepCompleted events create the row.
+                if carried is not None and mirrored:
+                    await writer.write_batch(*carried)
+                logger.warning(
+                    "step %s started before its instance row existed; the workflow's events will", row_id
+                )
+        if carried is not None:
+            await self._publisher.deliver(*carried)
+        if writer is None:
+            return await self.next.execute_activity(input)
         try:
             result = await self.next.execute_activity(input)
         except BaseException as err:
@@ -89,6 +134,29 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
         )
         return result
 
+    async def _carried_events(
+        self, input: ExecuteActivityInput, attempt: int, row_id: Any
+    ) -> tuple[EventBatch, list[WorkflowEvent]] | None:
+        """The carried events this attempt writes to the mirror and hands to the handlers.
+
+        The first attempt takes them all. A retry skips them when the mirror shows the
+        step's row (an earlier attempt, or a publish, committed them in one transaction with
+        it); another sink gets them again on every attempt (sinks are idempotent), and the
+        handlers with it; with no sink at all, only the first attempt delivers them.
+        """
+        carried = _carried(input)
+        if carried is None:
+            return None
+        sink = self._publisher.sink
+        if sink is not None and sink is self._writer:
+            if attempt > 1 and await self._writer.step_recorded(row_id):
+                return None
+            return carried  # written with the attempt's row
+        if sink is not None:
+            await sink.write_batch(*carried)
+            return carried
+        return carried if attempt == 1 else None
+
     async def _finish(
         self,
         row_id: Any,
@@ -98,6 +166,8 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
         error: str | None = None,
         final: bool = False,
     ) -> None:
+        if self._writer is None:
+            return
         try:
             await self._writer.step_attempt_finished(
                 step_execution_id=row_id, attempt=attempt, output_data=output, error=error, final=final

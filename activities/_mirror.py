@@ -144,6 +144,10 @@ class _Plan:
         self._for(instance_id, seq)
         self._changes.update(changes)
 
+    def sets_current_step(self, step_name: str) -> bool:
+        """Whether the batch leaves the instance's ``current_step`` at ``step_name``."""
+        return self._changes.get("current_step", None) == step_name
+
     def _instance_statement(self) -> tuple[Any, dict[str, Any]] | None:
         changes = self._changes
         if self._start is not None:
@@ -345,6 +349,9 @@ class MirrorWriter:
         except Exception:
             self.metrics.failures += 1
             raise
+        self._committed(plan, batch, events)
+
+    def _committed(self, plan: _Plan, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
         plan.committed()
         committed = _now()
         self.metrics.batches += 1
@@ -747,8 +754,13 @@ class MirrorWriter:
         attempt: int,
         input_data: dict[str, Any] | None,
         started_at: datetime,
+        carried: tuple[EventBatch, Sequence[ev.WorkflowEvent]] | None = None,
     ) -> None:
-        """Record that an attempt of a machine step began (before the author's code runs)."""
+        """Record that an attempt of a machine step began (before the author's code runs).
+
+        ``carried`` is the batch of events the step's activity carried in its header: it is
+        applied first, in the same transaction.
+        """
         values = {
             "id": step_execution_id,
             "instance_id": instance_id,
@@ -764,20 +776,34 @@ class MirrorWriter:
             "updated_at": _now(),
         }
 
+        plan = self.plan_batch(*carried) if carried is not None else None
+        set_current_step = plan is None or not plan.sets_current_step(step_name)
+
         async def work(conn: AsyncConnection) -> None:
+            if plan is not None:
+                await plan.execute(conn)
             result = await conn.execute(self._sql.attempt_started(), values)
             self.metrics.rows_written += result.rowcount or 0
-            await conn.execute(
-                self._sql.instance_current_step(),
-                {"b_id": instance_id, "v_current_step": step_name, "v_updated_at": _now()},
-            )
+            if set_current_step:
+                await conn.execute(
+                    self._sql.instance_current_step(),
+                    {"b_id": instance_id, "v_current_step": step_name, "v_updated_at": _now()},
+                )
 
         try:
             await self._transaction(work)
         except Exception:
             self.metrics.failures += 1
             raise
+        if plan is not None and carried is not None:
+            self._committed(plan, *carried)
         self.metrics.observe_lag(max(0.0, (_now() - started_at).total_seconds()))
+
+    async def step_recorded(self, step_execution_id: uuid.UUID) -> bool:
+        """Whether the step's row exists (a retried attempt asks: were its carried events written?)."""
+        async with self.engine.connect() as conn:
+            found = await conn.execute(select(_steps.c.id).where(_steps.c.id == step_execution_id))
+            return found.first() is not None
 
     async def step_attempt_finished(
         self,

@@ -46,6 +46,10 @@ class EventPublisher:
         events = [event_from_dict(item) for item in batch.events]
         if self.sink is not None:
             await self.sink.write_batch(batch, events)
+        await self.deliver(batch, events)
+
+    async def deliver(self, batch: EventBatch, events: Sequence[WorkflowEvent]) -> None:
+        """Hand ``events`` to every handler (after the sink has them)."""
         for event in events:
             for handler in self.handlers:
                 try:

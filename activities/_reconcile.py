@@ -27,6 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import (
     Interceptor,
     Replayer,
+    StartActivityInput,
     StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
@@ -36,7 +37,7 @@ from temporalio.worker import (
 from sdk._client import termination_error
 from sdk._ids import instance_id_for, seq_from_activity_id, step_execution_id_for
 from sdk._registry import registry
-from sdk._runtime import PUBLISH_ACTIVITY
+from sdk._runtime import PUBLISH_ACTIVITY, WorkflowRuntime
 from sdk._types import EventBatch, StepStatus, TaskStatus, WorkflowStatus
 from sdk.events import event_from_dict
 from sdk.mirror._models import (
@@ -61,7 +62,10 @@ _tasks = cast(Table, HumanTaskModel.__table__)
 
 
 class EventCapture(Interceptor):
-    """Collects the event batches a replayed workflow hands to the publish activity."""
+    """Collects the event batches a replayed workflow hands to the publish activity.
+
+    Also those its step activities carry in their headers (see ``sdk._runtime``).
+    """
 
     def __init__(self) -> None:
         self.batches: list[EventBatch] = []
@@ -79,6 +83,14 @@ class EventCapture(Interceptor):
                         batch if isinstance(batch, EventBatch) else EventBatch.model_validate(batch)
                     )
                 return self.next.start_local_activity(input)
+
+            def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+                runtime = getattr(workflow.instance(), "_dwf", None)
+                if isinstance(runtime, WorkflowRuntime) and input.activity_id is not None:
+                    batch = runtime.take_outbox(input.activity_id)
+                    if batch is not None:
+                        capture.batches.append(batch)
+                return self.next.start_activity(input)
 
         class _Inbound(WorkflowInboundInterceptor):
             def init(self, outbound: WorkflowOutboundInterceptor) -> None:

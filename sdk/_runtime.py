@@ -5,6 +5,16 @@ instance's state (current step, human tasks, pause flag), turns each transition 
 domain event with deterministic ids, and hands buffered events to the ``dwf.publish_events``
 local activity before the workflow blocks, so the mirror and the application's handlers
 see them promptly and exactly once per transition.
+
+Events that need not hold the workflow up ride along instead: when a machine step is
+scheduled, the events buffered so far go with its activity, in a header (``dwf-events``) that
+the worker's activity-side interceptor writes before the step's code runs; an urgent event
+with no step activity scheduled in the same activation is published at the end of that
+activation. Which events ride along is decided by workflow code alone, never by whether the
+interceptor is there, so a worker or ``Replayer`` without it issues the same commands; the
+events an activity carried are published again at the next flush until that activity
+completes (writes are idempotent). Instances started before this (no ``dwf-carry-events``
+patch marker in their history) keep publishing every urgent event by local activity.
 """
 
 from __future__ import annotations
@@ -45,9 +55,18 @@ from ._types import (
 if TYPE_CHECKING:
     from ._definition import HumanStep, MachineStep, WorkflowDefinition
 
-__all__ = ["PUBLISH_ACTIVITY", "REMINDER_ACTIVITY", "WorkflowRuntime", "current_runtime"]
+__all__ = [
+    "CARRY_HEADER",
+    "PUBLISH_ACTIVITY",
+    "REMINDER_ACTIVITY",
+    "WorkflowRuntime",
+    "current_runtime",
+]
 
 PUBLISH_ACTIVITY = "dwf.publish_events"
+CARRY_HEADER = "dwf-events"
+"""Activity header holding the events a step activity carries (an :class:`EventBatch`)."""
+CARRY_PATCH = "dwf-carry-events"
 REMINDER_ACTIVITY = "dwf.send_reminder"
 SYSTEM_USER = "system"
 _MAX_REJECTIONS = 50
@@ -109,6 +128,13 @@ class WorkflowRuntime:
         self._event_seq = 0
         self._events: list[dict[str, Any]] = []
         self._urgent = False
+        # Events handed to a step activity's header, by activity id, until it completes.
+        self._carried: dict[str, list[dict[str, Any]]] = {}
+        self._outbox: tuple[str, EventBatch] | None = None
+        self._in_header: set[str] = set()  # activities whose header got their events
+        self._carrying = False
+        self._instance_published = False  # WorkflowStarted is committed (an LA or a step wrote it)
+        self._flusher: asyncio.Task[None] | None = None
         # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
         # so nobody acts on a task the mirror does not show yet.
         self._unpublished: set[str] = set()
@@ -138,33 +164,107 @@ class WorkflowRuntime:
         self._events.append(payload)
         self._urgent = self._urgent or urgent
 
+    def _batch(self, events: list[dict[str, Any]]) -> EventBatch:
+        assert self.definition is not None
+        info = workflow.info()
+        return EventBatch(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            namespace=info.namespace,
+            task_queue=info.task_queue,
+            workflow_type=info.workflow_type,
+            workflow_name=self.definition.name,
+            workflow_version=self.definition.version,
+            tenant_id=self.tenant_id,
+            created_by=self.created_by,
+            events=events,
+        )
+
     async def flush(self, *, force: bool = False) -> None:
         """Publish buffered events through the local activity.
 
         A no-op when nothing is buffered, or when only non-urgent events are and ``force``
-        is false.
+        is false. Events that a step activity carries and that are not confirmed yet (the
+        activity has not completed) are published again with them.
         """
         if not self._events or self.definition is None or not (force or self._urgent):
             return
-        batch, self._events, self._urgent = self._events, [], False
-        info = workflow.info()
+        events, self._events, self._urgent = self._events, [], False
+        if self._carried:
+            carried = [event for batch in self._carried.values() for event in batch]
+            self._carried.clear()
+            events = sorted([*carried, *events], key=lambda event: int(event["seq"]))
         await workflow.execute_local_activity(
             PUBLISH_ACTIVITY,
-            EventBatch(
-                workflow_id=info.workflow_id,
-                run_id=info.run_id,
-                namespace=info.namespace,
-                task_queue=info.task_queue,
-                workflow_type=info.workflow_type,
-                workflow_name=self.definition.name,
-                workflow_version=self.definition.version,
-                tenant_id=self.tenant_id,
-                created_by=self.created_by,
-                events=batch,
-            ),
+            self._batch(events),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_PUBLISH_RETRY,
         )
+        self._instance_published = True  # the first flush holds WorkflowStarted
+
+    async def flush_soon(self) -> None:
+        """Publish urgent events before this activation ends, unless a step activity carries them.
+
+        On instances started before events could ride along, this is :meth:`flush`.
+        """
+        if not self._carrying:
+            await self.flush()
+            return
+        if self._urgent and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_when_idle())
+
+    async def _flush_when_idle(self) -> None:
+        # temporalio checks wait conditions only once nothing is ready to run, in order, and
+        # a condition that holds queues its waiter. So "nothing queued" when this condition is
+        # checked means no waiter was released before it in this pass: what this activation
+        # resumed has run up to its next wait, and a step it scheduled carries the events.
+        # Twice: a waiter released in the same pass as this one (a condition that already
+        # held, say) runs before the second check.
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        await workflow.wait_condition(lambda: not ready)
+        await workflow.wait_condition(lambda: not ready)
+        await self.flush()
+
+    def carry(self, activity_id: str) -> bool:
+        """Hand the buffered events to the step activity ``activity_id`` about to be scheduled.
+
+        The worker's interceptor puts them in the activity's header (:meth:`take_outbox`).
+        False when nothing is handed over: nothing is buffered, or the events cannot go
+        before the instance row is committed (WorkflowStarted is neither committed nor
+        among them: a step started alongside the first publish).
+        """
+        if not self._events or self.definition is None:
+            return False
+        if not self._instance_published and int(self._events[0]["seq"]) != 1:
+            return False
+        events, self._events, self._urgent = self._events, [], False
+        self._carried[activity_id] = events
+        self._outbox = (activity_id, self._batch(events))
+        return True
+
+    def take_outbox(self, activity_id: str) -> EventBatch | None:
+        """The events for the header of activity ``activity_id`` (called by the interceptor)."""
+        if self._outbox is None or self._outbox[0] != activity_id:
+            return None
+        batch, self._outbox = self._outbox[1], None
+        self._in_header.add(activity_id)
+        return batch
+
+    def confirm(self, activity_id: str) -> None:
+        """Activity ``activity_id`` completed: its interceptor wrote the events it carried.
+
+        Unless no interceptor put them in its header (a worker not built by
+        ``worker.create_worker``): then they stay for the next flush.
+        """
+        if activity_id in self._in_header:
+            self._in_header.discard(activity_id)
+            if self._carried.pop(activity_id, None) is not None:
+                self._instance_published = True  # the instance row existed, or this batch made it
+
+    @property
+    def carrying(self) -> bool:
+        """Whether step activities carry events (instances started with this runtime)."""
+        return self._carrying
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -172,6 +272,7 @@ class WorkflowRuntime:
         """Run the author's function with lifecycle events around it."""
         self.definition = definition
         self.status = WorkflowStatus.RUNNING
+        self._carrying = workflow.patched(CARRY_PATCH)
         info = workflow.info()
         self.emit(
             ev.WorkflowStarted,
@@ -188,7 +289,8 @@ class WorkflowRuntime:
             result = await definition.fn(*args)
             # An update that completed the last task may still be publishing its events: let
             # it answer its caller before the workflow completes.
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not (self._carrying and workflow.all_handlers_finished()):
+                await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
             await self._finish_canceled()
             raise
@@ -522,14 +624,16 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
         step_execution_id=step_execution_id,
         step_seq=seq,
     )
-    await rt.flush()
+    activity_id = step_activity_id(seq)
+    if not (rt.carrying and rt.carry(activity_id)):
+        await rt.flush_soon()
     options = step.options
     started = workflow.now()
     try:
         result = await workflow.execute_activity(
             step.name,
             args=args,
-            activity_id=step_activity_id(seq),
+            activity_id=activity_id,
             result_type=step.return_type if step.return_type is not Any else None,
             start_to_close_timeout=options.start_to_close_timeout,
             schedule_to_close_timeout=options.schedule_to_close_timeout,
@@ -548,7 +652,10 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
             error_type=error_type,
             step_execution_id=step_execution_id,
         )
+        if rt.carrying:  # with what the activity carried, unless the next step carries it
+            await rt.flush_soon()
         raise
+    rt.confirm(activity_id)
     output = jsonable(result)
     rt.emit(
         ev.StepCompleted,
@@ -625,7 +732,7 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         if task.status is TaskStatus.PENDING:
             task.status = TaskStatus.CANCELED
         raise
-    await rt.flush()
+    await rt.flush_soon()
     if task.status is TaskStatus.EXPIRED:
         raise HumanTaskExpired(step.name, task.task_id)
     return rt.results[task.task_id]

@@ -52,7 +52,7 @@ class DurableWorkflowBase:
     async def complete_task(self, payload: Any) -> None:
         """Complete a human task; an invalid payload is recorded and the task stays pending."""
         self._dwf.apply_completion(payload, strict=False)
-        await self._dwf.flush()
+        await self._dwf.flush_soon()
 
     @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="complete_task_update")
     async def complete_task_update(self, payload: Any) -> TaskInfo:

@@ -13,6 +13,7 @@ from activities import (
     EventHandler,
     EventPublisher,
     EventSink,
+    MirrorInterceptor,
     NotificationHook,
     ReminderSender,
     log_reminder,
@@ -47,10 +48,12 @@ def worker_components(
     event_handlers: Sequence[EventHandler] = (),
     event_sink: EventSink | None = None,
     notification_hook: NotificationHook = log_reminder,
+    publisher: EventPublisher | None = None,
 ) -> tuple[list[type], list[Any]]:
     """The workflow classes and activities a worker registers for ``workflows``.
 
-    ``workflows`` defaults to every registered definition, all versions.
+    ``workflows`` defaults to every registered definition, all versions. ``publisher``
+    (default: one for ``event_handlers`` and ``event_sink``) publishes the event batches.
     """
     definitions = list(registry.workflows.values()) if workflows is None else list(workflows)
     steps: dict[str, MachineStep[..., Any]] = {}
@@ -62,7 +65,7 @@ def worker_components(
             if isinstance(step, MachineStep):
                 steps.setdefault(step.name, step)
     classes = list(dict.fromkeys(d.workflow_class for d in definitions))
-    publisher = EventPublisher(event_handlers, event_sink)
+    publisher = publisher or EventPublisher(event_handlers, event_sink)
     reminders = ReminderSender(notification_hook)
     activities: list[Any] = [machine_step_activity(s) for s in steps.values()]
     activities += [publisher.publish, reminders.send_reminder]
@@ -91,24 +94,22 @@ def create_worker(
         event_handlers: Callbacks that receive every domain event.
         event_sink: Where event batches are written first (default: ``mirror``).
         mirror: The SQL mirror: receives the event batches and, through its interceptor,
-            every machine-step attempt.
+            every machine-step attempt. The interceptor is installed with or without a
+            mirror: it also delivers the events step activities carry (``sdk._runtime``),
+            so a worker must be built here for its events to arrive promptly.
         notification_hook: Called for each human task reminder (default: log it).
         activities: Extra activities to register alongside the steps.
         interceptors: Extra temporalio worker interceptors.
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
-    all_interceptors = list(interceptors)
     if mirror is not None:
-        from activities import MirrorInterceptor
-
         event_sink = event_sink or mirror
-        all_interceptors.insert(0, MirrorInterceptor(mirror))
+    publisher = EventPublisher(event_handlers, event_sink)
+    # First, so the events a step carries are written before any other interceptor runs.
+    all_interceptors = [MirrorInterceptor(mirror, publisher=publisher), *interceptors]
     classes, step_activities = worker_components(
-        workflows,
-        event_handlers=event_handlers,
-        event_sink=event_sink,
-        notification_hook=notification_hook,
+        workflows, notification_hook=notification_hook, publisher=publisher
     )
     return Worker(
         temporal_client,

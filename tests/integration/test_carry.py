@@ -1,0 +1,214 @@
+"""Events carried by step activities: fewer local activities, the same rows, as promptly.
+
+A machine step's activity carries the events buffered before it in its ``dwf-events`` header,
+and the activity-side interceptor writes them before the step's code runs; urgent events with
+no step to carry them are published by local activity before the workflow task ends. On both
+databases, against the real dev server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities import EventPublisher, MirrorWriter
+from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
+from sdk import StepStatus, TaskStatus, WorkflowClient, events
+from sdk import WorkflowStatus as WS
+from sdk._runtime import CARRY_HEADER, PUBLISH_ACTIVITY
+from sdk._types import EventBatch
+from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered by name)
+    Eventually,
+    PendingTask,
+    fixture_backend,
+    fixture_database_factory,
+    fixture_database_url,
+    fixture_db,
+    fixture_mirror_client,
+    instance_row,
+    step_rows,
+    task_rows,
+)
+from tests.workflows import carrying, mirrored
+from tests.workflows.mirrored import CLERKS, Order
+from worker import sandbox_runner, worker_components
+
+DEFINITIONS = (expense_approval, *mirrored.WORKFLOWS, *carrying.WORKFLOWS)
+
+
+@pytest.fixture(name="writer", scope="module")
+async def fixture_writer(database_url: str) -> AsyncIterator[MirrorWriter]:
+    writer = MirrorWriter.from_url(database_url)
+    await writer.upgrade_schema()
+    await writer.register_definitions(DEFINITIONS)
+    yield writer
+    await writer.close()
+
+
+@pytest.fixture(name="worker", scope="module")
+async def fixture_worker(new_worker: Any, writer: MirrorWriter) -> AsyncIterator[Worker]:
+    async with new_worker(*DEFINITIONS, mirror=writer) as running:
+        yield running
+
+
+def type_names(batch: EventBatch) -> list[str]:
+    return [item["type"] for item in batch.events]
+
+
+async def test_signal_path_publishes_twice_and_steps_carry_the_rest(
+    mirror_client: WorkflowClient, worker: Worker, db: Any, pending_task: PendingTask
+) -> None:
+    expense = Expense(employee="ann", amount=80.0, description="train")
+    handle = await mirror_client.start(expense_approval, expense, task_queue=worker.task_queue)
+    task = await pending_task(handle)
+    await handle.signal_complete_task(task.task_id, Approval(approved=True), user="mia", groups=["managers"])
+    outcome = await handle.result()
+    assert isinstance(outcome, ExpenseOutcome) and outcome.status == "paid"
+
+    publishes, carried = 0, {}
+    async for event in handle.temporal.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            attrs = event.marker_recorded_event_attributes
+            if attrs.marker_name == "core_local_activity" and PUBLISH_ACTIVITY in str(attrs.details):
+                publishes += 1
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            payload = attrs.header.fields[CARRY_HEADER]
+            batch = pydantic_data_converter.payload_converter.from_payload(payload, EventBatch)
+            carried[attrs.activity_type.name] = type_names(batch)
+    # Two local activities: the task row before the wait, and the end. The rest rides along.
+    assert publishes == 2
+    assert carried == {
+        "validate_expense": ["WorkflowStarted", "StepStarted"],
+        "pay_expense": ["HumanTaskCompleted", "StepCompleted", "StepStarted"],
+    }
+    instance = await instance_row(db, handle)
+    assert (instance["status"], instance["current_step"], instance["last_event_seq"]) == (
+        WS.COMPLETED,
+        None,
+        10,
+    )
+    steps = await step_rows(db, handle)
+    assert [(s["step_name"], s["status"]) for s in steps] == [
+        ("validate_expense", StepStatus.SUCCEEDED),
+        ("manager_approval", StepStatus.SUCCEEDED),
+        ("pay_expense", StepStatus.SUCCEEDED),
+    ]
+    assert steps[2]["input_data"] is not None and steps[1]["completed_by"] == "mia"
+    ((row),) = await task_rows(db, handle)
+    assert (row["status"], row["completed_by"]) == (TaskStatus.COMPLETED.value, "mia")
+
+
+async def test_the_next_step_writes_the_completion_before_its_code_runs(
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    db: Any,
+    pending_task: PendingTask,
+    assert_eventually: Eventually,
+) -> None:
+    handle = await mirror_client.start(
+        carrying.carry_then_hold, Order(item="vase"), task_queue=worker.task_queue
+    )
+    task = await pending_task(handle)
+    await handle.signal_complete_task(task.task_id, {"approved": True}, user="erin", groups=[CLERKS])
+
+    async def completed_while_holding() -> None:
+        ((row),) = await task_rows(db, handle)
+        assert row["status"] == TaskStatus.COMPLETED.value, row["status"]
+        instance = await instance_row(db, handle)
+        assert (instance["status"], instance["current_step"]) == (WS.RUNNING, "carry_hold")
+        hold = [s for s in await step_rows(db, handle) if s["step_name"] == "carry_hold"]
+        assert [s["status"] for s in hold] == [StepStatus.RUNNING]
+
+    try:
+        await assert_eventually(completed_while_holding)  # the step is still waiting here
+    finally:
+        carrying.RELEASE.setdefault(handle.id, asyncio.Event()).set()
+    assert await handle.result() == "held-vase"
+
+
+async def test_a_completion_no_step_carries_is_published_before_the_timer(
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    db: Any,
+    pending_task: PendingTask,
+    assert_eventually: Eventually,
+) -> None:
+    handle = await mirror_client.start(
+        carrying.carry_then_sleep, Order(item="rug"), task_queue=worker.task_queue
+    )
+    task = await pending_task(handle)
+    await handle.signal_complete_task(task.task_id, {"approved": False}, user="erin", groups=[CLERKS])
+
+    async def completed() -> None:
+        ((row),) = await task_rows(db, handle)
+        assert row["status"] == TaskStatus.COMPLETED.value, row["status"]
+
+    await assert_eventually(completed)  # the workflow now sleeps for a day
+    await handle.cancel(reason="test over", by="erin")
+    await assert_eventually(lambda: _status_is(db, handle, WS.CANCELED))
+
+
+async def _status_is(db: Any, handle: Any, status: WS) -> None:
+    assert (await instance_row(db, handle))["status"] == status
+
+
+async def test_a_worker_without_the_interceptor_still_mirrors_every_row(
+    mirror_client: WorkflowClient, writer: MirrorWriter, db: Any, pending_task: PendingTask
+) -> None:
+    # Built by hand from the public parts, without create_worker: no activity carries
+    # anything, and what the steps were given comes with the next local activity instead.
+    classes, step_activities = worker_components(DEFINITIONS, publisher=EventPublisher((), writer))
+    async with Worker(
+        mirror_client.temporal,
+        task_queue=f"tests-bare-{id(writer)}",
+        workflows=classes,
+        activities=step_activities,
+        workflow_runner=sandbox_runner(),
+    ) as bare:
+        handle = await mirror_client.start(
+            mirrored.mirror_order, Order(item="Chair"), task_queue=bare.task_queue
+        )
+        task = await pending_task(handle)
+        await handle.signal_complete_task(task.task_id, {"approved": True}, user="erin", groups=[CLERKS])
+        assert await asyncio.wait_for(handle.result(), 60) == "shipped-chair-1"
+    instance = await instance_row(db, handle)
+    assert (instance["status"], instance["last_event_seq"]) == (WS.COMPLETED, 10)
+    assert [(s["step_name"], s["status"], s["step_seq"]) for s in await step_rows(db, handle)] == [
+        ("mirror_prepare", StepStatus.SUCCEEDED, 1),
+        ("mirror_review", StepStatus.SUCCEEDED, 2),
+        ("mirror_ship", StepStatus.SUCCEEDED, 3),
+    ]
+
+
+async def test_handlers_without_a_mirror_see_each_carried_event_once(
+    client: WorkflowClient, new_worker: Any, pending_task: PendingTask
+) -> None:
+    seen: list[events.WorkflowEvent] = []
+    async with new_worker(*DEFINITIONS, event_handlers=[seen.append]) as plain:
+        # The first step fails once: its retry must not hand the carried events over again.
+        handle = await client.start(
+            mirrored.mirror_order, Order(item="Desk", fail_times=1), task_queue=plain.task_queue
+        )
+        task = await pending_task(handle)
+        await handle.signal_complete_task(task.task_id, {"approved": True}, user="erin", groups=[CLERKS])
+        assert await handle.result() == "shipped-desk-1"
+    mine = [e for e in seen if e.instance_id == handle.instance_id]
+    assert [type(e).__name__ for e in mine] == [
+        "WorkflowStarted",
+        "StepStarted",
+        "StepCompleted",
+        "StepStarted",
+        "HumanTaskCreated",
+        "HumanTaskCompleted",
+        "StepCompleted",
+        "StepStarted",
+        "StepCompleted",
+        "WorkflowCompleted",
+    ]

@@ -1,0 +1,48 @@
+"""Workflows for the tests of events carried by step activities (``tests/integration/test_carry.py``).
+
+After a human step, the next transition is a machine step that waits until the test lets it
+go (``carry_hold``), or a long timer: what the task's completion looks like in the mirror
+meanwhile is what those tests check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity
+
+from sdk import human_step, machine_step, workflow
+from tests.workflows.mirrored import CLERKS, Order, Review
+
+RELEASE: dict[str, asyncio.Event] = {}
+"""``carry_hold`` of workflow id ``key`` returns once ``RELEASE[key]`` is set (tests set it)."""
+
+
+@human_step(form=Review, assignee_group=CLERKS)
+def carry_review(order: Order) -> str:
+    return f"Review {order.item}"
+
+
+@machine_step(timeout=timedelta(seconds=30), max_attempts=1)
+async def carry_hold(order: Order) -> str:
+    """Wait for the test's go-ahead (the workflow id's event in :data:`RELEASE`)."""
+    await RELEASE.setdefault(activity.info().workflow_id, asyncio.Event()).wait()
+    return f"held-{order.item}"
+
+
+@workflow(name="tests.carry_then_hold", version="1.0.0")
+async def carry_then_hold(order: Order) -> str:
+    review = await carry_review(order)
+    return await carry_hold(order) if review.approved else "rejected"
+
+
+@workflow(name="tests.carry_then_sleep", version="1.0.0")
+async def carry_then_sleep(order: Order) -> str:
+    """After the review, a day's timer: no step follows to carry the completion."""
+    await carry_review(order)
+    await asyncio.sleep(timedelta(days=1).total_seconds())
+    return "slept"
+
+
+WORKFLOWS = (carry_then_hold, carry_then_sleep)
