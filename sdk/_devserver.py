@@ -3,6 +3,10 @@
 ``temporal server start-dev`` is a real Temporal server with SQLite persistence. This module
 finds the binary, starts it on a free port with a database file, waits until it answers, and
 stops the process it started (by PID).
+
+The server runs under a small watchdog process holding the read end of a pipe whose write
+end only this process holds: when this process dies, however abruptly (SIGKILL, a test
+run's timeout), the pipe closes and the watchdog stops the server, so none is left behind.
 """
 
 from __future__ import annotations
@@ -21,6 +25,24 @@ from pathlib import Path
 from types import TracebackType
 
 __all__ = ["DevServer", "find_temporal_cli", "free_port"]
+
+_WATCHDOG = """
+import os, signal, subprocess, sys, threading
+lifeline, command = int(sys.argv[1]), sys.argv[2:]
+server = subprocess.Popen(command)
+# Stopped (SIGTERM): pass it on, and exit only once the server has.
+signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+def watch():
+    while os.read(lifeline, 1):
+        pass
+    server.terminate()  # the process that started us is gone
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+threading.Thread(target=watch, daemon=True).start()
+sys.exit(server.wait())
+"""
 
 
 def find_temporal_cli() -> str:
@@ -84,6 +106,7 @@ class DevServer:
         self.ui_port = ui_port or (self.port + 1000 if ui else None)
         self.namespace = namespace
         self.process: subprocess.Popen[bytes] | None = None
+        self._lifeline: int | None = None
 
     @property
     def target(self) -> str:
@@ -125,13 +148,18 @@ class DevServer:
         if self.process is not None:
             raise RuntimeError("this DevServer is already started")
         log = open(self.log_file, "ab")  # noqa: SIM115 - the child process owns it
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        lifeline, self._lifeline = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG, str(lifeline), *self.command()],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(lifeline,),
+            )
+        finally:
+            os.close(lifeline)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -167,6 +195,9 @@ class DevServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the process this object started (SIGTERM, then SIGKILL), and clean up."""
         process, self.process = self.process, None
+        lifeline, self._lifeline = self._lifeline, None
+        if lifeline is not None:
+            os.close(lifeline)  # the watchdog stops the server too
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
