@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import statistics
 import sys
 import time
 import uuid
@@ -94,6 +95,20 @@ def proc_cpu(pid: int | None, tick: float) -> float:
         return math.nan
 
 
+def tree_cpu(pid: int | None, tick: float) -> float:
+    """CPU seconds of a process and its descendants (the dev server runs under a watchdog)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += proc_cpu(current, tick)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                pending += [int(child) for child in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+
 @dataclass
 class CpuSnapshot:
     wall: float
@@ -123,7 +138,7 @@ class CpuMeter:
         return CpuSnapshot(
             time.perf_counter(),
             time.process_time(),
-            proc_cpu(self.server_pid, self.tick),
+            tree_cpu(self.server_pid, self.tick),
             busy,
             total,
             {pid: proc_cpu(pid, self.tick) for pid in backend_pids},
@@ -1169,6 +1184,24 @@ def report(args: argparse.Namespace, results: dict[str, ConfigResult]) -> list[s
     return problems
 
 
+def report_rounds(rounds: dict[str, list[ThroughputResult]]) -> None:
+    """Throughput of every round, and the ratio of the medians (the machine's speed drifts)."""
+    plain = rounds.get("plain", [])
+    base = statistics.median(t.throughput for t in plain) if plain else math.nan
+    print("\nThroughput by round (configurations interleaved), inst/s; ratio of the medians")
+    for name, runs in rounds.items():
+        each = " ".join(f"{t.throughput:6.2f}" for t in runs)
+        med = statistics.median(t.throughput for t in runs)
+        line = f"  {name:<16} {each}   median {med:6.2f}"
+        if name != "plain" and plain:
+            ratio = med / base
+            per_round = " ".join(
+                f"{t.throughput / p.throughput:.2f}" for t, p in zip(runs, plain, strict=False)
+            )
+            line += f"   ratio {ratio:.2f} {verdict(ratio >= TARGET_RATIO)}  (per round: {per_round})"
+        print(line)
+
+
 def print_lag(label: str, sample: LagSample) -> None:
     print(f"    mirror lag, {label}:")
     print(f"      writer.metrics.lag_seconds (all samples)  {p50_p95(sample.metric)}")
@@ -1240,6 +1273,7 @@ async def amain(args: argparse.Namespace) -> int:
 
     run_id = uuid.uuid4().hex[:8]
     results: dict[str, ConfigResult] = {}
+    rounds: dict[str, list[ThroughputResult]] = {}
     failures: list[str] = []
     pg_name = f"dwf_bench_{run_id}"
     pg_created = False
@@ -1268,27 +1302,35 @@ async def amain(args: argparse.Namespace) -> int:
                 sqlite_url = f"sqlite+aiosqlite:///{tmpdir.name}/mirror.db"
                 configs.append(("sdk+sqlite", lambda: run_sdk(env, "sqlite", sqlite_url)))
             if not args.skip_postgres:
+                pg_url = ""
 
                 async def postgres() -> ConfigResult:
-                    nonlocal pg_created
-                    url = await create_database(args.postgres_url, pg_name)
-                    pg_created = True
-                    return await run_sdk(env, "postgresql", url)
+                    nonlocal pg_created, pg_url
+                    if not pg_created:
+                        pg_url = await create_database(args.postgres_url, pg_name)
+                        pg_created = True
+                    return await run_sdk(env, "postgresql", pg_url)
 
                 configs.append(("sdk+postgresql", postgres))
-            for name, run in configs:
-                print(f"\n== {name} ...", flush=True)
-                logs_before = Counter(LOGS.counts)
-                try:
-                    results[name] = await run()
-                    results[name].throughput.logs = LOGS.since(logs_before)
-                except Exception as exc:
-                    import traceback
+            for round_no in range(args.rounds):
+                if round_no == 1:  # later rounds time the throughput only
+                    args.query_rows, args.lag_instances = 0, 0
+                for name, run in configs:
+                    label = f"{name} (round {round_no + 1} of {args.rounds})" if args.rounds > 1 else name
+                    print(f"\n== {label} ...", flush=True)
+                    logs_before = Counter(LOGS.counts)
+                    try:
+                        result = await run()
+                        result.throughput.logs = LOGS.since(logs_before)
+                    except Exception as exc:
+                        import traceback
 
-                    traceback.print_exc()
-                    failures.append(f"{name}: {type(exc).__name__}: {exc}")
-                    continue
-                print_config(name, results[name])
+                        traceback.print_exc()
+                        failures.append(f"{label}: {type(exc).__name__}: {exc}")
+                        continue
+                    results.setdefault(name, result)
+                    rounds.setdefault(name, []).append(result.throughput)
+                    print_config(name, result)
             await sdk_client.close()
             print("\nStopping the dev server.", flush=True)
     finally:
@@ -1299,6 +1341,8 @@ async def amain(args: argparse.Namespace) -> int:
                 failures.append(f"dropping database {pg_name}: {exc}")
         tmpdir.cleanup()
     failures += report(args, results)
+    if args.rounds > 1:
+        report_rounds(rounds)
     if failures:
         print(f"\n{len(failures)} problem(s):")
         for problem in failures[:20]:
@@ -1348,6 +1392,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="workers' maximum concurrent workflow-task polls (default: temporalio's, 5)",
     )
     parser.add_argument("--warmup", type=int, default=10, help="untimed instances before each run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the configurations this many times, interleaved (later rounds: throughput only)",
+    )
     parser.add_argument("--timeout", type=float, default=240.0, help="per-instance timeout, seconds")
     parser.add_argument("--quick", action="store_true", help="smoke run: 30 instances, 10,000 rows")
     args = parser.parse_args(argv)
