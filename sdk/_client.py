@@ -214,7 +214,7 @@ class WorkflowClient:
             memo=memo or None,
             result_type=definition.return_type if definition else None,
         )
-        return InstanceHandle(handle, definition, tenant_id=tenant_id)
+        return InstanceHandle(handle, definition, tenant_id=tenant_id, queries=self.queries)
 
     @staticmethod
     def _check_args(definition: WorkflowDefinition[..., Any], args: tuple[Any, ...]) -> list[Any]:
@@ -240,7 +240,7 @@ class WorkflowClient:
     ) -> InstanceHandle[Any]:
         """A handle on an existing instance by its workflow id (scoped to ``tenant_id``)."""
         handle = self._temporal.get_workflow_handle(workflow_id, run_id=run_id)
-        return InstanceHandle(handle, None, tenant_id=tenant_id)
+        return InstanceHandle(handle, None, tenant_id=tenant_id, queries=self.queries)
 
     async def task_handle(
         self, task_id: str | uuid.UUID, *, tenant_id: str | None = None, workflow_id: str | None = None

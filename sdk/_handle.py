@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -41,6 +42,9 @@ from ._types import (
     TaskStatus,
     WorkflowStatus,
 )
+
+if TYPE_CHECKING:
+    from .mirror import MirrorQueries
 
 __all__ = ["InstanceDescription", "InstanceHandle", "translate_rejection"]
 
@@ -110,6 +114,10 @@ class InstanceHandle(Generic[R]):
         definition: The definition it runs, when known (for the result type).
         tenant_id: When set, the handle acts for this tenant only: an instance or task of
             another tenant is reported as not found.
+        queries: The mirror's queries (a client connected with a database): a task command
+            is then checked against the task's row when the mirror shows it pending in this
+            instance, instead of asking the workflow (a ``state`` query) first. The workflow
+            checks every command again when it arrives.
     """
 
     def __init__(
@@ -118,10 +126,12 @@ class InstanceHandle(Generic[R]):
         definition: WorkflowDefinition[..., R] | None = None,
         *,
         tenant_id: str | None = None,
+        queries: MirrorQueries | None = None,
     ) -> None:
         self._handle = handle
         self.definition = definition
         self.tenant_id = tenant_id
+        self._queries = queries
 
     @property
     def id(self) -> str:
@@ -211,10 +221,48 @@ class InstanceHandle(Generic[R]):
         return found
 
     async def _pending_task(self, task_id: str | uuid.UUID, *, pending: bool = True) -> TaskInfo:
+        if pending:
+            mirrored = await self._mirrored_pending_task(task_id)
+            if mirrored is not None:
+                return mirrored
         task = await self.task(task_id)
         if pending and task.status is not TaskStatus.PENDING:
             raise TaskNotPendingError(task.task_id, task.status.value)
         return task
+
+    async def _mirrored_pending_task(self, task_id: str | uuid.UUID) -> TaskInfo | None:
+        """The task as its mirror row shows it, when that row is pending in this instance.
+
+        None (ask the workflow) without a mirror, or when the row is missing, another
+        tenant's, in another instance or not pending: the workflow's answer decides those.
+        """
+        if self._queries is None:
+            return None
+        try:
+            row = await self._queries.get_task(task_id, tenant_id=self.tenant_id)
+        except (TaskNotFoundError, SQLAlchemyError):
+            return None
+        if row.workflow_id != self.id or row.status is not TaskStatus.PENDING:
+            return None
+        step = registry.steps.get(row.step_name)
+        return TaskInfo(
+            task_id=str(row.id),
+            step_execution_id=str(row.step_execution_id),
+            step_name=row.step_name,
+            title=row.title,
+            description=row.description,
+            form_name=step.form.__name__ if isinstance(step, HumanStep) else "",
+            form_schema=row.form_schema or {},
+            assignee_id=row.assignee_id,
+            assignee_group=row.assignee_group,
+            claimed_by=row.claimed_by,
+            claimed_at=row.claimed_at,
+            require_claim=row.require_claim,
+            status=row.status,
+            created_at=row.created_at,
+            due_at=row.due_at,
+            reminder_at=row.reminder_at,
+        )
 
     async def _update(self, name: str, payload: BaseModel) -> TaskInfo:
         try:
