@@ -1276,7 +1276,7 @@ async def amain(args: argparse.Namespace) -> int:
     rounds: dict[str, list[ThroughputResult]] = {}
     failures: list[str] = []
     pg_name = f"dwf_bench_{run_id}"
-    pg_created = False
+    pg_created: list[str] = []
     tmpdir = __import__("tempfile").TemporaryDirectory(prefix="dwf-bench-")
     print(
         f"mirror_overhead: {args.instances} instances, {args.query_rows:,} query rows, "
@@ -1298,18 +1298,23 @@ async def amain(args: argparse.Namespace) -> int:
             configs: list[tuple[str, Callable[[], Awaitable[ConfigResult]]]] = []
             if not args.skip_plain:
                 configs.append(("plain", lambda: run_plain(env)))
+            # Each round writes a fresh mirror database: the first round's query timing fills
+            # its own with 100,000 task rows, which would slow the writes of a later round.
+            round_no = 0
             if not args.skip_sqlite:
-                sqlite_url = f"sqlite+aiosqlite:///{tmpdir.name}/mirror.db"
-                configs.append(("sdk+sqlite", lambda: run_sdk(env, "sqlite", sqlite_url)))
+
+                async def sqlite() -> ConfigResult:
+                    url = f"sqlite+aiosqlite:///{tmpdir.name}/mirror-{round_no}.db"
+                    return await run_sdk(env, "sqlite", url)
+
+                configs.append(("sdk+sqlite", sqlite))
             if not args.skip_postgres:
-                pg_url = ""
 
                 async def postgres() -> ConfigResult:
-                    nonlocal pg_created, pg_url
-                    if not pg_created:
-                        pg_url = await create_database(args.postgres_url, pg_name)
-                        pg_created = True
-                    return await run_sdk(env, "postgresql", pg_url)
+                    name = f"{pg_name}_{round_no}"
+                    url = await create_database(args.postgres_url, name)
+                    pg_created.append(name)
+                    return await run_sdk(env, "postgresql", url)
 
                 configs.append(("sdk+postgresql", postgres))
             for round_no in range(args.rounds):
@@ -1334,11 +1339,11 @@ async def amain(args: argparse.Namespace) -> int:
             await sdk_client.close()
             print("\nStopping the dev server.", flush=True)
     finally:
-        if pg_created:
+        for name in pg_created:
             try:
-                await drop_database(args.postgres_url, pg_name)
+                await drop_database(args.postgres_url, name)
             except Exception as exc:
-                failures.append(f"dropping database {pg_name}: {exc}")
+                failures.append(f"dropping database {name}: {exc}")
         tmpdir.cleanup()
     failures += report(args, results)
     if args.rounds > 1:

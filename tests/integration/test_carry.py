@@ -9,17 +9,15 @@ databases, against the real dev server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities import EventPublisher, MirrorWriter
 from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
-from sdk import StepStatus, TaskStatus, WorkflowClient, events
+from sdk import InstanceHandle, StepStatus, TaskStatus, WorkflowClient, events
 from sdk import WorkflowStatus as WS
 from sdk._runtime import CARRY_HEADER, PUBLISH_ACTIVITY
 from sdk._types import EventBatch
@@ -31,6 +29,8 @@ from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered
     fixture_database_url,
     fixture_db,
     fixture_mirror_client,
+    fixture_worker,
+    fixture_writer,
     instance_row,
     step_rows,
     task_rows,
@@ -40,21 +40,24 @@ from tests.workflows.mirrored import CLERKS, Order
 from worker import sandbox_runner, worker_components
 
 DEFINITIONS = (expense_approval, *mirrored.WORKFLOWS, *carrying.WORKFLOWS)
+"""What this module's writer registers and its worker runs (see ``test_mirror``'s fixtures)."""
 
 
-@pytest.fixture(name="writer", scope="module")
-async def fixture_writer(database_url: str) -> AsyncIterator[MirrorWriter]:
-    writer = MirrorWriter.from_url(database_url)
-    await writer.upgrade_schema()
-    await writer.register_definitions(DEFINITIONS)
-    yield writer
-    await writer.close()
+async def start_and_review(
+    client: WorkflowClient, worker: Worker, pending_task: PendingTask, definition: Any, *, approved: bool
+) -> InstanceHandle[Any]:
+    """Start ``definition`` for a vase and have a clerk answer its review by signal."""
+    handle: InstanceHandle[Any] = await client.start(
+        definition, Order(item="vase"), task_queue=worker.task_queue
+    )
+    task = await pending_task(handle)
+    await handle.signal_complete_task(task.task_id, {"approved": approved}, user="erin", groups=[CLERKS])
+    return handle
 
 
-@pytest.fixture(name="worker", scope="module")
-async def fixture_worker(new_worker: Any, writer: MirrorWriter) -> AsyncIterator[Worker]:
-    async with new_worker(*DEFINITIONS, mirror=writer) as running:
-        yield running
+async def task_completed(db: Any, handle: InstanceHandle[Any]) -> None:
+    ((row),) = await task_rows(db, handle)
+    assert row["status"] == TaskStatus.COMPLETED.value, row["status"]
 
 
 def type_names(batch: EventBatch) -> list[str]:
@@ -112,15 +115,12 @@ async def test_the_next_step_writes_the_completion_before_its_code_runs(
     pending_task: PendingTask,
     assert_eventually: Eventually,
 ) -> None:
-    handle = await mirror_client.start(
-        carrying.carry_then_hold, Order(item="vase"), task_queue=worker.task_queue
+    handle = await start_and_review(
+        mirror_client, worker, pending_task, carrying.carry_then_hold, approved=True
     )
-    task = await pending_task(handle)
-    await handle.signal_complete_task(task.task_id, {"approved": True}, user="erin", groups=[CLERKS])
 
     async def completed_while_holding() -> None:
-        ((row),) = await task_rows(db, handle)
-        assert row["status"] == TaskStatus.COMPLETED.value, row["status"]
+        await task_completed(db, handle)
         instance = await instance_row(db, handle)
         assert (instance["status"], instance["current_step"]) == (WS.RUNNING, "carry_hold")
         hold = [s for s in await step_rows(db, handle) if s["step_name"] == "carry_hold"]
@@ -140,17 +140,10 @@ async def test_a_completion_no_step_carries_is_published_before_the_timer(
     pending_task: PendingTask,
     assert_eventually: Eventually,
 ) -> None:
-    handle = await mirror_client.start(
-        carrying.carry_then_sleep, Order(item="rug"), task_queue=worker.task_queue
+    handle = await start_and_review(
+        mirror_client, worker, pending_task, carrying.carry_then_sleep, approved=False
     )
-    task = await pending_task(handle)
-    await handle.signal_complete_task(task.task_id, {"approved": False}, user="erin", groups=[CLERKS])
-
-    async def completed() -> None:
-        ((row),) = await task_rows(db, handle)
-        assert row["status"] == TaskStatus.COMPLETED.value, row["status"]
-
-    await assert_eventually(completed)  # the workflow now sleeps for a day
+    await assert_eventually(lambda: task_completed(db, handle))  # the workflow now sleeps for a day
     await handle.cancel(reason="test over", by="erin")
     await assert_eventually(lambda: _status_is(db, handle, WS.CANCELED))
 

@@ -82,11 +82,16 @@ async def fixture_database_url(backend: str, database_factory: DatabaseFactory) 
     return await database_factory.create(backend)
 
 
+def module_definitions(request: pytest.FixtureRequest) -> tuple[Any, ...]:
+    """The ``DEFINITIONS`` of the test module using the fixtures (modules import them)."""
+    return tuple(getattr(request.module, "DEFINITIONS", DEFINITIONS))
+
+
 @pytest.fixture(name="writer", scope="module")
-async def fixture_writer(database_url: str) -> AsyncIterator[MirrorWriter]:
+async def fixture_writer(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[MirrorWriter]:
     writer = MirrorWriter.from_url(database_url)
     await writer.upgrade_schema()
-    await writer.register_definitions(DEFINITIONS)
+    await writer.register_definitions(module_definitions(request))
     yield writer
     await writer.close()
 
@@ -107,8 +112,10 @@ async def fixture_mirror_client(server: DevServer, database_url: str) -> AsyncIt
 
 
 @pytest.fixture(name="worker", scope="module")
-async def fixture_worker(new_worker: Any, writer: MirrorWriter) -> AsyncIterator[Worker]:
-    async with new_worker(*DEFINITIONS, mirror=writer) as running:
+async def fixture_worker(
+    new_worker: Any, writer: MirrorWriter, request: pytest.FixtureRequest
+) -> AsyncIterator[Worker]:
+    async with new_worker(*module_definitions(request), mirror=writer) as running:
         yield running
 
 

@@ -16,7 +16,6 @@ import pytest
 from temporalio.client import Interceptor, OutboundInterceptor, QueryWorkflowInput, SignalWorkflowInput
 from temporalio.worker import Worker
 
-from activities import MirrorWriter
 from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
 from sdk import (
     DevServer,
@@ -31,8 +30,11 @@ from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered
     fixture_backend,
     fixture_database_factory,
     fixture_database_url,
+    fixture_worker,
     fixture_writer,
 )
+
+DEFINITIONS = (expense_approval,)
 
 
 class CallCounter(Interceptor):
@@ -68,12 +70,6 @@ async def fixture_counted_client(
     connected = await WorkflowClient.connect(server.target, database_url=database_url, interceptors=[counter])
     yield connected
     await connected.close()
-
-
-@pytest.fixture(name="worker", scope="module")
-async def fixture_worker(new_worker: Any, writer: MirrorWriter) -> AsyncIterator[Worker]:
-    async with new_worker(expense_approval, mirror=writer) as running:
-        yield running
 
 
 async def test_a_pending_row_is_checked_without_asking_the_workflow(
