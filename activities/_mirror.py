@@ -116,6 +116,7 @@ class _Plan:
         self.head: list[tuple[Any, dict[str, Any]]] = []
         self.ops: list[tuple[Any, dict[str, Any]]] = []
         self.assigned: dict[uuid.UUID, str | None] = {}
+        self.started_steps: set[uuid.UUID] = set()  # machine steps a StepStarted inserts
         self.on_commit: list[Callable[[], None]] = []
         self._instance_id: uuid.UUID | None = None
         self._start: dict[str, Any] | None = None
@@ -507,6 +508,8 @@ class MirrorWriter:
 
     def _on_step_started(self, plan: _Plan, batch: EventBatch, event: ev.StepStarted, seq: int) -> None:
         human = event.step_type == StepType.HUMAN.value
+        if not human and event.step_execution_id is not None:
+            plan.started_steps.add(event.step_execution_id)
         values: dict[str, Any] = {
             "id": event.step_execution_id,
             "instance_id": event.instance_id,
@@ -778,12 +781,15 @@ class MirrorWriter:
 
         plan = self.plan_batch(*carried) if carried is not None else None
         set_current_step = plan is None or not plan.sets_current_step(step_name)
+        # The first attempt's row is the one the step's own StepStarted inserts, when carried.
+        write_attempt = plan is None or attempt > 1 or step_execution_id not in plan.started_steps
 
         async def work(conn: AsyncConnection) -> None:
             if plan is not None:
                 await plan.execute(conn)
-            result = await conn.execute(self._sql.attempt_started(), values)
-            self.metrics.rows_written += result.rowcount or 0
+            if write_attempt:
+                result = await conn.execute(self._sql.attempt_started(), values)
+                self.metrics.rows_written += result.rowcount or 0
             if set_current_step:
                 await conn.execute(
                     self._sql.instance_current_step(),
