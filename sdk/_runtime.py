@@ -13,8 +13,9 @@ with no step activity scheduled in the same activation is published at the end o
 activation. Which events ride along is decided by workflow code alone, never by whether the
 interceptor is there, so a worker or ``Replayer`` without it issues the same commands; the
 events an activity carried are published again at the next flush until that activity
-completes (writes are idempotent). Instances started before this (no ``dwf-carry-events``
-patch marker in their history) keep publishing every urgent event by local activity.
+completes (writes are idempotent). Instances started before this (neither the client's
+``dwf_runtime`` memo nor a ``dwf-carry-events`` patch marker in their history) keep
+publishing every urgent event by local activity.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ PUBLISH_ACTIVITY = "dwf.publish_events"
 CARRY_HEADER = "dwf-events"
 """Activity header holding the events a step activity carries (an :class:`EventBatch`)."""
 CARRY_PATCH = "dwf-carry-events"
+RUNTIME_MEMO = "dwf_runtime"
+"""Memo key ``WorkflowClient.start`` sets to :data:`RUNTIME_VERSION`: the instance was started
+for this runtime's behaviour, so it needs no patch marker (nor the search-attribute update
+Temporal adds to every patch) to tell it from instances started before."""
+RUNTIME_VERSION = 2
 REMINDER_ACTIVITY = "dwf.send_reminder"
 SYSTEM_USER = "system"
 _MAX_REJECTIONS = 50
@@ -272,7 +278,11 @@ class WorkflowRuntime:
         """Run the author's function with lifecycle events around it."""
         self.definition = definition
         self.status = WorkflowStatus.RUNNING
-        self._carrying = workflow.patched(CARRY_PATCH)
+        # Started by this SDK's client (the memo says so), or else marked by a patch: an
+        # instance started before events could ride along has neither, and keeps its commands.
+        self._carrying = workflow.memo_value(
+            RUNTIME_MEMO, 0, type_hint=int
+        ) >= RUNTIME_VERSION or workflow.patched(CARRY_PATCH)
         info = workflow.info()
         self.emit(
             ev.WorkflowStarted,

@@ -9,6 +9,7 @@ databases, against the real dev server.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -64,6 +65,47 @@ def type_names(batch: EventBatch) -> list[str]:
     return [item["type"] for item in batch.events]
 
 
+async def history_profile(handle: InstanceHandle[Any]) -> tuple[int, list[str], dict[str, list[str]]]:
+    """From the history: publish local activities, patch markers and search-attribute updates,
+    and the event types each activity carried, by activity type."""
+    publishes, patches, carried = 0, [], {}
+    async for event in handle.temporal.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            attrs = event.marker_recorded_event_attributes
+            if attrs.marker_name == "core_local_activity" and PUBLISH_ACTIVITY in str(attrs.details):
+                publishes += 1
+            elif attrs.marker_name == "core_patch":
+                patches.append("marker")
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            patches.append("search attributes")
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            payload = attrs.header.fields[CARRY_HEADER]
+            batch = pydantic_data_converter.payload_converter.from_payload(payload, EventBatch)
+            carried[attrs.activity_type.name] = type_names(batch)
+    return publishes, patches, carried
+
+
+async def test_an_instance_started_without_the_sdk_client_carries_after_a_patch_marker(
+    mirror_client: WorkflowClient, worker: Worker, db: Any, pending_task: PendingTask
+) -> None:
+    # As `temporal workflow start` or plain temporalio would: no dwf_runtime memo.
+    started = await mirror_client.temporal.start_workflow(
+        expense_approval.workflow_type,
+        Expense(employee="cy", amount=12.0, description="tram"),
+        id=f"raw-{uuid.uuid4()}",
+        task_queue=worker.task_queue,
+    )
+    handle = mirror_client.get_instance(started.id, started.result_run_id)
+    task = await pending_task(handle)
+    await handle.signal_complete_task(task.task_id, Approval(approved=True), user="mia", groups=["managers"])
+    await asyncio.wait_for(handle.result(), 60)
+    publishes, patches, carried = await history_profile(handle)
+    assert (publishes, patches) == (2, ["marker", "search attributes"])
+    assert set(carried) == {"validate_expense", "pay_expense"}
+    assert (await instance_row(db, handle))["status"] == WS.COMPLETED
+
+
 async def test_signal_path_publishes_twice_and_steps_carry_the_rest(
     mirror_client: WorkflowClient, worker: Worker, db: Any, pending_task: PendingTask
 ) -> None:
@@ -74,19 +116,10 @@ async def test_signal_path_publishes_twice_and_steps_carry_the_rest(
     outcome = await handle.result()
     assert isinstance(outcome, ExpenseOutcome) and outcome.status == "paid"
 
-    publishes, carried = 0, {}
-    async for event in handle.temporal.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            attrs = event.marker_recorded_event_attributes
-            if attrs.marker_name == "core_local_activity" and PUBLISH_ACTIVITY in str(attrs.details):
-                publishes += 1
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            payload = attrs.header.fields[CARRY_HEADER]
-            batch = pydantic_data_converter.payload_converter.from_payload(payload, EventBatch)
-            carried[attrs.activity_type.name] = type_names(batch)
+    publishes, patches, carried = await history_profile(handle)
     # Two local activities: the task row before the wait, and the end. The rest rides along.
-    assert publishes == 2
+    # Started by the SDK's client: no patch marker (the memo tells this runtime's instances).
+    assert (publishes, patches) == (2, [])
     assert carried == {
         "validate_expense": ["WorkflowStarted", "StepStarted"],
         "pay_expense": ["HumanTaskCompleted", "StepCompleted", "StepStarted"],
