@@ -601,6 +601,11 @@ def bench_writer_class() -> type:
             started = time.perf_counter()
             await super().step_attempt_started(**kwargs)
             self.attempt_write.append(time.perf_counter() - started)
+            carried = kwargs.get("carried")
+            if carried is not None:  # events the step's activity carried, now committed
+                now = datetime.now(UTC)
+                for event in carried[1]:
+                    self.lag_by_kind[type(event).__name__].append((now - event.timestamp).total_seconds())
 
         async def step_attempt_finished(self, **kwargs: Any) -> None:
             started = time.perf_counter()
