@@ -26,7 +26,6 @@ from ._definition import WorkflowDefinition
 from ._errors import FormValidationError, MirrorUnavailableError, WorkflowNotFoundError
 from ._handle import InstanceDescription, InstanceHandle
 from ._registry import registry
-from ._runtime import RUNTIME_MEMO, RUNTIME_VERSION
 from ._types import TaskInfo
 
 __all__ = ["DEFAULT_TASK_QUEUE", "WorkflowClient", "termination_error"]
@@ -206,16 +205,13 @@ class WorkflowClient:
         else:
             name = str(workflow)
             workflow_type, checked = await self._type_from_mirror(name, version), list(args)
-        memo: dict[str, Any] = {
-            k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None
-        }
-        memo[RUNTIME_MEMO] = RUNTIME_VERSION
+        memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
             workflow_type,
             args=checked,
             id=id or f"{name}-{uuid.uuid4()}",
             task_queue=task_queue or self.task_queue,
-            memo=memo,
+            memo=memo or None,
             result_type=definition.return_type if definition else None,
         )
         return InstanceHandle(handle, definition, tenant_id=tenant_id, queries=self.queries)

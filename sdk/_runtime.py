@@ -13,9 +13,8 @@ with no step activity scheduled in the same activation is published at the end o
 activation. Which events ride along is decided by workflow code alone, never by whether the
 interceptor is there, so a worker or ``Replayer`` without it issues the same commands; the
 events an activity carried are published again at the next flush until that activity
-completes (writes are idempotent). Instances started before this (neither the client's
-``dwf_runtime`` memo nor a ``dwf-carry-events`` patch marker in their history) keep
-publishing every urgent event by local activity.
+completes (writes are idempotent). Instances started before this (no ``dwf-carry-events``
+patch marker in their history) keep publishing every urgent event by local activity.
 """
 
 from __future__ import annotations
@@ -68,11 +67,6 @@ PUBLISH_ACTIVITY = "dwf.publish_events"
 CARRY_HEADER = "dwf-events"
 """Activity header holding the events a step activity carries (an :class:`EventBatch`)."""
 CARRY_PATCH = "dwf-carry-events"
-RUNTIME_MEMO = "dwf_runtime"
-"""Memo key ``WorkflowClient.start`` sets to :data:`RUNTIME_VERSION`: the instance was started
-for this runtime's behaviour, so it needs no patch marker (nor the search-attribute update
-Temporal adds to every patch) to tell it from instances started before."""
-RUNTIME_VERSION = 2
 REMINDER_ACTIVITY = "dwf.send_reminder"
 SYSTEM_USER = "system"
 _MAX_REJECTIONS = 50
@@ -138,6 +132,7 @@ class WorkflowRuntime:
         self._carried: dict[str, list[dict[str, Any]]] = {}
         self._outbox: tuple[str, EventBatch] | None = None
         self._in_header: set[str] = set()  # activities whose header got their events
+        self._unconfirmed: set[str] = set()  # activities that carried events, not completed yet
         self._carrying = False
         self._instance_published = False  # WorkflowStarted is committed (an LA or a step wrote it)
         self._flusher: asyncio.Task[None] | None = None
@@ -189,17 +184,22 @@ class WorkflowRuntime:
     async def flush(self, *, force: bool = False) -> None:
         """Publish buffered events through the local activity.
 
-        A no-op when nothing is buffered, or when only non-urgent events are and ``force``
-        is false. Events that a step activity carries and that are not confirmed yet (the
-        activity has not completed) are published again with them.
+        A no-op when nothing is buffered (nor carried by a step activity that has not
+        completed), or when only non-urgent events are and ``force`` is false. Events that
+        step activities carried are published again with them: writes are idempotent, and
+        an activity that never ran, or ran where no interceptor read its header, wrote none.
+        Whether this issues a command depends on the history only (never on the interceptor).
         """
-        if not self._events or self.definition is None or not (force or self._urgent):
+        if self.definition is None or not (force or self._urgent):
+            return
+        if not self._events and not self._unconfirmed:
             return
         events, self._events, self._urgent = self._events, [], False
         if self._carried:
             carried = [event for batch in self._carried.values() for event in batch]
-            self._carried.clear()
             events = sorted([*carried, *events], key=lambda event: int(event["seq"]))
+        self._carried.clear()
+        self._unconfirmed.clear()
         await workflow.execute_local_activity(
             PUBLISH_ACTIVITY,
             self._batch(events),
@@ -225,11 +225,13 @@ class WorkflowRuntime:
         # checked means no waiter was released before it in this pass: what this activation
         # resumed has run up to its next wait, and a step it scheduled carries the events.
         # Twice: a waiter released in the same pass as this one (a condition that already
-        # held, say) runs before the second check.
+        # held, say) runs before the second check. Again while urgent events arrived during
+        # the publish (flush_soon starts no second flusher meanwhile).
         ready = getattr(asyncio.get_running_loop(), "_ready", None)
-        await workflow.wait_condition(lambda: not ready)
-        await workflow.wait_condition(lambda: not ready)
-        await self.flush()
+        while self._urgent:
+            await workflow.wait_condition(lambda: not ready)
+            await workflow.wait_condition(lambda: not ready)
+            await self.flush()
 
     def carry(self, activity_id: str) -> bool:
         """Hand the buffered events to the step activity ``activity_id`` about to be scheduled.
@@ -245,6 +247,7 @@ class WorkflowRuntime:
             return False
         events, self._events, self._urgent = self._events, [], False
         self._carried[activity_id] = events
+        self._unconfirmed.add(activity_id)
         self._outbox = (activity_id, self._batch(events))
         return True
 
@@ -260,12 +263,22 @@ class WorkflowRuntime:
         """Activity ``activity_id`` completed: its interceptor wrote the events it carried.
 
         Unless no interceptor put them in its header (a worker not built by
-        ``worker.create_worker``): then they stay for the next flush.
+        ``worker.create_worker``): then they stay for the next flush. Only what that flush
+        sends depends on it, never whether it happens.
         """
+        if activity_id not in self._unconfirmed:
+            return
+        self._unconfirmed.discard(activity_id)
+        self._instance_published = True  # the instance row existed, or this batch made it
         if activity_id in self._in_header:
             self._in_header.discard(activity_id)
-            if self._carried.pop(activity_id, None) is not None:
-                self._instance_published = True  # the instance row existed, or this batch made it
+            self._carried.pop(activity_id, None)
+
+    def step_abandoned(self, activity_id: str) -> None:
+        """A step's activity ended without completing (failed, canceled): what it carried is
+        published at the end of the activation unless the next step carries it."""
+        if activity_id in self._unconfirmed:
+            self._urgent = True
 
     @property
     def carrying(self) -> bool:
@@ -278,11 +291,9 @@ class WorkflowRuntime:
         """Run the author's function with lifecycle events around it."""
         self.definition = definition
         self.status = WorkflowStatus.RUNNING
-        # Started by this SDK's client (the memo says so), or else marked by a patch: an
-        # instance started before events could ride along has neither, and keeps its commands.
-        self._carrying = workflow.memo_value(
-            RUNTIME_MEMO, 0, type_hint=int
-        ) >= RUNTIME_VERSION or workflow.patched(CARRY_PATCH)
+        # A patch marker, written by the code that ran: an instance started before events
+        # could ride along has none, and keeps its commands on replay.
+        self._carrying = workflow.patched(CARRY_PATCH)
         info = workflow.info()
         self.emit(
             ev.WorkflowStarted,
@@ -663,6 +674,12 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
             step_execution_id=step_execution_id,
         )
         if rt.carrying:  # with what the activity carried, unless the next step carries it
+            rt.step_abandoned(activity_id)
+            await rt.flush_soon()
+        raise
+    except asyncio.CancelledError:
+        if rt.carrying:  # the activity may never have started: what it carried goes out
+            rt.step_abandoned(activity_id)
             await rt.flush_soon()
         raise
     rt.confirm(activity_id)

@@ -9,16 +9,30 @@ databases, against the real dev server.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
+import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.converter import PayloadCodec
+from temporalio.worker import (
+    Interceptor,
+    Replayer,
+    StartLocalActivityInput,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
 from activities import EventPublisher, MirrorWriter
 from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
-from sdk import InstanceHandle, StepStatus, TaskStatus, WorkflowClient, events
+from sdk import DevServer, InstanceHandle, StepStatus, TaskStatus, WorkflowClient, events
 from sdk import WorkflowStatus as WS
 from sdk._runtime import CARRY_HEADER, PUBLISH_ACTIVITY
 from sdk._types import EventBatch
@@ -38,7 +52,7 @@ from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered
 )
 from tests.workflows import carrying, mirrored
 from tests.workflows.mirrored import CLERKS, Order
-from worker import sandbox_runner, worker_components
+from worker import create_worker, sandbox_runner, worker_components
 
 DEFINITIONS = (expense_approval, *mirrored.WORKFLOWS, *carrying.WORKFLOWS)
 """What this module's writer registers and its worker runs (see ``test_mirror``'s fixtures)."""
@@ -86,23 +100,54 @@ async def history_profile(handle: InstanceHandle[Any]) -> tuple[int, list[str], 
     return publishes, patches, carried
 
 
-async def test_an_instance_started_without_the_sdk_client_carries_after_a_patch_marker(
-    mirror_client: WorkflowClient, worker: Worker, db: Any, pending_task: PendingTask
+class LocalActivityCounter(Interceptor):
+    """Counts the local activities a replayed workflow starts."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        counter = self
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_local_activity(self, input: StartLocalActivityInput) -> Any:
+                counter.started += 1
+                return self.next.start_local_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
+async def test_commands_do_not_depend_on_the_interceptor(
+    mirror_client: WorkflowClient, worker: Worker, db: Any
 ) -> None:
-    # As `temporal workflow start` or plain temporalio would: no dwf_runtime memo.
-    started = await mirror_client.temporal.start_workflow(
-        expense_approval.workflow_type,
-        Expense(employee="cy", amount=12.0, description="tram"),
-        id=f"raw-{uuid.uuid4()}",
-        task_queue=worker.task_queue,
+    # Run with the interceptor, replayed without: a failed step's events and the next step's
+    # carry must give the same commands either way.
+    handle = await mirror_client.start(
+        carrying.carry_past_a_failure, Order(item="kite"), task_queue=worker.task_queue
     )
-    handle = mirror_client.get_instance(started.id, started.result_run_id)
-    task = await pending_task(handle)
-    await handle.signal_complete_task(task.task_id, Approval(approved=True), user="mia", groups=["managers"])
-    await asyncio.wait_for(handle.result(), 60)
-    publishes, patches, carried = await history_profile(handle)
-    assert (publishes, patches) == (2, ["marker", "search attributes"])
-    assert set(carried) == {"validate_expense", "pay_expense"}
+    assert await asyncio.wait_for(handle.result(), 60) == "kite+kite"
+    history = await handle.temporal.fetch_history()
+    counter = LocalActivityCounter()  # counts, and leaves the headers alone
+    bare = Replayer(
+        workflows=[carrying.carry_past_a_failure.workflow_class],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox_runner(),
+        interceptors=[counter],
+    )
+    assert (await bare.replay_workflow(history)).replay_failure is None
+    publishes, _, _ = await history_profile(handle)
+    assert counter.started == publishes
+    assert [(s["step_name"], s["status"]) for s in await step_rows(db, handle)] == [
+        ("carry_echo", StepStatus.SUCCEEDED),
+        ("carry_fail", StepStatus.FAILED),
+        ("carry_echo", StepStatus.SUCCEEDED),
+    ]
     assert (await instance_row(db, handle))["status"] == WS.COMPLETED
 
 
@@ -118,8 +163,9 @@ async def test_signal_path_publishes_twice_and_steps_carry_the_rest(
 
     publishes, patches, carried = await history_profile(handle)
     # Two local activities: the task row before the wait, and the end. The rest rides along.
-    # Started by the SDK's client: no patch marker (the memo tells this runtime's instances).
-    assert (publishes, patches) == (2, [])
+    # The patch marker (and the search attribute Temporal updates with it) tells these
+    # instances from those started before events could ride along.
+    assert (publishes, patches) == (2, ["marker", "search attributes"])
     assert carried == {
         "validate_expense": ["WorkflowStarted", "StepStarted"],
         "pay_expense": ["HumanTaskCompleted", "StepCompleted", "StepStarted"],
@@ -238,3 +284,23 @@ async def test_handlers_without_a_mirror_see_each_carried_event_once(
         "StepCompleted",
         "WorkflowCompleted",
     ]
+
+
+class _PassThroughCodec(PayloadCodec):
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+async def test_a_client_whose_codec_skips_headers_is_refused(server: DevServer) -> None:
+    # Carried events (form data included) travel in a header: a codec must cover headers too.
+    converter = dataclasses.replace(pydantic_data_converter, payload_codec=_PassThroughCodec())
+    plain = await Client.connect(server.target, data_converter=converter)
+    with pytest.raises(ValueError, match="header_codec_behavior"):
+        create_worker(plain, task_queue="codec-refused", workflows=[expense_approval])
+    covered = await Client.connect(
+        server.target, data_converter=converter, header_codec_behavior=HeaderCodecBehavior.CODEC
+    )
+    assert create_worker(covered, task_queue="codec-covered", workflows=[expense_approval]).task_queue

@@ -8,9 +8,11 @@ meanwhile is what those tests check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import activity
+from temporalio.exceptions import ActivityError
 
 from sdk import human_step, machine_step, workflow
 from tests.workflows.mirrored import CLERKS, Order, Review
@@ -45,4 +47,23 @@ async def carry_then_sleep(order: Order) -> str:
     return "slept"
 
 
-WORKFLOWS = (carry_then_hold, carry_then_sleep)
+@machine_step(timeout=timedelta(seconds=10), max_attempts=1)
+async def carry_echo(order: Order) -> str:
+    return order.item
+
+
+@machine_step(timeout=timedelta(seconds=10), max_attempts=1)
+async def carry_fail(order: Order) -> str:
+    raise ValueError(f"no {order.item} today")
+
+
+@workflow(name="tests.carry_past_a_failure", version="1.0.0")
+async def carry_past_a_failure(order: Order) -> str:
+    """A step, a failing step the workflow shrugs off, and another step in the same task."""
+    first = await carry_echo(order)
+    with contextlib.suppress(ActivityError):
+        await carry_fail(order)
+    return first + "+" + await carry_echo(order)
+
+
+WORKFLOWS = (carry_then_hold, carry_then_sleep, carry_past_a_failure)
