@@ -83,7 +83,8 @@ class Statements:
     # -- instances ---------------------------------------------------------------------
 
     def instance_upsert(self, columns: Sequence[str]) -> Insert:
-        """Insert an instance row, or overwrite it when this write's ``last_event_seq`` is newer."""
+        """Insert an instance row, or overwrite it when the row's ``last_event_seq`` is below
+        ``:b_seq`` (the oldest event the values fold in)."""
         cols = tuple(columns)
 
         def build() -> Insert:
@@ -91,7 +92,7 @@ class Statements:
             return stmt.on_conflict_do_update(
                 index_elements=["id"],
                 set_={k: stmt.excluded[k] for k in cols if k not in ("id", "created_at")},
-                where=instances.c.last_event_seq < stmt.excluded.last_event_seq,
+                where=instances.c.last_event_seq < bindparam("b_seq", type_=instances.c.last_event_seq.type),
             )
 
         return self._memo(("instance_upsert", cols), build)

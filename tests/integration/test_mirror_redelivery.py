@@ -15,7 +15,7 @@ from sqlalchemy import select
 from activities import MirrorWriter
 from sdk import events
 from sdk._types import EventBatch
-from sdk.mirror import HumanTaskModel, StepExecutionModel
+from sdk.mirror import HumanTaskModel, StepExecutionModel, WorkflowInstanceModel
 from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
     fixture_backend,
     fixture_database_factory,
@@ -24,12 +24,12 @@ from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
 
 
 def _batch(
-    run_id: str, *items: events.WorkflowEvent, first_seq: int
+    run_id: str, *items: events.WorkflowEvent, first_seq: int, seqs: tuple[int, ...] = ()
 ) -> tuple[EventBatch, list[events.WorkflowEvent]]:
     payload = []
     for offset, event in enumerate(items):
         data = events.event_to_dict(event)
-        data["seq"] = first_seq + offset
+        data["seq"] = seqs[offset] if seqs else first_seq + offset
         payload.append(data)
     batch = EventBatch(
         workflow_id="wf-redelivery",
@@ -124,5 +124,48 @@ async def test_retried_workflow_task_replaces_the_lost_tasks_times(empty_databas
             retried,
             retried + timedelta(days=2),
         )
+    finally:
+        await writer.close()
+
+
+async def test_a_batch_older_in_part_than_the_row_applies_only_its_newer_events(
+    empty_database_url: str,
+) -> None:
+    # Two steps run in parallel and each carries its StepStarted; the second one's batch is
+    # written first. A later batch repeats the first step's start with a newer event: the row
+    # must end as applying the events one by one would (the older start skipped).
+    writer = MirrorWriter.from_url(empty_database_url)
+    await writer.upgrade_schema()
+    run_id = str(uuid.uuid4())
+    instance = uuid.UUID(run_id)
+    at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def started(name: str) -> events.StepStarted:
+        return events.StepStarted(
+            instance_id=instance,
+            timestamp=at,
+            step_name=name,
+            step_type="MACHINE",
+            step_execution_id=uuid.uuid5(instance, name),
+        )
+
+    try:
+        begun = events.WorkflowStarted(
+            instance_id=instance, timestamp=at, workflow_name="redelivery", workflow_version="1.0.0"
+        )
+        await writer.write_batch(*_batch(run_id, begun, first_seq=1))
+        await writer.write_batch(*_batch(run_id, started("ship"), first_seq=3))  # the second step's
+        paused = events.WorkflowPaused(instance_id=instance, timestamp=at)
+        # seq 2 is older than the row, 4 newer
+        await writer.write_batch(*_batch(run_id, started("pack"), paused, first_seq=0, seqs=(2, 4)))
+        async with writer.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(WorkflowInstanceModel.current_step, WorkflowInstanceModel.status,
+                           WorkflowInstanceModel.last_event_seq)
+                    .where(WorkflowInstanceModel.id == instance)
+                )
+            ).one()  # fmt: skip
+        assert tuple(row) == ("ship", "PAUSED", 4)
     finally:
         await writer.close()
