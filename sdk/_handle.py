@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -240,9 +239,12 @@ class InstanceHandle(Generic[R]):
             return None
         try:
             row = await self._queries.get_task(task_id, tenant_id=self.tenant_id)
-        except (TaskNotFoundError, SQLAlchemyError):
+        except Exception:  # not there, or the database does not answer: ask the workflow
             return None
-        if row.workflow_id != self.id or row.status is not TaskStatus.PENDING:
+        run_instance = self.instance_id
+        if row.workflow_id != self.id or (run_instance is not None and row.instance_id != run_instance):
+            return None  # another instance's, or an earlier run's of the same workflow id
+        if row.status is not TaskStatus.PENDING:
             return None
         step = registry.steps.get(row.step_name)
         return TaskInfo(
