@@ -164,9 +164,13 @@ class DevServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"temporal dev server exited with {self.process.returncode}; see {self.log_file}"
-                )
+                code = self.process.returncode
+                try:
+                    output = Path(self.log_file).read_text(errors="replace")[-2000:]
+                except OSError:
+                    output = ""
+                self.stop()  # the lifeline and the temporary directory (the log too, when in it)
+                raise RuntimeError(f"temporal dev server exited with {code}:\n{output}")
             with contextlib.suppress(OSError):
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 # The port opens before the frontend serves ("Frontend is not healthy yet"
