@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -72,6 +73,19 @@ def worker_components(
     return classes, activities
 
 
+def _check_header_codec(client: Any) -> None:
+    """Refuse a client whose payload codec would not cover the events steps carry in headers."""
+    config = client.config() if hasattr(client, "config") else {}
+    converter = config.get("data_converter")
+    codec = getattr(converter, "payload_codec", None)
+    if codec is not None and config.get("header_codec_behavior") == HeaderCodecBehavior.NO_CODEC:
+        raise ValueError(
+            "the client has a payload codec but does not encode headers, and step activities "
+            "carry domain events (form data included) in a header: connect it with "
+            "header_codec_behavior=temporalio.common.HeaderCodecBehavior.CODEC"
+        )
+
+
 def create_worker(
     client: Client | Any,
     *,
@@ -103,6 +117,7 @@ def create_worker(
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
+    _check_header_codec(temporal_client)
     if mirror is not None:
         event_sink = event_sink or mirror
     publisher = EventPublisher(event_handlers, event_sink)
