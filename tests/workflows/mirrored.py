@@ -114,5 +114,19 @@ async def mirror_parallel(order: Order) -> str:
     return f"{label}:{review.approved}"
 
 
+ORDER_EVENTS = [
+    "WorkflowStarted",
+    "StepStarted",
+    "StepCompleted",
+    "StepStarted",
+    "HumanTaskCreated",
+    "HumanTaskCompleted",
+    "StepCompleted",
+    "StepStarted",
+    "StepCompleted",
+    "WorkflowCompleted",
+]
+"""The domain events of an approved ``mirror_order`` run, in order, once each."""
+
 WORKFLOWS = (mirror_order, mirror_flaky, mirror_failing, mirror_intake, mirror_parallel)
 """The definitions of this module, to register and to run on one worker."""
