@@ -618,7 +618,7 @@ def bench_writer_class() -> type:
 async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
 
     from examples.expense_approval import Expense, ExpenseOutcome, expense_approval
-    from sdk import InstanceHandle, TaskNotPendingError
+    from sdk import InstanceHandle, TaskNotPendingError, WorkflowClient
     from sdk.mirror import HumanTaskModel, MirrorQueries, create_engine, session_factory
     from worker import create_worker
 
@@ -629,11 +629,13 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
         engine_options = {"pool_size": args.writer_pool_size, "max_overflow": 0}
     writer = bench_writer_class().from_url(database_url, **engine_options)
     read_engine = create_engine(database_url)
+    # The application's client, connected with the mirror (as the README says to): its task
+    # commands are checked against the task row, not with a state query.
+    client = WorkflowClient(env.sdk_client.temporal, database_url=database_url)
     try:
         await writer.upgrade_schema()
         definition_ids = await writer.register_definitions([expense_approval])
         queries = MirrorQueries(session_factory(read_engine))
-        client = env.sdk_client
         task_queue = f"bench-{backend}-{env.run_id}"
         poller = InboxPoller(queries, args.poll_interval)
         mirror = MirrorResult()
@@ -678,6 +680,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
                         client.temporal.get_workflow_handle(workflow_id, result_type=ExpenseOutcome),
                         expense_approval,
                         tenant_id=TENANT,
+                        queries=client.queries,
                     ),
                 )
                 started = time.perf_counter()
@@ -769,6 +772,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
             )
         return ConfigResult(result, mirror, queries_result)
     finally:
+        await client.close()
         await read_engine.dispose()
         await writer.close()
 
