@@ -1329,7 +1329,10 @@ async def amain(args: argparse.Namespace) -> int:
             for round_no in range(args.rounds):
                 if round_no == 1:  # later rounds time the throughput only
                     args.query_rows, args.lag_instances = 0, 0
-                for name, run in configs:
+                # Rotate the order each round: the dev server slows as its history grows, and
+                # a configuration always run last would pay for it.
+                shift = round_no % len(configs) if configs else 0
+                for name, run in configs[shift:] + configs[:shift]:
                     label = f"{name} (round {round_no + 1} of {args.rounds})" if args.rounds > 1 else name
                     print(f"\n== {label} ...", flush=True)
                     logs_before = Counter(LOGS.counts)
