@@ -34,10 +34,11 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from sdk._carry import take_carried
 from sdk._client import termination_error
 from sdk._ids import instance_id_for, seq_from_activity_id, step_execution_id_for
 from sdk._registry import registry
-from sdk._runtime import PUBLISH_ACTIVITY, WorkflowRuntime
+from sdk._runtime import PUBLISH_ACTIVITY
 from sdk._types import EventBatch, StepStatus, TaskStatus, WorkflowStatus
 from sdk.events import event_from_dict
 from sdk.mirror._models import (
@@ -85,11 +86,9 @@ class EventCapture(Interceptor):
                 return self.next.start_local_activity(input)
 
             def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-                runtime = getattr(workflow.instance(), "_dwf", None)
-                if isinstance(runtime, WorkflowRuntime) and input.activity_id is not None:
-                    batch = runtime.take_outbox(input.activity_id)
-                    if batch is not None:
-                        capture.batches.append(batch)
+                batch = take_carried(input)
+                if batch is not None:
+                    capture.batches.append(batch)
                 return self.next.start_activity(input)
 
         class _Inbound(WorkflowInboundInterceptor):

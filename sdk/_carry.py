@@ -20,20 +20,24 @@ from temporalio.worker import (
 )
 
 from ._runtime import CARRY_HEADER, WorkflowRuntime
+from ._types import EventBatch
 
-__all__ = ["CarryInbound", "carry_interceptor_class"]
+__all__ = ["CarryInbound", "carry_interceptor_class", "take_carried"]
+
+
+def take_carried(input: StartActivityInput) -> EventBatch | None:
+    """The events the activity being started carries (once; None for other activities)."""
+    runtime = getattr(workflow.instance(), "_dwf", None)
+    if not isinstance(runtime, WorkflowRuntime) or input.activity_id is None:
+        return None
+    return runtime.take_outbox(input.activity_id)
 
 
 class _CarryOutbound(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        runtime = getattr(workflow.instance(), "_dwf", None)
-        if isinstance(runtime, WorkflowRuntime) and input.activity_id is not None:
-            batch = runtime.take_outbox(input.activity_id)
-            if batch is not None:
-                input.headers = {
-                    **input.headers,
-                    CARRY_HEADER: workflow.payload_converter().to_payload(batch),
-                }
+        batch = take_carried(input)
+        if batch is not None:
+            input.headers = {**input.headers, CARRY_HEADER: workflow.payload_converter().to_payload(batch)}
         return super().start_activity(input)
 
 
