@@ -1,9 +1,11 @@
-"""Built-in activities: everything that does I/O on the SDK's behalf, outside the sandbox."""
+"""Built-in activities and the activity-side interceptor: what does I/O on the SDK's behalf.
+
+Everything here runs outside the workflow sandbox and calls the SQL mirror (``sdk.mirror``)
+through its public API.
+"""
 
 from ._interceptor import MirrorInterceptor
-from ._mirror import MirrorMetrics, MirrorWriter, definition_id_for
 from ._publish import EventHandler, EventPublisher, EventSink
-from ._reconcile import AuditReport, Mismatch, audit, rebuild, rebuild_instance
 from ._reminders import NotificationHook, ReminderSender, log_reminder
 from ._steps import machine_step_activity
 
@@ -12,17 +14,8 @@ __all__ = [
     "EventHandler",
     "EventPublisher",
     "EventSink",
-    # The SQL mirror
+    # Machine-step attempts mirrored as they happen, and the events steps carry
     "MirrorInterceptor",
-    "MirrorMetrics",
-    "MirrorWriter",
-    "definition_id_for",
-    # Audit and rebuild of the mirror from Temporal's history
-    "AuditReport",
-    "Mismatch",
-    "audit",
-    "rebuild",
-    "rebuild_instance",
     # Reminders of human tasks
     "NotificationHook",
     "ReminderSender",

@@ -32,15 +32,20 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from sdk._carry import carry_interceptor_class
-from sdk._definition import MachineStep
-from sdk._ids import instance_id_for, seq_from_activity_id, step_execution_id_for
-from sdk._registry import registry
-from sdk._runtime import CARRY_HEADER, as_data, jsonable
-from sdk._types import EventBatch
+from sdk import MachineStep, registry
 from sdk.events import WorkflowEvent, event_from_dict
+from sdk.mirror import MirrorWriter
+from sdk.protocol import CARRY_HEADER
+from sdk.runtime import (
+    EventBatch,
+    as_data,
+    carry_interceptor_class,
+    instance_id_for,
+    jsonable,
+    seq_from_activity_id,
+    step_execution_id_for,
+)
 
-from ._mirror import MirrorWriter
 from ._publish import EventPublisher
 
 __all__ = ["MirrorInterceptor"]

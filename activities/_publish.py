@@ -16,9 +16,9 @@ from typing import Protocol
 
 from temporalio import activity
 
-from sdk._runtime import PUBLISH_ACTIVITY
-from sdk._types import EventBatch
 from sdk.events import WorkflowEvent, event_from_dict
+from sdk.protocol import PUBLISH_ACTIVITY
+from sdk.runtime import EventBatch
 
 __all__ = ["EventHandler", "EventPublisher", "EventSink"]
 

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 
-from sdk._runtime import REMINDER_ACTIVITY
-from sdk._types import TaskInfo
+from sdk import TaskInfo
+from sdk.protocol import REMINDER_ACTIVITY
 
 __all__ = ["NotificationHook", "ReminderSender", "log_reminder"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import activity
 
-from sdk._definition import MachineStep
+from sdk import MachineStep
 
 __all__ = ["machine_step_activity"]
 

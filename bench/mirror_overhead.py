@@ -580,7 +580,7 @@ class CompletionProber:
 
 def bench_writer_class() -> type:
     """A MirrorWriter that also times its writes and keeps batch lags by event type."""
-    from activities import MirrorWriter
+    from sdk.mirror import MirrorWriter
 
     class BenchWriter(MirrorWriter):
         def __init__(self, *args: Any, **kwargs: Any) -> None:

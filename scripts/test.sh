@@ -15,6 +15,8 @@ fi
 echo "[test] ruff" >&2
 ruff check sdk worker activities examples tests bench
 ruff format --check sdk worker activities examples tests bench
+echo "[test] import layers" >&2
+lint-imports --no-cache >/dev/null || lint-imports --no-cache
 echo "[test] mypy --strict" >&2
 mypy sdk worker activities
 echo "[test] pytest" >&2

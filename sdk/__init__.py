@@ -2,13 +2,16 @@
 
 Write workflows as decorated async functions; run them on a worker; drive them with the
 client. See README.md for a walk-through.
+
+Importing the authoring API (decorators, definitions, types, errors) loads neither the
+Temporal client, SQLAlchemy nor the dev server: the client's names load on first use.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import events
-from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
 from ._decorators import human_step, machine_step, workflow
 from ._definition import HumanStep, MachineStep, WorkflowDefinition
-from ._devserver import DevServer, find_temporal_cli
 from ._errors import (
     DefinitionError,
     DurableWorkflowError,
@@ -24,7 +27,6 @@ from ._errors import (
     TaskRejectedError,
     WorkflowNotFoundError,
 )
-from ._handle import InstanceDescription, InstanceHandle
 from ._registry import registry
 from ._types import (
     InstanceState,
@@ -79,3 +81,28 @@ __all__ = [
     "registry",
     "workflow",
 ]
+
+if TYPE_CHECKING:
+    from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
+    from ._devserver import DevServer, find_temporal_cli
+    from ._handle import InstanceDescription, InstanceHandle
+
+_LAZY = {
+    "DEFAULT_TASK_QUEUE": "._client",
+    "WorkflowClient": "._client",
+    "DevServer": "._devserver",
+    "find_temporal_cli": "._devserver",
+    "InstanceDescription": "._handle",
+    "InstanceHandle": "._handle",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sdk' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -19,8 +19,9 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from ._runtime import CARRY_HEADER, WorkflowRuntime
+from ._runtime import WorkflowRuntime
 from ._types import EventBatch
+from .protocol import CARRY_HEADER
 
 __all__ = ["CarryInbound", "carry_interceptor_class", "take_carried"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,15 +27,10 @@ from ._handle import InstanceDescription, InstanceHandle
 from ._registry import registry
 from ._types import TaskInfo
 
-__all__ = ["DEFAULT_TASK_QUEUE", "WorkflowClient", "termination_error"]
+__all__ = ["DEFAULT_TASK_QUEUE", "WorkflowClient"]
 
 DEFAULT_TASK_QUEUE = "durable-workflows"
 R = TypeVar("R")
-
-
-def termination_error(reason: str | None) -> str:
-    """The mirror's ``error`` text for a terminated instance (client and rebuild agree on it)."""
-    return f"terminated: {reason}" if reason else "terminated"
 
 
 class _TerminationRecorder(ClientInterceptor):
@@ -358,40 +352,6 @@ class WorkflowClient:
     async def _record_termination(self, workflow_id: str, reason: str | None) -> None:
         if self._engine is None:
             return
-        from sqlalchemy import and_, update
+        from .mirror import record_termination
 
-        from ._types import StepStatus, TaskStatus, WorkflowStatus
-        from .mirror import HumanTaskModel as T
-        from .mirror import StepExecutionModel as S
-        from .mirror import WorkflowInstanceModel as I
-
-        now = datetime.now(UTC)
-        async with self._engine.begin() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        update(I)
-                        .where(and_(I.workflow_id == workflow_id, I.completed_at.is_(None)))
-                        .values(
-                            status=WorkflowStatus.TERMINATED,
-                            completed_at=now,
-                            error=termination_error(reason),
-                        )
-                        .returning(I.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if ids:
-                await conn.execute(
-                    update(T)
-                    .where(and_(T.instance_id.in_(ids), T.status == TaskStatus.PENDING.value))
-                    .values(status=TaskStatus.CANCELED.value, completed_at=now)
-                )
-                open_steps = [StepStatus.RUNNING, StepStatus.WAITING, StepStatus.PENDING]
-                await conn.execute(
-                    update(S)
-                    .where(and_(S.instance_id.in_(ids), S.status.in_(open_steps)))
-                    .values(status=StepStatus.CANCELED, completed_at=now)
-                )
+        await record_termination(self._engine, workflow_id, reason)

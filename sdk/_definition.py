@@ -104,7 +104,7 @@ class MachineStep(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         if _wf.in_workflow():
-            from ._runtime import run_machine_step
+            from ._steps import run_machine_step
 
             return run_machine_step(self, self.positional(args, kwargs))
         return self.fn(*args, **kwargs)
@@ -174,7 +174,7 @@ class HumanStep(Generic[P, F]):
                 f"human step {self.name!r} can only be awaited inside a workflow; "
                 f"call {self.fn.__name__}.fn(...) to test its title function"
             )
-        from ._runtime import run_human_step
+        from ._steps import run_human_step
 
         return run_human_step(self, list(args), kwargs)
 

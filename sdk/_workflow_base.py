@@ -17,7 +17,8 @@ from typing import Any
 
 from temporalio import workflow
 
-from ._runtime import Rejected, WorkflowRuntime
+from ._commands import Rejected
+from ._runtime import WorkflowRuntime
 from ._types import InstanceState, TaskAction, TaskInfo
 
 __all__ = ["DurableWorkflowBase"]

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from temporalio.client import Client
 from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import Interceptor, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import (
     EventHandler,
@@ -20,27 +19,13 @@ from activities import (
     log_reminder,
     machine_step_activity,
 )
-from sdk._definition import MachineStep, WorkflowDefinition
-from sdk._registry import registry
+from sdk import MachineStep, WorkflowDefinition, registry
+from sdk.runtime import SANDBOX_PASSTHROUGH, sandbox_runner
 
 if TYPE_CHECKING:
-    from activities import MirrorWriter
+    from sdk.mirror import MirrorWriter
 
 __all__ = ["SANDBOX_PASSTHROUGH", "create_worker", "sandbox_runner", "worker_components"]
-
-SANDBOX_PASSTHROUGH = ("sdk", "sqlalchemy", "asyncpg", "aiosqlite", "alembic", "prometheus_client")
-"""Modules imported once, outside the sandbox, instead of again for every workflow run.
-
-``sdk`` is deterministic, sandbox-safe code (its decorators register nothing when a module is
-re-imported inside the sandbox); the database drivers are never used by workflow code.
-"""
-
-
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The sandboxed workflow runner with the SDK's passthrough modules."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
-    )
 
 
 def worker_components(

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -26,7 +27,6 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-from sdk._devserver import free_port
 
 __all__ = [
     "MIRROR_METRICS",
@@ -36,6 +36,13 @@ __all__ = [
     "render_mirror_metrics",
     "scrape_sdk_metrics",
 ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 logger = logging.getLogger("dwf.worker")
 

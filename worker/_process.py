@@ -228,14 +228,14 @@ def import_app(modules: Sequence[str]) -> list[WorkflowDefinition[..., Any]]:
 
 
 def _mirror_writer_class() -> Any | None:
-    """THE MIRROR SEAM: ``activities.MirrorWriter`` when this build has one, else None.
+    """THE MIRROR SEAM: ``sdk.mirror.MirrorWriter`` when this build has one, else None.
 
     The worker codes against exactly this API: ``MirrorWriter.from_url(url)``,
     ``await writer.upgrade_schema()``, ``await writer.register_definitions(definitions)``,
     ``writer.metrics.snapshot() -> dict[str, float]``, ``await writer.close()``, and the writer
     is the worker's event sink (``write_batch``).
     """
-    return getattr(importlib.import_module("activities"), "MirrorWriter", None)
+    return getattr(importlib.import_module("sdk.mirror"), "MirrorWriter", None)
 
 
 def _mirror_worker_options(writer: Any | None) -> dict[str, Any]:
@@ -413,7 +413,7 @@ class WorkerProcess:
     async def _open_mirror(self, definitions: list[WorkflowDefinition[..., Any]]) -> Any | None:
         writer_class = _mirror_writer_class()
         if writer_class is None:
-            logger.warning("this build has no SQL mirror (activities.MirrorWriter): running without one")
+            logger.warning("this build has no SQL mirror (sdk.mirror.MirrorWriter): running without one")
             return None
         writer = writer_class.from_url(self.settings.database_url)
 

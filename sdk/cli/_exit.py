@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from enum import IntEnum
 
-from sdk._errors import (
+from sdk import (
     DefinitionError,
     FormValidationError,
     MirrorUnavailableError,

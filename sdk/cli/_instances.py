@@ -11,9 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sdk._definition import WorkflowDefinition
-from sdk._errors import InstanceNotFoundError, WorkflowNotFoundError
-from sdk._registry import registry
+from sdk import InstanceNotFoundError, WorkflowDefinition, WorkflowNotFoundError, registry
 
 from ._context import Context
 from ._exit import CommandError, ExitCode, UsageError, one_line

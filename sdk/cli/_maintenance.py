@@ -79,8 +79,7 @@ def _require_definitions(ctx: Context, command: str) -> None:
 
 async def audit_mirror(ctx: Context) -> int:
     """Compare the mirror with Temporal's history; exit 1 when anything differs."""
-    from activities import MirrorWriter
-    from activities._reconcile import audit
+    from sdk.mirror import MirrorWriter, audit
 
     _require_definitions(ctx, "dwf mirror audit")
     require_database(ctx.target)
@@ -110,8 +109,7 @@ async def audit_mirror(ctx: Context) -> int:
 
 async def rebuild_mirror(ctx: Context) -> int:
     """Recompute instances' rows from Temporal's history (idempotent upserts)."""
-    from activities import MirrorWriter
-    from activities._reconcile import rebuild
+    from sdk.mirror import MirrorWriter, rebuild
 
     a = ctx.args
     if bool(a.workflow_ids) == bool(a.all):

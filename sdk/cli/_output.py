@@ -124,7 +124,7 @@ class Progress:
     """A counter on ``stream`` that rewrites itself (``\\r``) on a terminal, one line per step
     otherwise (so logs of a non-interactive run stay readable).
 
-    Use it as the ``progress(n, workflow_id)`` callback of ``activities._reconcile.audit`` and
+    Use it as the ``progress(n, workflow_id)`` callback of ``sdk.mirror.audit`` and
     ``rebuild``; call :meth:`close` at the end.
     """
 

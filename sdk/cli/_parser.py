@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sdk._types import WorkflowStatus
+from sdk import WorkflowStatus
 from worker._settings import OPTIONS, add_worker_arguments
 
 from . import _instances, _maintenance, _processes, _tasks

@@ -80,7 +80,7 @@ def _release_signals() -> None:
 
 async def dev(ctx: Context) -> int:
     """The embedded development setup: Temporal's dev server plus a worker with the SQL mirror."""
-    from sdk._devserver import DevServer
+    from sdk import DevServer
     from worker._process import configure_logging, run_worker
 
     a, target = ctx.args, ctx.target

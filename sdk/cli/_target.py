@@ -20,8 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from sdk._client import WorkflowClient
-from sdk._errors import DefinitionError
+from sdk import DefinitionError, WorkflowClient
 from worker._settings import OPTIONS, SettingOption, WorkerSettings
 
 from ._exit import CannotConnectError, UsageError, temporal_connect_reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sdk._types import TaskInfo
+from sdk import TaskInfo
 
 from ._context import Context
 from ._exit import ExitCode, UsageError

@@ -1,4 +1,5 @@
-"""The SQL mirror: tables that project Temporal's state, their migrations, and the query API.
+"""The SQL mirror: tables that project Temporal's state, their migrations, the projection of
+events to rows and its writer, the query API, and audit and rebuild from Temporal's history.
 
 Temporal is the source of truth; these tables are a projection of it, written by idempotent
 upserts and read with plain SQL (SQLite through aiosqlite by default, PostgreSQL through asyncpg
@@ -12,7 +13,9 @@ in production)::
 """
 
 from ._base import NAMING_CONVENTION, JSONType, MirrorBase, UTCDateTime, UUIDAuditMixin
+from ._closing import close_instances, record_termination, termination_error
 from ._database import async_url, create_engine, session_factory, upsert
+from ._metrics import MirrorMetrics
 from ._migrate import (
     VERSION_TABLE,
     alembic_config,
@@ -30,8 +33,11 @@ from ._models import (
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
+from ._projection import definition_id_for
 from ._queries import DEFAULT_LIMIT, MirrorQueries
+from ._reconcile import AuditReport, EventCapture, Mismatch, audit, rebuild, rebuild_instance, replay_batches
 from ._rows import AssignmentRow, CommentRow, InstanceRow, Page, StepRow, TaskRow
+from ._writer import MirrorWriter
 
 __all__ = [
     # Tables (the seed's four, then the task lifecycle's two)
@@ -69,4 +75,20 @@ __all__ = [
     "StepRow",
     "CommentRow",
     "AssignmentRow",
+    # Writes: events and attempts to rows (the worker's event sink)
+    "MirrorWriter",
+    "MirrorMetrics",
+    "definition_id_for",
+    # Closings no workflow reports (terminate, execution timeout)
+    "close_instances",
+    "record_termination",
+    "termination_error",
+    # Audit and rebuild from Temporal's history
+    "AuditReport",
+    "EventCapture",
+    "Mismatch",
+    "audit",
+    "rebuild",
+    "rebuild_instance",
+    "replay_batches",
 ]

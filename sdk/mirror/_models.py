@@ -31,7 +31,7 @@ from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from sdk._types import StepStatus, StepType, TaskStatus, WorkflowStatus
+from sdk import StepStatus, StepType, TaskStatus, WorkflowStatus
 
 from ._base import JSONType, MirrorBase, UTCDateTime, UUIDAuditMixin
 

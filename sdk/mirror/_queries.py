@@ -32,8 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sdk._errors import InstanceNotFoundError, TaskNotFoundError
-from sdk._types import TaskStatus, WorkflowStatus
+from sdk import InstanceNotFoundError, TaskNotFoundError, TaskStatus, WorkflowStatus
 
 from ._base import utcnow
 from ._models import (

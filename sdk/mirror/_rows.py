@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from sdk._types import StepStatus, StepType, TaskStatus, WorkflowStatus
+from sdk import StepStatus, StepType, TaskStatus, WorkflowStatus
 
 from ._models import AssignmentAction
 

@@ -26,11 +26,17 @@ import pytest
 from sqlalchemy import delete
 from temporalio.worker import Worker
 
-from activities import MirrorWriter
 from examples.expense_approval import Approval, Expense, expense_approval
 from sdk import DevServer, StepStatus, TaskStatus, WorkflowClient, WorkflowStatus
 from sdk._devserver import free_port
-from sdk.mirror import MirrorQueries, StepExecutionModel, TaskRow, create_engine, session_factory
+from sdk.mirror import (
+    MirrorQueries,
+    MirrorWriter,
+    StepExecutionModel,
+    TaskRow,
+    create_engine,
+    session_factory,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).parent / "dwf"

@@ -29,8 +29,6 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
-from activities import MirrorWriter, definition_id_for
-from activities._reconcile import audit, rebuild, rebuild_instance, replay_batches
 from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
 from sdk import DevServer, InstanceHandle, StepStatus, StepType, TaskInfo, TaskStatus, WorkflowClient, events
 from sdk import WorkflowStatus as WS
@@ -38,12 +36,18 @@ from sdk._types import EventBatch
 from sdk.events import event_from_dict
 from sdk.mirror import (
     HumanTaskModel,
+    MirrorWriter,
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
+    audit,
     create_engine,
+    definition_id_for,
+    rebuild,
+    rebuild_instance,
+    replay_batches,
 )
 from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
     DatabaseFactory,

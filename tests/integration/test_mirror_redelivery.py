@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from activities import MirrorWriter
 from sdk import events
 from sdk._types import EventBatch
-from sdk.mirror import HumanTaskModel, StepExecutionModel, WorkflowInstanceModel
+from sdk.mirror import HumanTaskModel, MirrorWriter, StepExecutionModel, WorkflowInstanceModel
 from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
     fixture_backend,
     fixture_database_factory,

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 import pytest
 from temporalio.api.enums.v1 import EventType
 
-from activities import MirrorWriter
 from sdk import (
     FormValidationError,
     InstanceHandle,
@@ -37,7 +36,7 @@ from sdk import (
     WorkflowStatus,
     events,
 )
-from sdk.mirror import AssignmentAction, InstanceRow, MirrorQueries, TaskRow
+from sdk.mirror import AssignmentAction, InstanceRow, MirrorQueries, MirrorWriter, TaskRow
 from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
     DatabaseFactory,
     fixture_backend,

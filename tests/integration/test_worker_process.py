@@ -294,9 +294,9 @@ def assert_clean_log(output: str) -> None:
 
 
 def mirror_available() -> bool:
-    import activities
+    import sdk.mirror
 
-    return getattr(activities, "MirrorWriter", None) is not None
+    return getattr(sdk.mirror, "MirrorWriter", None) is not None
 
 
 async def audit_mirror(
@@ -307,8 +307,7 @@ async def audit_mirror(
     Replaying needs the test application's workflow in this process's registry; it is
     imported for the audit and removed again so later tests do not see it.
     """
-    from activities import MirrorWriter
-    from activities._reconcile import audit
+    from sdk.mirror import MirrorWriter, audit
 
     steps, workflows = dict(registry.steps), dict(registry.workflows)
     sys.path.insert(0, str(app_dir))

@@ -341,6 +341,20 @@ def test_public_names() -> None:
             "session_factory",
             "upgrade",
             "upsert",
+            # writes, closings, audit and rebuild
+            "AuditReport",
+            "EventCapture",
+            "Mismatch",
+            "MirrorMetrics",
+            "MirrorWriter",
+            "audit",
+            "close_instances",
+            "definition_id_for",
+            "rebuild",
+            "rebuild_instance",
+            "record_termination",
+            "replay_batches",
+            "termination_error",
         ]
     )
     for name in sdk.mirror.__all__:

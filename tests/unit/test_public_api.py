@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import activities
 import sdk
+import sdk.protocol
+import sdk.runtime
 import worker
 
 SDK_ALL = {
@@ -75,3 +81,36 @@ def test_error_hierarchy_inherits_the_matching_builtins() -> None:
 
 def test_worker_exports_its_builder() -> None:
     assert {"create_worker", "sandbox_runner"} <= set(worker.__all__)
+
+
+def test_activities_export_only_activities_and_their_interceptor() -> None:
+    assert set(activities.__all__) == {
+        "EventHandler",
+        "EventPublisher",
+        "EventSink",
+        "MirrorInterceptor",
+        "NotificationHook",
+        "ReminderSender",
+        "log_reminder",
+        "machine_step_activity",
+    }
+
+
+def test_runtime_and_protocol_names_exist() -> None:
+    for module in (sdk.runtime, sdk.protocol):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, (module.__name__, name)
+
+
+def test_authoring_loads_no_client_database_or_dev_server() -> None:
+    code = (
+        "import sys, sdk\n"
+        "from sdk import workflow, machine_step, human_step\n"
+        "loaded = [m for m in ('temporalio.client', 'sqlalchemy', 'sdk._devserver', 'sdk._client',"
+        " 'sdk.mirror') if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+        "sdk.WorkflowClient\n"
+        "print('temporalio.client' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["", "True"], out

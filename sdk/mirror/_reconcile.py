@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, select, update
+from sqlalchemy import ColumnElement, Table, select, update
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
@@ -34,22 +34,29 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from sdk._carry import take_carried
-from sdk._client import termination_error
-from sdk._ids import instance_id_for, seq_from_activity_id, step_execution_id_for
-from sdk._registry import registry
-from sdk._runtime import PUBLISH_ACTIVITY
-from sdk._types import EventBatch, StepStatus, TaskStatus, WorkflowStatus
+from sdk import WorkflowStatus, registry
 from sdk.events import event_from_dict
-from sdk.mirror._models import (
+from sdk.protocol import PUBLISH_ACTIVITY
+from sdk.runtime import (
+    EventBatch,
+    instance_id_for,
+    sandbox_runner,
+    seq_from_activity_id,
+    step_execution_id_for,
+    take_carried,
+)
+
+from ._base import MirrorBase
+from ._closing import TIMEOUT_ERROR, close_instances, termination_error
+from ._database import create_engine
+from ._models import (
     HumanTaskModel,
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
     WorkflowInstanceModel,
 )
-
-from ._mirror import MirrorWriter
+from ._writer import MirrorWriter
 
 __all__ = ["AuditReport", "EventCapture", "Mismatch", "audit", "rebuild", "rebuild_instance"]
 
@@ -100,8 +107,6 @@ class EventCapture(Interceptor):
 
 async def replay_batches(history: WorkflowHistory) -> list[EventBatch]:
     """Replay one history and return the event batches its workflow published, in order."""
-    from worker._build import sandbox_runner
-
     capture = EventCapture()
     replayer = Replayer(
         workflows=list(dict.fromkeys(d.workflow_class for d in registry.workflows.values())),
@@ -166,26 +171,7 @@ async def rebuild_instance(
         closed = _CLOSED_BY_SERVER.get(description.status) if description.status else None
         if closed is not None:
             at = description.close_time or datetime.now(UTC)
-            await conn.execute(
-                update(_instances)
-                .where(_instances.c.id == instance_id)
-                .values(status=closed, completed_at=at, error=_server_close_error(closed, history))
-            )
-            await conn.execute(
-                update(_tasks)
-                .where(and_(_tasks.c.instance_id == instance_id, _tasks.c.status == TaskStatus.PENDING.value))
-                .values(status=TaskStatus.CANCELED.value, completed_at=at)
-            )
-            await conn.execute(
-                update(_steps)
-                .where(
-                    and_(
-                        _steps.c.instance_id == instance_id,
-                        _steps.c.status.in_([StepStatus.RUNNING, StepStatus.WAITING, StepStatus.PENDING]),
-                    )
-                )
-                .values(status=StepStatus.CANCELED, completed_at=at)
-            )
+            await close_instances(conn, [instance_id], closed, at, _server_close_error(closed, history))
     return instance_id
 
 
@@ -197,7 +183,7 @@ def _server_close_error(status: WorkflowStatus, history: WorkflowHistory) -> str
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
                 reason = event.workflow_execution_terminated_event_attributes.reason
         return termination_error(reason)
-    return "timed out: the workflow execution timeout elapsed"
+    return TIMEOUT_ERROR
 
 
 async def _sdk_workflow_ids(client: Client) -> AsyncIterator[tuple[str, str]]:
@@ -319,9 +305,6 @@ async def audit(
     progress: Callable[[int, str], None] | None = None,
 ) -> AuditReport:
     """Compare the mirror with Temporal for the given instances (default: all SDK executions)."""
-    from sdk.mirror._base import MirrorBase
-    from sdk.mirror._database import create_engine
-
     report = AuditReport()
     expected_writer = MirrorWriter(create_engine("sqlite+aiosqlite://"))
     async with expected_writer.engine.begin() as conn:

@@ -18,8 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert, Update
 
-from sdk._types import StepStatus, TaskStatus, WorkflowStatus
-from sdk.mirror._models import (
+from sdk import StepStatus, TaskStatus, WorkflowStatus
+
+from ._models import (
     HumanTaskModel,
     StepExecutionModel,
     WorkflowDefinitionModel,

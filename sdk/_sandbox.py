@@ -1,0 +1,21 @@
+"""The workflow sandbox the SDK's workflows run in, for workers and for replay alike."""
+
+from __future__ import annotations
+
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+__all__ = ["SANDBOX_PASSTHROUGH", "sandbox_runner"]
+
+SANDBOX_PASSTHROUGH = ("sdk", "sqlalchemy", "asyncpg", "aiosqlite", "alembic", "prometheus_client")
+"""Modules imported once, outside the sandbox, instead of again for every workflow run.
+
+``sdk`` is deterministic, sandbox-safe code (its decorators register nothing when a module is
+re-imported inside the sandbox); the database drivers are never used by workflow code.
+"""
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The sandboxed workflow runner with the SDK's passthrough modules."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+    )

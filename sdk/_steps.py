@@ -1,0 +1,250 @@
+"""Step executors: a machine step as an activity, a human step as a task and a wait.
+
+Called from the step objects when workflow code awaits them; deterministic, no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+from . import events as ev
+from ._errors import HumanTaskExpired
+from ._ids import step_activity_id, step_execution_id_for, task_id_for
+from ._outbox import as_data, jsonable
+from ._runtime import SYSTEM_USER, WorkflowRuntime, current_runtime
+from ._types import (
+    StepStatus,
+    StepType,
+    TaskInfo,
+    TaskStatus,
+)
+from .protocol import REMINDER_ACTIVITY
+
+if TYPE_CHECKING:
+    from ._definition import HumanStep, MachineStep
+
+__all__ = ["run_human_step", "run_machine_step"]
+
+
+def _resolve(value: str | Callable[..., Any] | None, args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    if callable(value):
+        result = value(*args, **kwargs)
+        return None if result is None else str(result)
+    return value
+
+
+async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
+    """Schedule a machine step as an activity (called from the step object in a workflow)."""
+    rt = current_runtime()
+    await rt.hold_if_paused()
+    seq = rt.next_seq()
+    rt.current_step = step.name
+    step_execution_id = step_execution_id_for(rt.instance_id, seq)
+    rt.emit(
+        ev.StepStarted,
+        urgent=False,
+        step_name=step.name,
+        step_type=StepType.MACHINE.value,
+        input_data=as_data(args),
+        step_execution_id=step_execution_id,
+        step_seq=seq,
+    )
+    activity_id = step_activity_id(seq)
+    if not (rt.carrying and rt.carry(activity_id)):
+        await rt.flush_soon()
+    options = step.options
+    started = workflow.now()
+    try:
+        result = await workflow.execute_activity(
+            step.name,
+            args=args,
+            activity_id=activity_id,
+            result_type=step.return_type if step.return_type is not Any else None,
+            start_to_close_timeout=options.start_to_close_timeout,
+            schedule_to_close_timeout=options.schedule_to_close_timeout,
+            heartbeat_timeout=options.heartbeat_timeout,
+            retry_policy=options.retry_policy(),
+        )
+    except ActivityError as err:
+        cause = err.cause
+        error_type = (
+            cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause or err).__name__
+        )
+        rt.emit(
+            ev.StepFailed,
+            step_name=step.name,
+            error=cause.message if isinstance(cause, FailureError) else str(cause or err),
+            error_type=error_type,
+            step_execution_id=step_execution_id,
+        )
+        if rt.carrying:  # with what the activity carried, unless the next step carries it
+            rt.step_abandoned(activity_id)
+            await rt.flush_soon()
+        raise
+    except asyncio.CancelledError:
+        if rt.carrying:  # the activity may never have started: what it carried goes out
+            rt.step_abandoned(activity_id)
+            await rt.flush_soon()
+        raise
+    rt.confirm(activity_id)
+    output = jsonable(result)
+    rt.emit(
+        ev.StepCompleted,
+        urgent=False,
+        step_name=step.name,
+        status=StepStatus.SUCCEEDED.value,
+        result=output,
+        output_data=output if isinstance(output, dict) else {"value": output},
+        duration_seconds=(workflow.now() - started).total_seconds(),
+        step_execution_id=step_execution_id,
+    )
+    return result
+
+
+async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Create a human task, publish it, and wait for a valid completion or its deadline."""
+    rt = current_runtime()
+    await rt.hold_if_paused()
+    seq = rt.next_seq()
+    rt.current_step = step.name
+    options = step.options
+    returned = step.fn(*args, **kwargs)
+    if inspect.isawaitable(returned):
+        returned = await returned
+    title = returned if isinstance(returned, str) else _resolve(options.title, args, kwargs)
+    now = workflow.now()
+    task = TaskInfo(
+        task_id=str(task_id_for(rt.instance_id, seq)),
+        step_execution_id=str(step_execution_id_for(rt.instance_id, seq)),
+        step_name=step.name,
+        title=title or step.name.replace("_", " ").capitalize(),
+        description=_resolve(options.description, args, kwargs),
+        form_name=step.form.__name__,
+        form_schema=step.form_schema(),
+        assignee_id=_resolve(options.assignee, args, kwargs),
+        assignee_group=_resolve(options.assignee_group, args, kwargs),
+        require_claim=options.require_claim,
+        created_at=now,
+        due_at=now + options.due_in if options.due_in else None,
+        reminder_at=now + options.reminder_in if options.reminder_in else None,
+    )
+    rt.tasks[task.task_id] = task
+    rt.forms[task.task_id] = step.form
+    input_data = as_data(args)
+    rt.emit(
+        ev.StepStarted,
+        step_name=step.name,
+        step_type=StepType.HUMAN.value,
+        input_data=input_data,
+        step_execution_id=_uuid(task.step_execution_id),
+        step_seq=seq,
+    )
+    rt.emit(
+        ev.HumanTaskCreated,
+        step_name=step.name,
+        task_id=_uuid(task.task_id),
+        assignee=task.assignee_id or task.assignee_group,
+        title=task.title,
+        description=task.description,
+        due_at=task.due_at,
+        step_execution_id=_uuid(task.step_execution_id),
+        assignee_id=task.assignee_id,
+        assignee_group=task.assignee_group,
+        form_schema=task.form_schema,
+        reminder_at=task.reminder_at,
+        require_claim=task.require_claim,
+    )
+    rt._unpublished.add(task.task_id)
+    await rt.flush(force=True)  # the task row is committed before the workflow waits on it
+    rt._unpublished.discard(task.task_id)
+    try:
+        await _wait_for_task(rt, step, task)
+    except asyncio.CancelledError:
+        if task.status is TaskStatus.PENDING:
+            task.status = TaskStatus.CANCELED
+        raise
+    await rt.flush_soon()
+    if task.status is TaskStatus.EXPIRED:
+        raise HumanTaskExpired(step.name, task.task_id)
+    return rt.results[task.task_id]
+
+
+async def _wait_for_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo) -> None:
+    options = step.options
+    remind = task.reminder_at is not None
+    due_policy = options.on_due
+    while task.status is TaskStatus.PENDING:
+        deadlines = []
+        if remind and task.reminder_at is not None:
+            deadlines.append(task.reminder_at)
+        if due_policy is not None and task.due_at is not None:
+            deadlines.append(task.due_at)
+        if not deadlines:
+            await workflow.wait_condition(lambda: task.status is not TaskStatus.PENDING)
+            return
+        timeout = max(min(deadlines) - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(lambda: task.status is not TaskStatus.PENDING, timeout=timeout)
+            return
+        except TimeoutError:
+            pass
+        now = workflow.now()
+        if remind and task.reminder_at is not None and now >= task.reminder_at:
+            remind = False
+            await workflow.execute_activity(
+                REMINDER_ACTIVITY,
+                task,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+            )
+        if due_policy is not None and task.due_at is not None and now >= task.due_at:
+            _apply_due_policy(rt, step, task)
+            due_policy = None
+            await rt.flush()
+
+
+def _apply_due_policy(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo) -> None:
+    options = step.options
+    if options.on_due == "escalate":
+        rt.reassign(
+            task,
+            options.escalate_to,
+            options.escalate_to_group,
+            SYSTEM_USER,
+            "escalated: task overdue",
+        )
+    elif options.on_due == "complete":
+        value = step.form.model_validate(options.default or {})
+        rt._complete(task, value, SYSTEM_USER, "completed with the default value: task overdue")
+    elif options.on_due == "expire":
+        task.status = TaskStatus.EXPIRED
+        task.completed_at = workflow.now()
+        rt.emit(
+            ev.HumanTaskCompleted,
+            step_name=task.step_name,
+            task_id=_uuid(task.task_id),
+            completed_by=SYSTEM_USER,
+            comment="expired: task overdue",
+            step_execution_id=_uuid(task.step_execution_id),
+            status=TaskStatus.EXPIRED.value,
+        )
+        rt.emit(
+            ev.StepFailed,
+            step_name=task.step_name,
+            error=f"human task {task.task_id} expired",
+            error_type="HumanTaskExpired",
+            step_execution_id=_uuid(task.step_execution_id),
+        )
+
+
+def _uuid(value: str) -> UUID:
+    return UUID(value)

@@ -1,0 +1,40 @@
+"""Counters of the mirror writer, exported by the worker as ``dwf_mirror_*``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["MirrorMetrics"]
+
+
+@dataclass
+class MirrorMetrics:
+    """Counters the worker exports (``dwf_mirror_*``)."""
+
+    rows_written: int = 0
+    failures: int = 0
+    batches: int = 0
+    lag_seconds: list[float] = field(default_factory=list)
+    _max_samples: int = 10_000
+
+    def observe_lag(self, seconds: float) -> None:
+        self.lag_seconds.append(seconds)
+        if len(self.lag_seconds) > self._max_samples:
+            del self.lag_seconds[: -self._max_samples // 2]
+
+    def snapshot(self) -> dict[str, float]:
+        """Current values: totals, and lag quantiles over recent samples."""
+        lags = sorted(self.lag_seconds)
+
+        def quantile(q: float) -> float:
+            return lags[min(len(lags) - 1, int(q * len(lags)))] if lags else 0.0
+
+        return {
+            "rows_written_total": float(self.rows_written),
+            "write_failures_total": float(self.failures),
+            "batches_total": float(self.batches),
+            "lag_seconds_p50": quantile(0.5),
+            "lag_seconds_p95": quantile(0.95),
+            "lag_seconds_count": float(len(lags)),
+            "lag_seconds_sum": float(sum(lags)),
+        }

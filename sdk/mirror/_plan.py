@@ -1,0 +1,122 @@
+"""One batch of one instance's events as the statements that apply it, in order."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sdk import WorkflowStatus
+
+from ._metrics import MirrorMetrics
+from ._statements import KEEP_PAUSED, Statements
+
+__all__ = ["BatchPlan"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BatchPlan:
+    """The statements that apply one batch of one instance's events, in order.
+
+    Definition rows first, then the instance's changes folded into one statement (the
+    insert when the batch starts the instance, else one update), applied when the row is
+    older than all of them, which ends in the row that applying them one by one would; when
+    the row holds some of them already, one by one, each if newer than the row. Then the
+    step, task and audit rows in event order.
+    """
+
+    def __init__(self, sql: Statements, metrics: MirrorMetrics) -> None:
+        self._sql = sql
+        self._metrics = metrics
+        self.head: list[tuple[Any, dict[str, Any]]] = []
+        self.ops: list[tuple[Any, dict[str, Any]]] = []
+        self.assigned: dict[uuid.UUID, str | None] = {}
+        self.started_steps: set[uuid.UUID] = set()  # machine steps a StepStarted inserts
+        self.on_commit: list[Callable[[], None]] = []
+        self._instance_id: uuid.UUID | None = None
+        self._start: dict[str, Any] | None = None
+        self._changes: dict[str, Any] = {}
+        self._steps: list[tuple[int, dict[str, Any]]] = []  # each event's instance changes
+        self._seq = 0
+
+    def first(self, stmt: Any, params: dict[str, Any]) -> None:
+        self.head.append((stmt, params))
+
+    def add(self, stmt: Any, params: dict[str, Any]) -> None:
+        self.ops.append((stmt, params))
+
+    def _for(self, instance_id: uuid.UUID, seq: int) -> None:
+        if self._instance_id is not None and self._instance_id != instance_id:
+            raise ValueError(
+                f"a batch holds the events of one instance, got {self._instance_id} and {instance_id}"
+            )
+        self._instance_id = instance_id
+        self._seq = max(self._seq, seq)
+
+    def start_instance(self, instance_id: uuid.UUID, seq: int, values: dict[str, Any]) -> None:
+        self._for(instance_id, seq)
+        self._start = values
+        self._steps.append((seq, {}))
+
+    def instance(self, instance_id: uuid.UUID, seq: int, **changes: Any) -> None:
+        self._for(instance_id, seq)
+        self._changes.update(changes)
+        self._steps.append((seq, changes))
+
+    def sets_current_step(self, step_name: str) -> bool:
+        """Whether the batch leaves the instance's ``current_step`` at ``step_name``."""
+        return self._changes.get("current_step", None) == step_name
+
+    def _update(self, seq: int, newest: int, changes: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The guarded update applying ``changes``: if the row is older than ``seq``."""
+        params: dict[str, Any] = {f"v_{col}": value for col, value in changes.items()}
+        params.update(v_last_event_seq=newest, v_updated_at=_now(), b_id=self._instance_id, b_seq=seq)
+        if "status" in changes:
+            keep = changes["status"] == KEEP_PAUSED
+            params["b_keep_paused"] = 1 if keep else 0
+            if keep:
+                params["v_status"] = WorkflowStatus.RUNNING
+        return self._sql.instance_update((*changes, "last_event_seq", "updated_at")), params
+
+    def _instance_statement(self) -> tuple[Any, dict[str, Any]] | None:
+        """All the batch's instance changes in one statement, applied if the row is older
+        than every one of them (the common case: a batch comes after the ones before it)."""
+        if not self._steps:
+            return None
+        oldest = min(seq for seq, _ in self._steps)
+        if self._start is not None:
+            values = dict(self._start)
+            values.update(self._changes)
+            if values.get("status") == KEEP_PAUSED:
+                values["status"] = WorkflowStatus.RUNNING
+            values.update(last_event_seq=self._seq, updated_at=_now())
+            stmt = self._sql.instance_upsert(tuple(values))
+            return stmt, {**values, "b_seq": oldest}
+        return self._update(oldest, self._seq, self._changes)
+
+    async def execute(self, conn: AsyncConnection) -> None:
+        instance = self._instance_statement()
+        for stmt, params in self.head:
+            await conn.execute(stmt, params)
+        if instance is not None:
+            result = await conn.execute(*instance)
+            self._metrics.rows_written += max(result.rowcount or 0, 0)
+            if not result.rowcount and len(self._steps) > 1:
+                # The row already holds some of these events (batches that overlap, from
+                # steps run in parallel): apply the changes one by one, each if newer.
+                for seq, changes in self._steps:
+                    if changes:
+                        await conn.execute(*self._update(seq, seq, changes))
+        for stmt, params in self.ops:
+            result = await conn.execute(stmt, params)
+            self._metrics.rows_written += max(result.rowcount or 0, 0)
+
+    def committed(self) -> None:
+        for callback in self.on_commit:
+            callback()

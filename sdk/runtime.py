@@ -1,0 +1,36 @@
+"""What workers, activities and the mirror use of the workflow-side runtime (not for authors).
+
+Authors import :mod:`sdk`; this module is the public surface between the runtime inside the
+workflow sandbox and the code outside it that runs and mirrors workflows.
+"""
+
+from ._carry import carry_interceptor_class, take_carried
+from ._ids import (
+    instance_id_for,
+    seq_from_activity_id,
+    step_activity_id,
+    step_execution_id_for,
+    task_id_for,
+)
+from ._outbox import as_data, jsonable
+from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
+from ._types import EventBatch
+
+__all__ = [
+    # Event batches, as the outbox publishes them and step activities carry them
+    "EventBatch",
+    "as_data",
+    "jsonable",
+    # Carrying events in step activities' headers
+    "carry_interceptor_class",
+    "take_carried",
+    # Deterministic ids
+    "instance_id_for",
+    "seq_from_activity_id",
+    "step_activity_id",
+    "step_execution_id_for",
+    "task_id_for",
+    # The workflow sandbox
+    "SANDBOX_PASSTHROUGH",
+    "sandbox_runner",
+]
