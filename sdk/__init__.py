@@ -15,19 +15,26 @@ from ._definition import HumanStep, MachineStep, WorkflowDefinition
 from ._errors import (
     DefinitionError,
     DurableWorkflowError,
+    ErrorKind,
     FormValidationError,
     HumanTaskExpired,
     InstanceNotFoundError,
+    InvalidInputError,
     MirrorUnavailableError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     TaskClaimConflictError,
     TaskNotFoundError,
     TaskNotPendingError,
     TaskRejectedError,
+    UnauthenticatedCommandError,
     WorkflowNotFoundError,
 )
+from ._identity import ALL_TENANTS, Identity, IdentityProvider
 from ._registry import registry
+from ._signing import Keyring, SigningKey, generate_signing_key
+from ._storable import MAX_PAYLOAD_BYTES
 from ._types import (
     InstanceState,
     Rejection,
@@ -47,7 +54,19 @@ __all__ = [
     "InstanceHandle",
     "WorkflowClient",
     "find_temporal_cli",
+    # Identity and signed commands
+    "ALL_TENANTS",
+    "Identity",
+    "IdentityProvider",
+    "Keyring",
+    "SigningKey",
+    "generate_signing_key",
+    "MAX_PAYLOAD_BYTES",
     # Errors
+    "ErrorKind",
+    "InvalidInputError",
+    "PayloadTooLargeError",
+    "UnauthenticatedCommandError",
     "DefinitionError",
     "DurableWorkflowError",
     "FormValidationError",

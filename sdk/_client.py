@@ -7,6 +7,7 @@ the caller's tenant, and records terminations (which never reach a worker) in th
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -22,14 +23,19 @@ from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._definition import WorkflowDefinition
-from ._errors import FormValidationError, MirrorUnavailableError, WorkflowNotFoundError
-from ._handle import InstanceDescription, InstanceHandle
+from ._errors import FormValidationError, MirrorUnavailableError, Refusal, WorkflowNotFoundError
+from ._handle import CommandTrust, InstanceDescription, InstanceHandle
+from ._identity import ALL_TENANTS, IdentityProvider
+from ._policy import check_size, check_text
 from ._registry import registry
+from ._signing import SigningKey
 from ._types import TaskInfo
 
-__all__ = ["DEFAULT_TASK_QUEUE", "WorkflowClient"]
+__all__ = ["DEFAULT_TASK_QUEUE", "SIGNING_KEY_ENV", "WorkflowClient"]
 
 DEFAULT_TASK_QUEUE = "durable-workflows"
+SIGNING_KEY_ENV = "DWF_SIGNING_KEY"
+"""Environment variable read for the client's signing key when ``connect`` is given none."""
 R = TypeVar("R")
 
 
@@ -57,6 +63,8 @@ class WorkflowClient:
     Attributes:
         queries: The SQL query API (``sdk.mirror.MirrorQueries``) when connected with a
             database, else None.
+        tenant_id: The tenant every command and start of this client acts for unless a call
+            names another (None: instances started without a tenant).
     """
 
     def __init__(
@@ -65,10 +73,17 @@ class WorkflowClient:
         *,
         task_queue: str = DEFAULT_TASK_QUEUE,
         database_url: str | None = None,
+        signing_key: SigningKey | str | None = None,
+        identity_provider: IdentityProvider | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         self._temporal = temporal
         self.task_queue = task_queue
         self.database_url = database_url
+        self.tenant_id = tenant_id
+        if isinstance(signing_key, str):
+            signing_key = SigningKey.parse(signing_key)
+        self._trust = CommandTrust(signing_key, identity_provider)
         self._engine: Any = None
         self.queries: Any = None
         if database_url is not None:
@@ -85,6 +100,9 @@ class WorkflowClient:
         namespace: str = "default",
         task_queue: str = DEFAULT_TASK_QUEUE,
         database_url: str | None = None,
+        signing_key: SigningKey | str | None = None,
+        identity_provider: IdentityProvider | None = None,
+        tenant_id: str | None = None,
         api_key: str | None = None,
         tls: bool | Any = False,
         **connect_options: Any,
@@ -96,6 +114,13 @@ class WorkflowClient:
             namespace: Temporal namespace.
             task_queue: Where new instances are started (the worker's task queue).
             database_url: The SQL mirror, for queries and task look-ups by id.
+            signing_key: The application's private key (``sdk.SigningKey`` or
+                ``"<key id>:<base64>"``) signing every command that acts as a user; None
+                reads ``DWF_SIGNING_KEY``. Workers hold the public key (``docs/security.md``).
+            identity_provider: The application's hook user id → ``sdk.Identity`` (groups,
+                admin, tenant). With it, callers name the user only.
+            tenant_id: The tenant this client acts for (``sdk.ALL_TENANTS``: an
+                administrator's client for every tenant).
             api_key: Temporal Cloud API key.
             tls: True, or a ``temporalio.service.TLSConfig`` (implied by an API key).
             **connect_options: Passed to ``temporalio.client.Client.connect``.
@@ -111,7 +136,16 @@ class WorkflowClient:
             interceptors=interceptors,
             **connect_options,
         )
-        client = cls(temporal, task_queue=task_queue, database_url=database_url)
+        if signing_key is None and os.environ.get(SIGNING_KEY_ENV):
+            signing_key = os.environ[SIGNING_KEY_ENV]
+        client = cls(
+            temporal,
+            task_queue=task_queue,
+            database_url=database_url,
+            signing_key=signing_key,
+            identity_provider=identity_provider,
+            tenant_id=tenant_id,
+        )
         recorder.client = client
         return client
 
@@ -182,8 +216,15 @@ class WorkflowClient:
         Raises:
             WorkflowNotFoundError: No such workflow or version.
             FormValidationError: An argument does not validate against its model.
+            InvalidInputError: A value no mirror database can store (NUL, NaN...).
+            PayloadTooLargeError: The input is over ``sdk.MAX_PAYLOAD_BYTES``.
             TypeError: Wrong number of arguments.
         """
+        tenant_id = tenant_id if tenant_id is not None else self.tenant_id
+        try:
+            check_text(tenant_id=tenant_id, created_by=created_by, id=id)
+        except Refusal as refusal:
+            raise refusal.to_exception() from None
         definition: WorkflowDefinition[..., R] | None
         try:
             definition = self._definition(workflow, version)
@@ -199,6 +240,7 @@ class WorkflowClient:
         else:
             name = str(workflow)
             workflow_type, checked = await self._type_from_mirror(name, version), list(args)
+        _check_storable_input(checked)
         memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
             workflow_type,
@@ -208,7 +250,16 @@ class WorkflowClient:
             memo=memo or None,
             result_type=definition.return_type if definition else None,
         )
-        return InstanceHandle(handle, definition, tenant_id=tenant_id, queries=self.queries)
+        return self._handle_for(handle, definition, tenant_id)
+
+    def _handle_for(
+        self,
+        handle: WorkflowHandle[Any, R],
+        definition: WorkflowDefinition[..., R] | None,
+        tenant_id: str | None,
+    ) -> InstanceHandle[R]:
+        scope = tenant_id if tenant_id is not None else self.tenant_id
+        return InstanceHandle(handle, definition, tenant_id=scope, queries=self.queries, trust=self._trust)
 
     @staticmethod
     def _check_args(definition: WorkflowDefinition[..., Any], args: tuple[Any, ...]) -> list[Any]:
@@ -233,8 +284,8 @@ class WorkflowClient:
         self, workflow_id: str, run_id: str | None = None, *, tenant_id: str | None = None
     ) -> InstanceHandle[Any]:
         """A handle on an existing instance by its workflow id (scoped to ``tenant_id``)."""
-        handle = self._temporal.get_workflow_handle(workflow_id, run_id=run_id)
-        return InstanceHandle(handle, None, tenant_id=tenant_id, queries=self.queries)
+        handle: WorkflowHandle[Any, Any] = self._temporal.get_workflow_handle(workflow_id, run_id=run_id)
+        return self._handle_for(handle, None, tenant_id)
 
     async def task_handle(
         self, task_id: str | uuid.UUID, *, tenant_id: str | None = None, workflow_id: str | None = None
@@ -246,7 +297,9 @@ class WorkflowClient:
             MirrorUnavailableError: No ``workflow_id`` and no database.
         """
         if workflow_id is None:
-            row = await self._require_queries("finding a task by id").get_task(task_id, tenant_id=tenant_id)
+            scope = tenant_id if tenant_id is not None else self.tenant_id
+            scope = None if scope == ALL_TENANTS else scope
+            row = await self._require_queries("finding a task by id").get_task(task_id, tenant_id=scope)
             workflow_id = row.workflow_id
         return self.get_instance(workflow_id, tenant_id=tenant_id)
 
@@ -256,9 +309,9 @@ class WorkflowClient:
         data: BaseModel | dict[str, Any],
         *,
         user: str,
-        groups: Sequence[str] = (),
+        groups: Sequence[str] | None = None,
         comment: str | None = None,
-        admin: bool = False,
+        admin: bool | None = None,
         tenant_id: str | None = None,
         workflow_id: str | None = None,
     ) -> TaskInfo:
@@ -273,8 +326,8 @@ class WorkflowClient:
         task_id: str | uuid.UUID,
         *,
         user: str,
-        groups: Sequence[str] = (),
-        admin: bool = False,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
         tenant_id: str | None = None,
         workflow_id: str | None = None,
     ) -> TaskInfo:
@@ -287,8 +340,8 @@ class WorkflowClient:
         task_id: str | uuid.UUID,
         *,
         user: str,
-        groups: Sequence[str] = (),
-        admin: bool = False,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
         tenant_id: str | None = None,
         workflow_id: str | None = None,
     ) -> TaskInfo:
@@ -304,8 +357,8 @@ class WorkflowClient:
         reason: str,
         to_user: str | None = None,
         to_group: str | None = None,
-        groups: Sequence[str] = (),
-        admin: bool = False,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
         tenant_id: str | None = None,
         workflow_id: str | None = None,
     ) -> TaskInfo:
@@ -321,8 +374,8 @@ class WorkflowClient:
         body: str,
         *,
         user: str,
-        groups: Sequence[str] = (),
-        admin: bool = False,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
         tenant_id: str | None = None,
         workflow_id: str | None = None,
     ) -> TaskInfo:
@@ -355,3 +408,16 @@ class WorkflowClient:
         from .mirror import record_termination
 
         await record_termination(self._engine, workflow_id, reason)
+
+
+def _check_storable_input(args: list[Any]) -> None:
+    """Refuse start input no mirror can store, or too large, before anything is sent."""
+    # The Python values: a JSON dump would already have turned NaN into null.
+    values = [a.model_dump() if isinstance(a, BaseModel) else a for a in args]
+    try:
+        check_text(args=values)
+        check_size(
+            [a.model_dump(mode="json") if isinstance(a, BaseModel) else a for a in args], "the start input"
+        )
+    except Refusal as refusal:
+        raise refusal.to_exception() from None

@@ -1,23 +1,36 @@
-"""Commands from outside (signals and updates): checked against the task, then applied.
+"""Commands from outside (signals and updates): parsed, verified, checked, then applied.
 
-Runs inside the Temporal sandbox. A refused command raises :class:`Rejected`, which an
-update turns into a failure its caller sees and a signal records as a rejection.
+Runs inside the Temporal sandbox. Any Temporal client can send any payload, so every handler
+takes its arguments as they come and refuses what it cannot use itself: a wrong number of
+arguments, a payload that is not an object, one too large, fields of the wrong type, values no
+mirror can store, an identity it cannot verify. A refusal is a :class:`sdk.Refusal`, which an
+update turns into a typed failure its caller sees and a signal records as a rejection; nothing
+changes and the instance keeps working.
+
+Who sent a command is believed only when the client's signature verifies (``sdk._signing``).
+An update is verified in its validator, which Temporal does not run again on replay; a signal
+through a local activity, whose verdict history records. So replaying a history never needs
+the keys it was verified with, and keys can be rotated out freely.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 from . import events as ev
-from ._errors import field_errors
+from ._errors import ErrorKind, Refusal, field_errors
+from ._identity import Identity
 from ._outbox import EventOutbox
-from ._policy import denial_reason
+from ._policy import check_control, check_form, check_size, check_task_command, check_text
 from ._types import (
+    ControlCommand,
     Rejection,
     StepStatus,
     TaskAction,
@@ -28,34 +41,56 @@ from ._types import (
     TaskStatus,
     WorkflowStatus,
 )
+from .protocol import SIGNED_COMMANDS_PATCH, VERIFY_ACTIVITY
 
 if TYPE_CHECKING:
-    pass
+    from ._signing import Keyring
 
-__all__ = ["MAX_REJECTIONS", "Rejected", "TaskCommands"]
+__all__ = ["MAX_REJECTIONS", "TaskCommands", "one_payload"]
 
 MAX_REJECTIONS = 50
 """The rejections an instance keeps (the newest)."""
 
+M = TypeVar("M", bound=BaseModel)
 
-class Rejected(Exception):
-    """A command workflow code refused; becomes a Rejection (signal) or a failed update."""
 
-    def __init__(
-        self, kind: str, message: str, errors: list[dict[str, Any]] | None = None, **details: Any
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.errors = errors or []
-        self.details = details
+def one_payload(args: tuple[Any, ...], what: str) -> dict[str, Any]:
+    """The single object a handler expects; raise :class:`Refusal` for any other shape."""
+    if len(args) != 1:
+        raise Refusal(
+            ErrorKind.INVALID_COMMAND, f"{what} takes one payload object, got {len(args)} arguments"
+        )
+    payload = args[0]
+    if not isinstance(payload, dict):
+        raise Refusal(
+            ErrorKind.INVALID_COMMAND, f"{what} payload must be an object, got {type(payload).__name__}"
+        )
+    check_size(payload, f"the {what} payload")
+    return payload
 
-    def to_application_error(self) -> ApplicationError:
-        details = {"errors": self.errors, **self.details}
-        return ApplicationError(str(self), details, type=self.kind, non_retryable=True)
+
+def _parse(model: type[M], payload: dict[str, Any], what: str) -> M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise Refusal(ErrorKind.INVALID_COMMAND, f"malformed {what} payload", field_errors(exc)) from None
+
+
+def _identity(command: TaskCompletion | TaskCommand | ControlCommand) -> Identity:
+    check_text(user=command.user, groups=command.groups, tenant_id=command.tenant_id)
+    try:
+        return Identity(
+            user=command.user or "(unnamed)",
+            groups=tuple(command.groups),
+            admin=command.admin,
+            tenant_id=command.tenant_id,
+        )
+    except ValidationError as exc:
+        raise Refusal(ErrorKind.PERMISSION_DENIED, "invalid identity", field_errors(exc)) from None
 
 
 class TaskCommands(EventOutbox):
-    """Checks and applies task commands (a base of :class:`sdk._runtime.WorkflowRuntime`)."""
+    """Checks and applies commands (a base of :class:`sdk._runtime.WorkflowRuntime`)."""
 
     status: WorkflowStatus
     current_step: str | None
@@ -64,89 +99,120 @@ class TaskCommands(EventOutbox):
     results: dict[str, BaseModel]
     rejections: list[Rejection]
     paused: bool
+    cancel_reason: str | None
+    canceled_by: str | None
     _unpublished: set[str]
+    keyring: Keyring | None = None
+    """The worker's keyring, handed in by its interceptor (``sdk._trust``); None: no keys."""
 
-    def _find_task(self, task_id: str, tenant_id: str | None, *, pending: bool) -> TaskInfo:
-        task = None if task_id in self._unpublished else self.tasks.get(task_id)
-        # Another tenant's task is reported exactly like a task that does not exist.
-        if task is None or (tenant_id is not None and tenant_id != self.tenant_id):
-            raise Rejected("TaskNotFoundError", f"no task {task_id} in this instance")
-        if pending and task.status is not TaskStatus.PENDING:
-            raise Rejected(
-                "TaskNotPendingError",
-                f"task {task.task_id} is {task.status.value}, not pending",
-                task_id=task.task_id,
-                status=task.status.value,
-            )
-        return task
+    # -- verification ---------------------------------------------------------------------
 
-    def check_completion(self, payload: Any) -> tuple[TaskInfo, TaskCompletion, BaseModel]:
-        """Validate a completion; raise :class:`Rejected` saying why it cannot apply."""
-        try:
-            completion = TaskCompletion.model_validate(payload)
-        except ValidationError as exc:
-            errors = field_errors(exc)
-            raise Rejected("InvalidCommandError", "malformed completion payload", errors) from None
-        task = self._find_task(completion.task_id, completion.tenant_id, pending=True)
-        reason = denial_reason(
-            task, TaskAction.COMPLETE, completion.user, completion.groups, completion.admin
+    def verify_now(self, action: str, payload: dict[str, Any]) -> None:
+        """Verify a command's signature here (an update's validator; never run on replay)."""
+        from ._signing import Keyring
+
+        info = workflow.info()
+        keyring = self.keyring if self.keyring is not None else Keyring()
+        keyring.verify(
+            action=action,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            payload=payload,
+            now=workflow.now(),
         )
-        if reason is not None:
-            raise Rejected("PermissionDeniedError", reason)
-        form = self.forms[task.task_id]
+
+    async def verify_recorded(self, action: str, payload: dict[str, Any]) -> None:
+        """Verify a signal's signature in a local activity, so history records the verdict.
+
+        Instances whose history predates signed commands replay their signals unverified,
+        as they ran.
+        """
+        if not workflow.patched(SIGNED_COMMANDS_PATCH):
+            return
+        info = workflow.info()
+        request = {
+            "action": action,
+            "workflow_id": info.workflow_id,
+            "run_id": info.run_id,
+            "payload": payload,
+            "now": workflow.now().isoformat(),
+        }
         try:
-            value = form.model_validate(completion.data)
-        except ValidationError as exc:
-            raise Rejected(
-                "FormValidationError", f"invalid data for form {form.__name__}", field_errors(exc)
+            verdict = await workflow.execute_local_activity(
+                VERIFY_ACTIVITY,
+                request,
+                result_type=dict,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as exc:
+            raise Refusal(
+                ErrorKind.UNAUTHENTICATED, f"the command could not be verified: {exc.cause or exc}"
             ) from None
+        if not verdict.get("ok"):
+            kind = ErrorKind.UNAUTHENTICATED
+            raise Refusal(kind, str(verdict.get("message") or "the command could not be verified"))
+
+    # -- task commands --------------------------------------------------------------------
+
+    def _visible_task(self, task_id: str) -> TaskInfo | None:
+        # A task whose HumanTaskCreated is not committed yet is not there for commands.
+        return None if task_id in self._unpublished else self.tasks.get(task_id)
+
+    def check_completion(self, payload: dict[str, Any]) -> tuple[TaskInfo, TaskCompletion, BaseModel]:
+        """Validate a completion; raise :class:`Refusal` saying why it cannot apply."""
+        completion = _parse(TaskCompletion, payload, "completion")
+        identity = _identity(completion)
+        check_text(comment=completion.comment)
+        task = check_task_command(
+            completion.task_id,
+            self._visible_task(completion.task_id),
+            TaskAction.COMPLETE,
+            identity,
+            instance_tenant_id=self.tenant_id,
+        )
+        value = check_form(self.forms[task.task_id], completion.data)
         return task, completion, value
 
-    def apply_completion(self, payload: Any, *, strict: bool) -> TaskInfo | None:
+    def apply_completion(self, payload: dict[str, Any], *, strict: bool) -> TaskInfo | None:
         """Complete a task; a refused completion raises (update) or is recorded (signal)."""
         try:
             task, completion, value = self.check_completion(payload)
-        except Rejected as rejected:
-            self._refuse(payload, rejected, strict)
+        except Refusal as refusal:
+            self.refuse(payload, refusal, strict)
             return None
         self._complete(task, value, completion.user, completion.comment)
         return task
 
-    def _refuse(self, payload: Any, rejected: Rejected, strict: bool) -> None:
+    def refuse(self, payload: Any, refusal: Refusal, strict: bool) -> None:
         """Raise the refusal (an update) or record it (a signal, which cannot answer)."""
         if strict:
-            raise rejected.to_application_error() from None
+            raise refusal.to_application_error() from None
         raw = payload if isinstance(payload, dict) else {}
-        self.record_rejection(raw.get("task_id"), raw.get("user"), rejected)
+        self.record_rejection(raw.get("task_id"), raw.get("user"), refusal)
 
-    def check_command(self, action: TaskAction, payload: Any) -> tuple[TaskInfo, TaskCommand]:
-        """Validate a claim, release, reassignment or comment; raise :class:`Rejected` if refused."""
-        try:
-            command = TaskCommand.model_validate(payload)
-        except ValidationError as exc:
-            raise Rejected(
-                "InvalidCommandError", f"malformed {action.value} payload", field_errors(exc)
-            ) from None
-        task = self._find_task(command.task_id, command.tenant_id, pending=action is not TaskAction.COMMENT)
-        if action is TaskAction.CLAIM and task.claimed_by not in (None, command.user):
-            raise Rejected(
-                "TaskClaimConflictError", f"task {task.task_id} is already claimed by {task.claimed_by!r}"
-            )
-        reason = denial_reason(task, action, command.user, command.groups, command.admin)
-        if reason is not None:
-            raise Rejected("PermissionDeniedError", reason)
-        if action is TaskAction.REASSIGN and not (command.to_user or command.to_group):
-            raise Rejected("InvalidCommandError", "reassign needs to_user or to_group")
-        if action is TaskAction.COMMENT and not (command.body or "").strip():
-            raise Rejected("InvalidCommandError", "a comment needs a non-empty body")
+    def check_command(self, action: TaskAction, payload: dict[str, Any]) -> tuple[TaskInfo, TaskCommand]:
+        """Validate a claim, release, reassignment or comment; raise :class:`Refusal` if refused."""
+        command = _parse(TaskCommand, payload, action.value)
+        task = check_task_command(
+            command.task_id,
+            self._visible_task(command.task_id),
+            action,
+            _identity(command),
+            instance_tenant_id=self.tenant_id,
+            to_user=command.to_user,
+            to_group=command.to_group,
+            reason=command.reason,
+            body=command.body,
+        )
         return task, command
 
-    def apply_command(self, action: TaskAction, payload: Any, *, strict: bool) -> TaskInfo | None:
+    def apply_command(self, action: TaskAction, payload: dict[str, Any], *, strict: bool) -> TaskInfo | None:
         """Apply a claim, release, reassignment or comment (see :meth:`apply_completion`)."""
         try:
             task, command = self.check_command(action, payload)
-        except Rejected as rejected:
-            self._refuse(payload, rejected, strict)
+        except Refusal as refusal:
+            self.refuse(payload, refusal, strict)
             return None
         now = workflow.now()
         task_uuid = _uuid(task.task_id)
@@ -183,14 +249,19 @@ class TaskCommands(EventOutbox):
             )
         return task
 
-    def record_rejection(self, task_id: Any, user: Any, rejected: Rejected) -> None:
-        workflow.logger.warning("rejected command for task %s: %s %s", task_id, rejected, rejected.errors)
+    def record_rejection(self, task_id: Any, user: Any, refusal: Refusal) -> None:
+        """Keep a refused signal in the instance state (the newest :data:`MAX_REJECTIONS`)."""
+        task_text, user_text = _shown(task_id), _shown(user)
+        workflow.logger.warning(
+            "rejected command for task %s by %s: %s", task_text, user_text, refusal.message
+        )
         self.rejections.append(
             Rejection(
-                task_id=str(task_id) if task_id is not None else None,
-                user=str(user) if user is not None else None,
-                reason=f"{rejected.kind}: {rejected}",
-                errors=rejected.errors,
+                task_id=task_text,
+                user=user_text,
+                reason=f"{refusal.kind.value}: {refusal.message}",
+                kind=refusal.kind.value,
+                errors=refusal.errors[:20],
                 at=workflow.now(),
             )
         )
@@ -254,6 +325,12 @@ class TaskCommands(EventOutbox):
             to_assignee_group=to_group,
         )
 
+    def check_control(self, payload: dict[str, Any]) -> ControlCommand:
+        """Validate a pause, resume or cancellation note; raise :class:`Refusal` if refused."""
+        command = _parse(ControlCommand, payload, "control")
+        check_control(_identity(command), instance_tenant_id=self.tenant_id, reason=command.reason)
+        return command
+
     def set_paused(self, paused: bool, by: str | None, reason: str | None) -> bool:
         """Pause or resume; returns False when the instance already was in that state."""
         if paused == self.paused or self.status not in (
@@ -273,3 +350,11 @@ class TaskCommands(EventOutbox):
 
 def _uuid(value: str) -> UUID:
     return UUID(value)
+
+
+def _shown(value: Any) -> str | None:
+    """A sender-supplied value as a rejection shows it: text, cut short, NULs made visible."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    return text[:200].replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()

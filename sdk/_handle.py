@@ -1,17 +1,20 @@
 """A handle on one workflow instance: result, state, description, and the commands.
 
-Every command is checked here first against the workflow's own state (the ``state`` query):
-the task exists in the caller's tenant and is pending, the user may act, the data fits the
-form. Only then is anything sent, as a Temporal update, so the caller learns synchronously
-that the workflow accepted it. The workflow checks again on receipt.
+Every command is checked here first, with the same policy functions the workflow uses
+(``sdk._policy``), against the task's mirror row or the workflow's own state (the ``state``
+query): the task exists in the caller's tenant and is pending, the user may act, the data fits
+the form and can be stored. Only then is anything sent, signed with the application's key, as
+a Temporal update, so the caller learns synchronously that the workflow accepted it. The
+workflow checks again on receipt, believing only the signed identity.
 """
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -21,18 +24,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ._definition import HumanStep, WorkflowDefinition
 from ._errors import (
-    FormValidationError,
     InstanceNotFoundError,
     PermissionDeniedError,
-    TaskClaimConflictError,
+    Refusal,
     TaskNotFoundError,
-    TaskNotPendingError,
     TaskRejectedError,
 )
+from ._identity import Identity, IdentityProvider
 from ._ids import instance_id_for
-from ._policy import denial_reason
+from ._policy import check_control, check_form, check_size, check_task_command, check_text
 from ._registry import registry
 from ._types import (
+    ControlCommand,
+    InstanceAction,
     InstanceState,
     TaskAction,
     TaskCommand,
@@ -41,11 +45,13 @@ from ._types import (
     TaskStatus,
     WorkflowStatus,
 )
+from .protocol import CANCEL_SIGNAL, COMPLETE_SIGNAL, PAUSE_SIGNAL, RESUME_SIGNAL, STATE_QUERY, task_update
 
 if TYPE_CHECKING:
+    from ._signing import SigningKey
     from .mirror import MirrorQueries
 
-__all__ = ["InstanceDescription", "InstanceHandle", "translate_rejection"]
+__all__ = ["CommandTrust", "InstanceDescription", "InstanceHandle", "translate_rejection"]
 
 R = TypeVar("R")
 
@@ -80,23 +86,78 @@ class InstanceDescription:
 
 
 def translate_rejection(err: BaseException) -> Exception:
-    """Map a workflow's refusal (an ApplicationError type name) onto the SDK's exceptions."""
+    """Map a workflow's refusal (its :class:`sdk.ErrorKind`) onto the SDK's exceptions."""
     cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else err
-    if not isinstance(cause, ApplicationError):
+    refusal = Refusal.from_application_error(cause) if isinstance(cause, ApplicationError) else None
+    if refusal is None:
         return TaskRejectedError(str(cause or err))
-    details = cause.details[0] if cause.details else {}
-    details = details if isinstance(details, dict) else {}
-    message = cause.message
-    if cause.type == "FormValidationError":
-        return FormValidationError(message.rsplit(" ", 1)[-1], details.get("errors", []))
-    if cause.type == "TaskNotPendingError":
-        return TaskNotPendingError(details.get("task_id"), str(details.get("status")))
-    mapped: dict[str | None, type[Exception]] = {
-        "TaskNotFoundError": TaskNotFoundError,
-        "PermissionDeniedError": PermissionDeniedError,
-        "TaskClaimConflictError": TaskClaimConflictError,
-    }
-    return mapped.get(cause.type, TaskRejectedError)(message)
+    return refusal.to_exception()
+
+
+@dataclass(frozen=True)
+class CommandTrust:
+    """How a client vouches for its commands: the signing key and the identity provider.
+
+    Attributes:
+        signing_key: Signs every command acting as a user; None sends them unsigned (a
+            worker refuses those unless it allows unsigned commands).
+        identity_provider: The application's hook user → :class:`sdk.Identity`; when set,
+            ``groups=``/``admin=`` are not accepted from callers.
+    """
+
+    signing_key: SigningKey | None = None
+    identity_provider: IdentityProvider | None = field(default=None)
+
+    async def identity(
+        self, user: str, groups: Sequence[str] | None, admin: bool | None, tenant_id: str | None
+    ) -> Identity:
+        """Who acts: from the provider when there is one, else as the caller says."""
+        if not user:
+            raise PermissionDeniedError("a user is required")
+        check = _refused(check_text, user=user)
+        if check is not None:
+            raise check
+        if self.identity_provider is None:
+            try:
+                return Identity(user=user, groups=tuple(groups or ()), admin=bool(admin), tenant_id=tenant_id)
+            except ValidationError as exc:
+                raise PermissionDeniedError(str(exc.errors()[0]["msg"])) from None
+        if groups is not None or admin is not None:
+            raise PermissionDeniedError("groups and admin come from the identity provider: pass user= only")
+        found = self.identity_provider(user)
+        identity = await found if inspect.isawaitable(found) else found
+        if not isinstance(identity, Identity) or identity.user != user:
+            raise PermissionDeniedError(f"the identity provider gave no identity for user {user!r}")
+        if tenant_id is not None and not identity.sees_tenant(tenant_id):
+            raise PermissionDeniedError(f"user {user!r} does not belong to tenant {tenant_id!r}")
+        return identity
+
+    def sign(
+        self, action: str, workflow_id: str, run_id: str | None, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``payload`` with its ``auth`` field (unchanged without a signing key)."""
+        if self.signing_key is None:
+            return payload
+        auth = self.signing_key.sign(
+            action=action,
+            workflow_id=workflow_id,
+            run_id=run_id,
+            payload=payload,
+            issued_at=datetime.now(UTC),
+        )
+        return {**payload, "auth": auth}
+
+
+class _AnyForm(BaseModel, extra="allow"):
+    """Stands for a form this process does not know: the workflow validates the fields."""
+
+
+def _refused(check: Any, **fields: Any) -> Exception | None:
+    try:
+        check(**fields)
+    except Refusal as refusal:
+        return refusal.to_exception()
+    return None
 
 
 def _not_found(exc: RPCError, what: str) -> Exception:
@@ -111,12 +172,14 @@ class InstanceHandle(Generic[R]):
     Args:
         handle: The temporalio handle.
         definition: The definition it runs, when known (for the result type).
-        tenant_id: When set, the handle acts for this tenant only: an instance or task of
-            another tenant is reported as not found.
+        tenant_id: The tenant the handle acts for: an instance or task of another tenant is
+            reported as not found. Commands always carry it: None reaches only instances
+            started without a tenant (``sdk.ALL_TENANTS``, for administrators, reaches all).
         queries: The mirror's queries (a client connected with a database): a task command
             is then checked against the task's row when the mirror shows it pending in this
             instance, instead of asking the workflow (a ``state`` query) first. The workflow
             checks every command again when it arrives.
+        trust: The client's signing key and identity provider.
     """
 
     def __init__(
@@ -126,11 +189,13 @@ class InstanceHandle(Generic[R]):
         *,
         tenant_id: str | None = None,
         queries: MirrorQueries | None = None,
+        trust: CommandTrust | None = None,
     ) -> None:
         self._handle = handle
         self.definition = definition
         self.tenant_id = tenant_id
         self._queries = queries
+        self._trust = trust or CommandTrust()
 
     @property
     def id(self) -> str:
@@ -164,12 +229,18 @@ class InstanceHandle(Generic[R]):
             InstanceNotFoundError: No such workflow (or it belongs to another tenant).
         """
         try:
-            state: InstanceState = await self._handle.query("state", result_type=InstanceState)
+            state: InstanceState = await self._handle.query(STATE_QUERY, result_type=InstanceState)
         except RPCError as exc:
             raise _not_found(exc, self.id) from exc
-        if self.tenant_id is not None and state.tenant_id != self.tenant_id:
+        if not self._sees(state.tenant_id):
             raise InstanceNotFoundError(f"no workflow instance {self.id}")
         return state
+
+    def _sees(self, tenant_id: str | None) -> bool:
+        # Reading: an unscoped handle reads any instance (commands are scoped, see __init__).
+        return self.tenant_id is None or Identity(user="-", admin=True, tenant_id=self.tenant_id).sees_tenant(
+            tenant_id
+        )
 
     async def describe(self) -> InstanceDescription:
         """Temporal's description of the instance, refined by the ``state`` query while it runs."""
@@ -178,7 +249,7 @@ class InstanceHandle(Generic[R]):
         except RPCError as exc:
             raise _not_found(exc, self.id) from exc
         memo = await desc.memo()
-        if self.tenant_id is not None and memo.get("tenant_id") != self.tenant_id:
+        if not self._sees(memo.get("tenant_id")):
             raise InstanceNotFoundError(f"no workflow instance {self.id}")
         status = _TEMPORAL_STATUS.get(desc.status, WorkflowStatus.RUNNING) if desc.status else None
         status = status or WorkflowStatus.RUNNING
@@ -219,26 +290,35 @@ class InstanceHandle(Generic[R]):
             raise TaskNotFoundError(f"no task {task_id} in instance {self.id}")
         return found
 
-    async def _pending_task(self, task_id: str | uuid.UUID, *, pending: bool = True) -> TaskInfo:
+    # -- checks before sending ------------------------------------------------------------
+
+    async def _task_view(
+        self, task_id: str | uuid.UUID, *, pending: bool
+    ) -> tuple[TaskInfo | None, str | None]:
+        """The task (None: not in this instance) and its instance's tenant, for the policy."""
         if pending:
             mirrored = await self._mirrored_pending_task(task_id)
             if mirrored is not None:
                 return mirrored
-        task = await self.task(task_id)
-        if pending and task.status is not TaskStatus.PENDING:
-            raise TaskNotPendingError(task.task_id, task.status.value)
-        return task
+        try:
+            state: InstanceState = await self._handle.query(STATE_QUERY, result_type=InstanceState)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None, None
+            raise
+        found = next((t for t in state.tasks if t.task_id == str(task_id)), None)
+        return found, state.tenant_id
 
-    async def _mirrored_pending_task(self, task_id: str | uuid.UUID) -> TaskInfo | None:
+    async def _mirrored_pending_task(self, task_id: str | uuid.UUID) -> tuple[TaskInfo, str | None] | None:
         """The task as its mirror row shows it, when that row is pending in this instance.
 
-        None (ask the workflow) without a mirror, or when the row is missing, another
-        tenant's, in another instance or not pending: the workflow's answer decides those.
+        None (ask the workflow) without a mirror, or when the row is missing, in another
+        instance or not pending: the workflow's answer decides those.
         """
         if self._queries is None:
             return None
         try:
-            row = await self._queries.get_task(task_id, tenant_id=self.tenant_id)
+            row = await self._queries.get_task(task_id)
         except Exception:  # not there, or the database does not answer: ask the workflow
             return None
         run_instance = self.instance_id
@@ -247,7 +327,7 @@ class InstanceHandle(Generic[R]):
         if row.status is not TaskStatus.PENDING:
             return None
         step = registry.steps.get(row.step_name)
-        return TaskInfo(
+        task = TaskInfo(
             task_id=str(row.id),
             step_execution_id=str(row.step_execution_id),
             step_name=row.step_name,
@@ -265,11 +345,25 @@ class InstanceHandle(Generic[R]):
             due_at=row.due_at,
             reminder_at=row.reminder_at,
         )
+        return task, row.tenant_id
 
-    async def _update(self, name: str, payload: BaseModel) -> TaskInfo:
+    async def _checked_task(
+        self, action: TaskAction, task_id: str | uuid.UUID, identity: Identity, **fields: Any
+    ) -> TaskInfo:
+        """The task, once the shared policy (``sdk._policy``) allows ``identity`` to act on it."""
+        task, tenant = await self._task_view(task_id, pending=action is not TaskAction.COMMENT)
+        try:
+            return check_task_command(
+                str(task_id), task, action, identity, instance_tenant_id=tenant, **fields
+            )
+        except Refusal as refusal:
+            raise refusal.to_exception() from None
+
+    async def _send_update(self, action: TaskAction, payload: dict[str, Any]) -> TaskInfo:
+        signed = self._signed(action.value, payload)
         try:
             task: TaskInfo = await self._handle.execute_update(
-                name, payload.model_dump(mode="json"), result_type=TaskInfo
+                task_update(action), signed, result_type=TaskInfo
             )
             return task
         except WorkflowUpdateFailedError as exc:
@@ -277,41 +371,39 @@ class InstanceHandle(Generic[R]):
         except RPCError as exc:
             raise _not_found(exc, self.id) from exc
 
+    def _signed(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            check_size(payload, f"the {action} command")
+        except Refusal as refusal:
+            raise refusal.to_exception() from None
+        return self._trust.sign(action, self.id, self.run_id, payload)
+
     async def _checked_completion(
         self,
         task_id: str | uuid.UUID,
         data: BaseModel | dict[str, Any],
-        user: str,
-        groups: Sequence[str],
+        identity: Identity,
         comment: str | None,
-        admin: bool,
     ) -> TaskCompletion:
         """Every check the client can make before it sends a completion."""
-        payload_data = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-        if not isinstance(payload_data, dict):
-            raise FormValidationError(
-                "form", [{"field": "__root__", "message": "form data must be a dict", "type": "dict_type"}]
-            )
-        if not user:
-            raise PermissionDeniedError("a user is required to complete a task")
-        task = await self._pending_task(task_id)
-        reason = denial_reason(task, TaskAction.COMPLETE, user, groups, admin)
-        if reason is not None:
-            raise PermissionDeniedError(reason)
+        # The Python values first: a JSON dump would already have turned NaN into null.
+        raw = data.model_dump() if isinstance(data, BaseModel) else data
+        task = await self._checked_task(TaskAction.COMPLETE, task_id, identity)
         step = registry.steps.get(task.step_name)
-        if isinstance(step, HumanStep):
-            try:
-                step.form.model_validate(payload_data)
-            except ValidationError as exc:
-                raise FormValidationError.from_pydantic(step.form.__name__, exc) from None
+        try:
+            check_text(comment=comment)
+            check_form(step.form if isinstance(step, HumanStep) else _AnyForm, raw)
+        except Refusal as refusal:
+            raise refusal.to_exception() from None
+        payload_data = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
         return TaskCompletion(
             task_id=task.task_id,
-            user=user,
+            user=identity.user,
             data=payload_data,
             comment=comment,
-            groups=list(groups),
-            admin=admin,
-            tenant_id=self.tenant_id,
+            groups=list(identity.groups),
+            admin=identity.admin,
+            tenant_id=identity.tenant_id,
         )
 
     async def complete_task(
@@ -320,19 +412,25 @@ class InstanceHandle(Generic[R]):
         data: BaseModel | dict[str, Any],
         *,
         user: str,
-        groups: Sequence[str] = (),
+        groups: Sequence[str] | None = None,
         comment: str | None = None,
-        admin: bool = False,
+        admin: bool | None = None,
     ) -> TaskInfo:
         """Complete a human task and return it once the workflow has accepted it.
 
+        ``groups`` and ``admin`` are the caller's word only when the client has no identity
+        provider; with one, pass ``user`` alone.
+
         Raises:
             TaskNotFoundError, TaskNotPendingError, PermissionDeniedError,
-            FormValidationError: Checked before anything is sent.
+            FormValidationError, InvalidInputError, PayloadTooLargeError: Checked before
+            anything is sent.
+            UnauthenticatedCommandError: The workers could not verify the client's signature.
             TaskRejectedError: The workflow refused it (its state changed meanwhile).
         """
-        completion = await self._checked_completion(task_id, data, user, groups, comment, admin)
-        return await self._update("complete_task_update", completion)
+        identity = await self._trust.identity(user, groups, admin, self.tenant_id)
+        completion = await self._checked_completion(task_id, data, identity, comment)
+        return await self._send_update(TaskAction.COMPLETE, completion.model_dump(mode="json"))
 
     async def signal_complete_task(
         self,
@@ -340,43 +438,44 @@ class InstanceHandle(Generic[R]):
         data: BaseModel | dict[str, Any],
         *,
         user: str,
-        groups: Sequence[str] = (),
+        groups: Sequence[str] | None = None,
         comment: str | None = None,
-        admin: bool = False,
+        admin: bool | None = None,
     ) -> None:
         """Like :meth:`complete_task`, but sends the ``complete_task`` signal and returns at once."""
-        completion = await self._checked_completion(task_id, data, user, groups, comment, admin)
-        await self._handle.signal("complete_task", completion.model_dump(mode="json"))
+        identity = await self._trust.identity(user, groups, admin, self.tenant_id)
+        completion = await self._checked_completion(task_id, data, identity, comment)
+        signed = self._signed(TaskAction.COMPLETE.value, completion.model_dump(mode="json"))
+        await self._handle.signal(COMPLETE_SIGNAL, signed)
 
     async def _command(
         self,
         action: TaskAction,
         task_id: str | uuid.UUID,
         user: str,
-        groups: Sequence[str],
-        admin: bool,
+        groups: Sequence[str] | None,
+        admin: bool | None,
         **fields: Any,
     ) -> TaskInfo:
-        if not user:
-            raise PermissionDeniedError(f"a user is required to {action.value} a task")
-        task = await self._pending_task(task_id, pending=action is not TaskAction.COMMENT)
-        if action is TaskAction.CLAIM and task.claimed_by not in (None, user):
-            raise TaskClaimConflictError(f"task {task.task_id} is already claimed by {task.claimed_by!r}")
-        reason = denial_reason(task, action, user, groups, admin)
-        if reason is not None:
-            raise PermissionDeniedError(reason)
+        identity = await self._trust.identity(user, groups, admin, self.tenant_id)
+        task = await self._checked_task(action, task_id, identity, **fields)
         command = TaskCommand(
             task_id=task.task_id,
-            user=user,
-            groups=list(groups),
-            admin=admin,
-            tenant_id=self.tenant_id,
+            user=identity.user,
+            groups=list(identity.groups),
+            admin=identity.admin,
+            tenant_id=identity.tenant_id,
             **fields,
         )
-        return await self._update(f"{action.value}_task_update", command)
+        return await self._send_update(action, command.model_dump(mode="json"))
 
     async def claim_task(
-        self, task_id: str | uuid.UUID, *, user: str, groups: Sequence[str] = (), admin: bool = False
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
     ) -> TaskInfo:
         """Claim a group task; of two users claiming at once exactly one wins.
 
@@ -386,7 +485,12 @@ class InstanceHandle(Generic[R]):
         return await self._command(TaskAction.CLAIM, task_id, user, groups, admin)
 
     async def release_task(
-        self, task_id: str | uuid.UUID, *, user: str, groups: Sequence[str] = (), admin: bool = False
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
     ) -> TaskInfo:
         """Release a claimed task back to its group (the claimant or an administrator)."""
         return await self._command(TaskAction.RELEASE, task_id, user, groups, admin)
@@ -399,28 +503,16 @@ class InstanceHandle(Generic[R]):
         to_user: str | None = None,
         to_group: str | None = None,
         reason: str,
-        groups: Sequence[str] = (),
-        admin: bool = False,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
     ) -> TaskInfo:
         """Reassign a task to another user and/or group, with a reason (audited).
 
         Raises:
-            ValueError: Neither ``to_user`` nor ``to_group`` given, or no reason.
+            InvalidInputError: Neither ``to_user`` nor ``to_group`` given, or no reason.
         """
-        if not (to_user or to_group):
-            raise ValueError("reassign_task needs to_user= or to_group=")
-        if not reason or not reason.strip():
-            raise ValueError("reassign_task needs a reason")
-        return await self._command(
-            TaskAction.REASSIGN,
-            task_id,
-            user,
-            groups,
-            admin,
-            to_user=to_user,
-            to_group=to_group,
-            reason=reason,
-        )
+        fields = {"to_user": to_user, "to_group": to_group, "reason": reason}
+        return await self._command(TaskAction.REASSIGN, task_id, user, groups, admin, **fields)
 
     async def comment_task(
         self,
@@ -428,39 +520,62 @@ class InstanceHandle(Generic[R]):
         body: str,
         *,
         user: str,
-        groups: Sequence[str] = (),
-        admin: bool = False,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
     ) -> TaskInfo:
-        """Add a comment to a task (anyone who may see it)."""
-        if not body or not body.strip():
-            raise ValueError("a comment needs a non-empty body")
+        """Add a comment to a task (anyone who may see it).
+
+        Raises:
+            InvalidInputError: An empty body, or one no database can store.
+        """
         return await self._command(TaskAction.COMMENT, task_id, user, groups, admin, body=body)
 
+    # -- the instance ---------------------------------------------------------------------
+
+    async def _control(self, action: InstanceAction, signal: str, by: str | None, reason: str | None) -> None:
+        if self._trust.identity_provider is not None:
+            if not by:
+                raise PermissionDeniedError(f"{action.value} needs by= (the user acting)")
+            identity = await self._trust.identity(by, None, None, self.tenant_id)
+        else:
+            identity = await self._trust.identity(by or "(unnamed)", (), False, self.tenant_id)
+        try:
+            check_control(identity, instance_tenant_id=identity.tenant_id, reason=reason)
+        except Refusal as refusal:
+            raise refusal.to_exception() from None
+        await self._ensure_visible()
+        command = ControlCommand(
+            user=by,
+            groups=list(identity.groups),
+            admin=identity.admin,
+            tenant_id=identity.tenant_id,
+            reason=reason,
+        )
+        signed = self._signed(action.value, command.model_dump(mode="json"))
+        try:
+            await self._handle.signal(signal, signed)
+        except RPCError as exc:
+            raise _not_found(exc, self.id) from exc
+
     async def _ensure_visible(self) -> None:
-        if self.tenant_id is not None:
-            await self.describe()
+        desc = await self.describe()
+        if self.tenant_id is None and desc.tenant_id is not None:
+            # A command carries the handle's tenant: without one it reaches only instances
+            # started without a tenant, so report another tenant's instance as not found.
+            raise InstanceNotFoundError(f"no workflow instance {self.id}")
 
     async def cancel(self, *, reason: str | None = None, by: str | None = None) -> None:
         """Request cancellation; pending tasks become canceled and the instance CANCELED."""
-        await self._ensure_visible()
+        await self._control(InstanceAction.CANCEL, CANCEL_SIGNAL, by, reason)
         try:
-            await self._handle.signal("cancel_requested", {"reason": reason, "by": by})
             await self._handle.cancel(reason=reason or "")
         except RPCError as exc:
             raise _not_found(exc, self.id) from exc
 
     async def pause(self, *, by: str | None = None, reason: str | None = None) -> None:
         """Hold the instance before its next step (status PAUSED, WorkflowPaused)."""
-        await self._ensure_visible()
-        try:
-            await self._handle.signal("pause", {"by": by, "reason": reason})
-        except RPCError as exc:
-            raise _not_found(exc, self.id) from exc
+        await self._control(InstanceAction.PAUSE, PAUSE_SIGNAL, by, reason)
 
     async def resume(self, *, by: str | None = None) -> None:
         """Let a paused instance go on (WorkflowResumed)."""
-        await self._ensure_visible()
-        try:
-            await self._handle.signal("resume", {"by": by})
-        except RPCError as exc:
-            raise _not_found(exc, self.id) from exc
+        await self._control(InstanceAction.RESUME, RESUME_SIGNAL, by, None)

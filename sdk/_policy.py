@@ -1,16 +1,31 @@
-"""Who may act on a human task. Pure functions, used by the client and by workflow code.
+"""The rules every command must pass: one pure implementation for the client and the workflow.
 
-The client checks before it sends anything; the workflow checks again on receipt, because a
-signal can come from any Temporal client.
+The client checks before it sends anything; the workflow checks again on receipt with the same
+functions, because a signal or an update can come from any Temporal client. Each refusal is a
+:class:`sdk.Refusal` with an :class:`sdk.ErrorKind`: the client raises the matching SDK exception,
+the workflow answers an update with it or records it as a rejection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
-from ._types import TaskAction, TaskInfo
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["denial_reason"]
+from ._errors import ErrorKind, Refusal, field_errors
+from ._identity import Identity
+from ._storable import MAX_PAYLOAD_BYTES, payload_size, unstorable
+from ._types import TaskAction, TaskInfo, TaskStatus
+
+__all__ = [
+    "check_control",
+    "check_form",
+    "check_size",
+    "check_task_command",
+    "check_text",
+    "denial_reason",
+]
 
 
 def denial_reason(
@@ -40,8 +55,7 @@ def denial_reason(
     if action is TaskAction.CLAIM:
         if task.claimed_by is not None and not holds_claim:
             return f"task {task.task_id} is already claimed by {task.claimed_by!r}"
-        ok = is_assignee or in_group or unassigned
-        return None if ok else f"user {user!r} is not the assignee nor in group {task.assignee_group!r}"
+        return None if is_assignee or in_group or unassigned else _not_assigned(task, user)
     if action is TaskAction.RELEASE:
         return None if holds_claim else f"user {user!r} does not hold the claim on task {task.task_id}"
     if action is TaskAction.REASSIGN:
@@ -56,4 +70,122 @@ def denial_reason(
         if task.require_claim:
             return f"task {task.task_id} must be claimed before it is completed"
         return None
-    return f"user {user!r} is not the assignee nor in group {task.assignee_group!r}"
+    return _not_assigned(task, user)
+
+
+def _not_assigned(task: TaskInfo, user: str) -> str:
+    """Name what the task is assigned to: a user, a group, or both."""
+    if task.assignee_id is not None and task.assignee_group is not None:
+        to = f"assigned to {task.assignee_id!r} and group {task.assignee_group!r}"
+    elif task.assignee_id is not None:
+        to = f"assigned to {task.assignee_id!r}"
+    else:
+        to = f"assigned to group {task.assignee_group!r}"
+    return f"user {user!r} may not act on task {task.task_id}: it is {to}"
+
+
+def check_text(**fields: Any) -> None:
+    """Refuse (INVALID_INPUT) any named string, or list of strings, no mirror can store."""
+    errors = [e for name, value in fields.items() if value is not None for e in unstorable(value, name)]
+    if errors:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Refusal(ErrorKind.INVALID_INPUT, f"unstorable input: {detail}", errors)
+
+
+def check_size(payload: Any, what: str) -> None:
+    """Refuse (PAYLOAD_TOO_LARGE) a payload over :data:`sdk.MAX_PAYLOAD_BYTES`."""
+    size = payload_size(payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise Refusal(
+            ErrorKind.PAYLOAD_TOO_LARGE,
+            f"{what} is {size:,} bytes; the limit is {MAX_PAYLOAD_BYTES:,} bytes (sdk.MAX_PAYLOAD_BYTES)",
+            size=size,
+            limit=MAX_PAYLOAD_BYTES,
+        )
+
+
+def check_identity(identity: Identity) -> None:
+    """Refuse an identity whose strings no mirror can store."""
+    check_text(user=identity.user, groups=list(identity.groups), tenant_id=identity.tenant_id)
+
+
+def check_task_command(
+    task_id: str,
+    task: TaskInfo | None,
+    action: TaskAction,
+    identity: Identity,
+    *,
+    instance_tenant_id: str | None,
+    to_user: str | None = None,
+    to_group: str | None = None,
+    reason: str | None = None,
+    body: str | None = None,
+) -> TaskInfo:
+    """The task, when ``identity`` may perform ``action`` on it; else raise :class:`Refusal`.
+
+    ``task`` is None when the instance has no such task. Another tenant's task is refused
+    exactly like a task that does not exist. Form data is checked by :func:`check_form`.
+    """
+    check_identity(identity)
+    check_text(to_user=to_user, to_group=to_group, reason=reason, body=body)
+    if task is None or not identity.sees_tenant(instance_tenant_id):
+        raise Refusal(ErrorKind.TASK_NOT_FOUND, f"no task {task_id} in this instance")
+    if action is not TaskAction.COMMENT and task.status is not TaskStatus.PENDING:
+        raise Refusal(
+            ErrorKind.TASK_NOT_PENDING,
+            f"task {task.task_id} is {task.status.value}, not pending",
+            task_id=task.task_id,
+            status=task.status.value,
+        )
+    if action is TaskAction.CLAIM and task.claimed_by not in (None, identity.user):
+        raise Refusal(
+            ErrorKind.CLAIM_CONFLICT, f"task {task.task_id} is already claimed by {task.claimed_by!r}"
+        )
+    denied = denial_reason(task, action, identity.user, identity.groups, identity.admin)
+    if denied is not None:
+        raise Refusal(ErrorKind.PERMISSION_DENIED, denied)
+    if action is TaskAction.REASSIGN:
+        if not (to_user or to_group):
+            raise Refusal(ErrorKind.INVALID_INPUT, "reassign needs to_user or to_group")
+        if not (reason or "").strip():
+            raise Refusal(ErrorKind.INVALID_INPUT, "reassign needs a reason")
+    if action is TaskAction.COMMENT and not (body or "").strip():
+        raise Refusal(ErrorKind.INVALID_INPUT, "a comment needs a non-empty body")
+    return task
+
+
+def check_form(form: type[BaseModel], data: Any) -> BaseModel:
+    """``data`` validated into ``form``; else raise :class:`Refusal` (FORM_VALIDATION).
+
+    Values no mirror can store are refused like invalid fields, before the form sees them.
+    """
+    if not isinstance(data, dict):
+        errors = [{"field": "__root__", "message": "form data must be an object", "type": "dict_type"}]
+        raise Refusal(
+            ErrorKind.FORM_VALIDATION, f"invalid data for form {form.__name__}", errors, form=form.__name__
+        )
+    errors = unstorable(data)
+    if not errors:
+        try:
+            value = form.model_validate(data)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+        else:
+            errors = unstorable(value.model_dump(mode="json"))
+            if not errors:
+                return value
+    raise Refusal(
+        ErrorKind.FORM_VALIDATION, f"invalid data for form {form.__name__}", errors, form=form.__name__
+    )
+
+
+def check_control(identity: Identity, *, instance_tenant_id: str | None, reason: str | None) -> None:
+    """May ``identity`` pause, resume or cancel an instance of ``instance_tenant_id``?
+
+    Any verified identity of the instance's tenant may (the application decides who reaches
+    these commands); another tenant's instance is refused as not found.
+    """
+    check_identity(identity)
+    check_text(reason=reason)
+    if not identity.sees_tenant(instance_tenant_id):
+        raise Refusal(ErrorKind.INSTANCE_NOT_FOUND, "no such workflow instance")

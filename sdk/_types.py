@@ -13,7 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ControlCommand",
     "EventBatch",
+    "InstanceAction",
     "InstanceState",
     "Rejection",
     "StepStatus",
@@ -84,6 +86,14 @@ class TaskAction(StrEnum):
     COMMENT = "comment"
 
 
+class InstanceAction(StrEnum):
+    """What a user asks of a whole instance."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+
+
 class TaskCompletion(BaseModel):
     """Payload of the ``complete_task`` signal and update.
 
@@ -100,6 +110,8 @@ class TaskCompletion(BaseModel):
     groups: list[str] = Field(default_factory=list)
     admin: bool = False
     tenant_id: str | None = None
+    auth: dict[str, Any] | None = None
+    """The client's signature (``sdk._signing.CommandAuth``); see ``docs/security.md``."""
 
 
 class TaskCommand(BaseModel):
@@ -118,6 +130,20 @@ class TaskCommand(BaseModel):
     to_group: str | None = None
     reason: str | None = None
     body: str | None = None
+    auth: dict[str, Any] | None = None
+
+
+class ControlCommand(BaseModel):
+    """Payload of the ``pause``, ``resume`` and ``cancel_requested`` signals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    admin: bool = False
+    tenant_id: str | None = None
+    reason: str | None = None
+    auth: dict[str, Any] | None = None
 
 
 class TaskComment(BaseModel):
@@ -135,6 +161,8 @@ class Rejection(BaseModel):
     task_id: str | None
     user: str | None
     reason: str
+    kind: str | None = None
+    """The :class:`sdk.ErrorKind` value of the refusal."""
     errors: list[dict[str, Any]] = Field(default_factory=list)
     at: datetime
 

@@ -1,14 +1,20 @@
 """The base class of every compiled workflow: its signals, updates and queries.
 
-Handler names are part of the public protocol, usable from any Temporal client:
+Handler names are part of the public protocol (``sdk.protocol``), usable from any Temporal
+client; every command acting as a user must be signed by the application's client (see
+``docs/security.md``):
 
-- signal ``complete_task`` ``{"task_id", "user", "data", "comment"?, "groups"?, "admin"?}``
-- update ``complete_task_update`` (same payload; rejected synchronously when invalid)
+- signal ``complete_task`` ``{"task_id", "user", "data", "comment"?, "groups"?, "admin"?,
+  "tenant_id"?, "auth"}``; update ``complete_task_update`` (same payload, refused synchronously)
 - signals ``claim_task``, ``release_task``, ``reassign_task``, ``comment_task`` and the
   matching ``*_update`` updates ``{"task_id", "user", "groups"?, "admin"?, "tenant_id"?,
-  "to_user"?, "to_group"?, "reason"?, "body"?}``
-- signals ``pause`` / ``resume`` ``{"by"?, "reason"?}``, ``cancel_requested`` ``{"by"?, "reason"?}``
+  "to_user"?, "to_group"?, "reason"?, "body"?, "auth"}``
+- signals ``pause`` / ``resume`` / ``cancel_requested`` ``{"user"?, "reason"?, "groups"?,
+  "admin"?, "tenant_id"?, "auth"}``
 - query ``state`` (:class:`sdk.InstanceState`)
+
+Every handler takes its arguments as they come (``*args``) and refuses a wrong shape itself:
+a signal with two arguments must not fail the workflow task.
 """
 
 from __future__ import annotations
@@ -17,23 +23,24 @@ from typing import Any
 
 from temporalio import workflow
 
-from ._commands import Rejected
+from ._commands import one_payload
+from ._errors import Refusal
 from ._runtime import WorkflowRuntime
-from ._types import InstanceState, TaskAction, TaskInfo
+from ._types import InstanceAction, InstanceState, TaskAction, TaskInfo
+from .protocol import (
+    CANCEL_SIGNAL,
+    COMPLETE_SIGNAL,
+    COMPLETE_UPDATE,
+    PAUSE_SIGNAL,
+    RESUME_SIGNAL,
+    STATE_QUERY,
+    task_signal,
+    task_update,
+)
 
 __all__ = ["DurableWorkflowBase"]
 
-
-def _text(payload: Any, key: str) -> str | None:
-    value = payload.get(key) if isinstance(payload, dict) else None
-    return None if value is None else str(value)
-
-
-def _validate(runtime: WorkflowRuntime, action: TaskAction, payload: Any) -> None:
-    try:
-        runtime.check_command(action, payload)
-    except Rejected as rejected:
-        raise rejected.to_application_error() from None
+_ABANDON = workflow.HandlerUnfinishedPolicy.ABANDON
 
 
 def _accepted(task: TaskInfo | None) -> TaskInfo:
@@ -49,116 +56,183 @@ class DurableWorkflowBase:
     def __init__(self) -> None:
         self._dwf = WorkflowRuntime()
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="complete_task")
-    async def complete_task(self, payload: Any) -> None:
-        """Complete a human task; an invalid payload is recorded and the task stays pending."""
-        self._dwf.apply_completion(payload, strict=False)
-        await self._dwf.flush_soon()
+    # -- shared bodies --------------------------------------------------------------------
 
-    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="complete_task_update")
-    async def complete_task_update(self, payload: Any) -> TaskInfo:
-        """Complete a human task and return it; refused with a specific error type otherwise."""
-        task = self._dwf.apply_completion(payload, strict=True)
-        await self._dwf.flush()  # the mirror shows the change before the caller hears back
+    async def _task_signal(self, action: TaskAction, args: tuple[Any, ...]) -> None:
+        """A signal: parse, verify (recorded), apply; any refusal becomes a rejection."""
+        dwf = self._dwf
+        try:
+            payload = one_payload(args, task_signal(action))
+        except Refusal as refusal:
+            dwf.record_rejection(None, None, refusal)
+            return
+        try:
+            await dwf.verify_recorded(action.value, payload)
+        except Refusal as refusal:
+            dwf.refuse(payload, refusal, strict=False)
+            return
+        if action is TaskAction.COMPLETE:
+            dwf.apply_completion(payload, strict=False)
+            await dwf.flush_soon()
+        else:
+            dwf.apply_command(action, payload, strict=False)
+            await dwf.flush()
+
+    def _task_validate(self, action: TaskAction, args: tuple[Any, ...]) -> None:
+        """An update's validator: the only place its signature is verified (not on replay)."""
+        dwf = self._dwf
+        try:
+            payload = one_payload(args, task_update(action))
+            dwf.verify_now(action.value, payload)
+            if action is TaskAction.COMPLETE:
+                dwf.check_completion(payload)
+            else:
+                dwf.check_command(action, payload)
+        except Refusal as refusal:
+            raise refusal.to_application_error() from None
+
+    async def _task_update(self, action: TaskAction, args: tuple[Any, ...]) -> TaskInfo:
+        """An update's handler: apply what the validator accepted; the mirror shows it first."""
+        dwf = self._dwf
+        try:
+            payload = one_payload(args, task_update(action))
+        except Refusal as refusal:
+            raise refusal.to_application_error() from None
+        if action is TaskAction.COMPLETE:
+            task = dwf.apply_completion(payload, strict=True)
+        else:
+            task = dwf.apply_command(action, payload, strict=True)
+        await dwf.flush()  # the mirror shows the change before the caller hears back
         return _accepted(task)
 
-    @complete_task_update.validator
-    def _validate_complete_task(self, payload: Any) -> None:
+    async def _control(
+        self, action: InstanceAction, name: str, args: tuple[Any, ...]
+    ) -> tuple[str | None, str | None] | None:
+        """Pause or resume: (user, reason) once verified and allowed, else None (recorded)."""
+        dwf = self._dwf
         try:
-            self._dwf.check_completion(payload)
-        except Rejected as rejected:
-            raise rejected.to_application_error() from None
+            payload = one_payload(args, name)
+        except Refusal as refusal:
+            dwf.record_rejection(None, None, refusal)
+            return None
+        try:
+            await dwf.verify_recorded(action.value, payload)
+            command = dwf.check_control(payload)
+        except Refusal as refusal:
+            dwf.record_rejection(None, payload.get("user"), refusal)
+            return None
+        return command.user, command.reason
+
+    # -- complete -------------------------------------------------------------------------
+
+    @workflow.signal(unfinished_policy=_ABANDON, name=COMPLETE_SIGNAL)
+    async def complete_task(self, *args: Any) -> None:
+        """Complete a human task; an invalid payload is recorded and the task stays pending."""
+        await self._task_signal(TaskAction.COMPLETE, args)
+
+    @workflow.update(unfinished_policy=_ABANDON, name=COMPLETE_UPDATE)
+    async def complete_task_update(self, *args: Any) -> TaskInfo:
+        """Complete a human task and return it; refused with a specific error type otherwise."""
+        return await self._task_update(TaskAction.COMPLETE, args)
+
+    @complete_task_update.validator
+    def _validate_complete_task(self, *args: Any) -> None:
+        self._task_validate(TaskAction.COMPLETE, args)
 
     # Claim, release, reassign, comment: a signal for any Temporal client, and an update
     # (answered synchronously, race-free) for the SDK's client.
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="claim_task")
-    async def claim_task(self, payload: Any) -> None:
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.CLAIM))
+    async def claim_task(self, *args: Any) -> None:
         """Claim a task for the sending user (a member of its group)."""
-        self._dwf.apply_command(TaskAction.CLAIM, payload, strict=False)
-        await self._dwf.flush()
+        await self._task_signal(TaskAction.CLAIM, args)
 
-    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="claim_task_update")
-    async def claim_task_update(self, payload: Any) -> TaskInfo:
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.CLAIM))
+    async def claim_task_update(self, *args: Any) -> TaskInfo:
         """Claim a task; of two concurrent claims exactly one succeeds."""
-        task = self._dwf.apply_command(TaskAction.CLAIM, payload, strict=True)
-        await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return _accepted(task)
+        return await self._task_update(TaskAction.CLAIM, args)
 
     @claim_task_update.validator
-    def _validate_claim(self, payload: Any) -> None:
-        _validate(self._dwf, TaskAction.CLAIM, payload)
+    def _validate_claim(self, *args: Any) -> None:
+        self._task_validate(TaskAction.CLAIM, args)
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="release_task")
-    async def release_task(self, payload: Any) -> None:
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.RELEASE))
+    async def release_task(self, *args: Any) -> None:
         """Give a claimed task back to its group."""
-        self._dwf.apply_command(TaskAction.RELEASE, payload, strict=False)
-        await self._dwf.flush()
+        await self._task_signal(TaskAction.RELEASE, args)
 
-    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="release_task_update")
-    async def release_task_update(self, payload: Any) -> TaskInfo:
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.RELEASE))
+    async def release_task_update(self, *args: Any) -> TaskInfo:
         """Give a claimed task back to its group."""
-        task = self._dwf.apply_command(TaskAction.RELEASE, payload, strict=True)
-        await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return _accepted(task)
+        return await self._task_update(TaskAction.RELEASE, args)
 
     @release_task_update.validator
-    def _validate_release(self, payload: Any) -> None:
-        _validate(self._dwf, TaskAction.RELEASE, payload)
+    def _validate_release(self, *args: Any) -> None:
+        self._task_validate(TaskAction.RELEASE, args)
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="reassign_task")
-    async def reassign_task(self, payload: Any) -> None:
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.REASSIGN))
+    async def reassign_task(self, *args: Any) -> None:
         """Move a task to another user and/or group, with a reason."""
-        self._dwf.apply_command(TaskAction.REASSIGN, payload, strict=False)
-        await self._dwf.flush()
+        await self._task_signal(TaskAction.REASSIGN, args)
 
-    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="reassign_task_update")
-    async def reassign_task_update(self, payload: Any) -> TaskInfo:
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.REASSIGN))
+    async def reassign_task_update(self, *args: Any) -> TaskInfo:
         """Move a task to another user and/or group, with a reason."""
-        task = self._dwf.apply_command(TaskAction.REASSIGN, payload, strict=True)
-        await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return _accepted(task)
+        return await self._task_update(TaskAction.REASSIGN, args)
 
     @reassign_task_update.validator
-    def _validate_reassign(self, payload: Any) -> None:
-        _validate(self._dwf, TaskAction.REASSIGN, payload)
+    def _validate_reassign(self, *args: Any) -> None:
+        self._task_validate(TaskAction.REASSIGN, args)
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="comment_task")
-    async def comment_task(self, payload: Any) -> None:
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.COMMENT))
+    async def comment_task(self, *args: Any) -> None:
         """Add a comment to a task."""
-        self._dwf.apply_command(TaskAction.COMMENT, payload, strict=False)
-        await self._dwf.flush()
+        await self._task_signal(TaskAction.COMMENT, args)
 
-    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="comment_task_update")
-    async def comment_task_update(self, payload: Any) -> TaskInfo:
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.COMMENT))
+    async def comment_task_update(self, *args: Any) -> TaskInfo:
         """Add a comment to a task."""
-        task = self._dwf.apply_command(TaskAction.COMMENT, payload, strict=True)
-        await self._dwf.flush()  # the mirror shows the change before the caller hears back
-        return _accepted(task)
+        return await self._task_update(TaskAction.COMMENT, args)
 
     @comment_task_update.validator
-    def _validate_comment(self, payload: Any) -> None:
-        _validate(self._dwf, TaskAction.COMMENT, payload)
+    def _validate_comment(self, *args: Any) -> None:
+        self._task_validate(TaskAction.COMMENT, args)
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="pause")
-    async def pause(self, payload: Any = None) -> None:
+    # -- the instance ---------------------------------------------------------------------
+
+    @workflow.signal(unfinished_policy=_ABANDON, name=PAUSE_SIGNAL)
+    async def pause(self, *args: Any) -> None:
         """Hold the instance before its next step."""
-        if self._dwf.set_paused(True, _text(payload, "by"), _text(payload, "reason")):
+        allowed = await self._control(InstanceAction.PAUSE, PAUSE_SIGNAL, args)
+        if allowed is not None and self._dwf.set_paused(True, *allowed):
             await self._dwf.flush()
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="resume")
-    async def resume(self, payload: Any = None) -> None:
+    @workflow.signal(unfinished_policy=_ABANDON, name=RESUME_SIGNAL)
+    async def resume(self, *args: Any) -> None:
         """Let a paused instance go on."""
-        if self._dwf.set_paused(False, _text(payload, "by"), _text(payload, "reason")):
+        allowed = await self._control(InstanceAction.RESUME, RESUME_SIGNAL, args)
+        if allowed is not None and self._dwf.set_paused(False, *allowed):
             await self._dwf.flush()
 
-    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON, name="cancel_requested")
-    def cancel_requested(self, payload: Any = None) -> None:
-        """Who cancels and why; the SDK client sends it just before Temporal's cancel."""
-        self._dwf.cancel_reason = _text(payload, "reason")
-        self._dwf.canceled_by = _text(payload, "by")
+    @workflow.signal(unfinished_policy=_ABANDON, name=CANCEL_SIGNAL)
+    def cancel_requested(self, *args: Any) -> None:
+        """Who cancels and why; the SDK client sends it just before Temporal's cancel.
 
-    @workflow.query(name="state")
+        Verified here rather than in a local activity: Temporal's cancellation may arrive in
+        the same workflow task, and the note only annotates the WorkflowCanceled event
+        (it schedules nothing), so replay never depends on the verdict.
+        """
+        dwf = self._dwf
+        try:
+            payload = one_payload(args, CANCEL_SIGNAL)
+            dwf.verify_now(InstanceAction.CANCEL.value, payload)
+            command = dwf.check_control(payload)
+        except Refusal as refusal:
+            dwf.record_rejection(None, None, refusal)
+            return
+        dwf.cancel_reason, dwf.canceled_by = command.reason, command.user
+
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> InstanceState:
         """The instance's status, current step, tasks and recent rejections."""
         return self._dwf.state()

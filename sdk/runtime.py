@@ -14,6 +14,7 @@ from ._ids import (
 )
 from ._outbox import as_data, jsonable
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
+from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, keyring_from, verify_activity
 from ._types import EventBatch
 
 __all__ = [
@@ -30,6 +31,11 @@ __all__ = [
     "step_activity_id",
     "step_execution_id_for",
     "task_id_for",
+    # Signed commands: the keyring workers verify with
+    "COMMAND_KEYS_ENV",
+    "TrustInterceptor",
+    "keyring_from",
+    "verify_activity",
     # The workflow sandbox
     "SANDBOX_PASSTHROUGH",
     "sandbox_runner",

@@ -7,24 +7,44 @@
   never see each other's tasks; use it as ``async with new_worker(wf) as worker:``.
 - ``assert_eventually``: polls a condition until a deadline (tests never sleep to wait).
 - ``pending_task``: waits until an instance has a pending human task and returns it.
+
+Commands acting as a user are signed: this module generates one key pair per session and puts
+it in the environment (``DWF_SIGNING_KEY`` for clients, ``DWF_COMMAND_KEYS`` for workers), as a
+deployment would, so every client, worker and ``dwf`` subprocess of the tests uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
 from temporalio.worker import Worker
 
-from sdk import DevServer, InstanceHandle, TaskInfo, WorkflowClient, WorkflowDefinition
+from sdk import (
+    DevServer,
+    InstanceHandle,
+    SigningKey,
+    TaskInfo,
+    WorkflowClient,
+    WorkflowDefinition,
+    generate_signing_key,
+)
+from sdk._signing import private_key_string
 from worker import create_worker
 
 T = TypeVar("T")
+
+SESSION_KEY = generate_signing_key("tests-session")
+"""The key the session's clients sign with and its workers verify with."""
+os.environ["DWF_SIGNING_KEY"] = private_key_string(SESSION_KEY)
+os.environ["DWF_COMMAND_KEYS"] = SESSION_KEY.public_key
 
 
 async def assert_eventually(
@@ -109,6 +129,22 @@ async def new_worker(client: WorkflowClient) -> AsyncIterator[WorkerFactory]:
 def assert_eventually_fixture() -> Callable[..., Awaitable[Any]]:
     """:func:`assert_eventually`, for tests (which cannot import conftest reliably)."""
     return assert_eventually
+
+
+def sign_command(
+    workflow_id: str, action: str, payload: dict[str, Any], *, key: SigningKey = SESSION_KEY
+) -> dict[str, Any]:
+    """``payload`` signed as the application's client signs it (a trusted raw sender)."""
+    auth = key.sign(
+        action=action, workflow_id=workflow_id, run_id=None, payload=payload, issued_at=datetime.now(UTC)
+    )
+    return {**payload, "auth": auth}
+
+
+@pytest.fixture(name="sign")
+def sign_fixture() -> Callable[..., dict[str, Any]]:
+    """:func:`sign_command`: ``sign(workflow_id, "complete", payload)``."""
+    return sign_command
 
 
 @pytest.fixture

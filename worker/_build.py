@@ -19,8 +19,8 @@ from activities import (
     log_reminder,
     machine_step_activity,
 )
-from sdk import MachineStep, WorkflowDefinition, registry
-from sdk.runtime import SANDBOX_PASSTHROUGH, sandbox_runner
+from sdk import Keyring, MachineStep, WorkflowDefinition, registry
+from sdk.runtime import SANDBOX_PASSTHROUGH, TrustInterceptor, keyring_from, sandbox_runner, verify_activity
 
 if TYPE_CHECKING:
     from sdk.mirror import MirrorWriter
@@ -82,6 +82,8 @@ def create_worker(
     notification_hook: NotificationHook = log_reminder,
     activities: Sequence[Any] = (),
     interceptors: Sequence[Interceptor] = (),
+    command_keys: Keyring | str | None = None,
+    allow_unsigned_commands: bool | None = None,
     **worker_options: Any,
 ) -> Worker:
     """A temporalio ``Worker`` running ``workflows`` (default: all registered) and their steps.
@@ -99,6 +101,11 @@ def create_worker(
         notification_hook: Called for each human task reminder (default: log it).
         activities: Extra activities to register alongside the steps.
         interceptors: Extra temporalio worker interceptors.
+        command_keys: The public keys commands acting as a user must be signed with: a
+            ``sdk.Keyring`` or ``"<key id>:<base64>,..."``; None reads ``DWF_COMMAND_KEYS``.
+            With no keys every such command is refused (see ``docs/security.md``).
+        allow_unsigned_commands: Accept unsigned commands, believing the identity they claim
+            (development only); None reads ``DWF_ALLOW_UNSIGNED_COMMANDS``.
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
@@ -106,8 +113,13 @@ def create_worker(
     if mirror is not None:
         event_sink = event_sink or mirror
     publisher = EventPublisher(event_handlers, event_sink)
+    keyring = keyring_from(command_keys, allow_unsigned=allow_unsigned_commands)
     # First, so the events a step carries are written before any other interceptor runs.
-    all_interceptors = [MirrorInterceptor(mirror, publisher=publisher), *interceptors]
+    all_interceptors = [
+        MirrorInterceptor(mirror, publisher=publisher),
+        TrustInterceptor(keyring),
+        *interceptors,
+    ]
     classes, step_activities = worker_components(
         workflows, notification_hook=notification_hook, publisher=publisher
     )
@@ -115,7 +127,7 @@ def create_worker(
         temporal_client,
         task_queue=task_queue,
         workflows=classes,
-        activities=[*step_activities, *activities],
+        activities=[*step_activities, verify_activity(keyring), *activities],
         interceptors=all_interceptors,
         workflow_runner=sandbox_runner(),
         **worker_options,

@@ -44,6 +44,7 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
+
 logger = logging.getLogger("dwf.worker")
 
 CORE_LOGGER = "temporalio.core"

@@ -46,6 +46,7 @@ from tests.workflows import lifecycle
 from tests.workflows.lifecycle import ANN, BOSS, CHIEFS, CLERKS, Resolution, Ticket, Verdict
 
 Eventually = Callable[..., Awaitable[Any]]
+Sign = Callable[..., dict[str, Any]]
 E = TypeVar("E", bound=events.WorkflowEvent)
 
 BOB = {"user": "bob", "groups": [CLERKS]}  # a clerk
@@ -209,7 +210,9 @@ async def test_claim_and_release_by_a_group_member_are_audited(
     row = await lab.pending_row(handle, assert_eventually)
     task_id = row.id
 
-    with pytest.raises(PermissionDeniedError, match="'eve' is not the assignee nor in group 'clerks'"):
+    with pytest.raises(
+        PermissionDeniedError, match="'eve' may not act on task .*: it is assigned to group 'clerks'"
+    ):
         await lab.client.claim_task(task_id, **EVE)
     assert await lab.row(task_id) == row
 
@@ -278,7 +281,9 @@ async def test_two_simultaneous_claims_exactly_one_wins(lab: Lab, assert_eventua
         assert [e.claimed_by for e in lab.events_of(handle, events.HumanTaskClaimed)] == [winner]
 
 
-async def test_require_claim_blocks_completion_until_claimed(lab: Lab, assert_eventually: Eventually) -> None:
+async def test_require_claim_blocks_completion_until_claimed(
+    lab: Lab, assert_eventually: Eventually, sign: Sign
+) -> None:
     handle = await lab.start("claim_first")
     row = await lab.pending_row(handle, assert_eventually)
     assert row.require_claim is True
@@ -289,8 +294,9 @@ async def test_require_claim_blocks_completion_until_claimed(lab: Lab, assert_ev
     assert await _command_count(handle) == before
     assert await lab.row(row.id) == row
 
-    # The workflow enforces it too, against a client that skips the check.
-    await handle.temporal.signal("complete_task", {"task_id": str(row.id), "data": {"approved": True}, **BOB})
+    # The workflow enforces it too, against a trusted client that skips the check.
+    forged = {"task_id": str(row.id), "data": {"approved": True}, **BOB}
+    await handle.temporal.signal("complete_task", sign(handle.id, "complete", forged))
 
     async def refused() -> None:
         (rejection,) = (await handle.state()).rejections
@@ -419,17 +425,22 @@ async def test_client_refuses_unpermitted_users_before_sending(
 
 
 async def test_workflow_refuses_forged_signals_from_unpermitted_users(
-    lab: Lab, assert_eventually: Eventually
+    lab: Lab, assert_eventually: Eventually, sign: Sign
 ) -> None:
     handle = await lab.start("both")
     row = await lab.pending_row(handle, assert_eventually)
     raw = lab.client.temporal.get_workflow_handle(handle.id)
     task_id = str(row.id)
 
-    await raw.signal("complete_task", {"task_id": task_id, "data": {"approved": True}, **EVE})
-    await raw.signal("claim_task", {"task_id": task_id, **EVE})
-    await raw.signal("reassign_task", {"task_id": task_id, "to_user": "eve", "reason": "r", **EVE})
-    await raw.signal("comment_task", {"task_id": task_id, "body": "hello", **EVE})
+    # Signed by the application's key (a trusted client skipping the SDK's checks): the
+    # workflow's own policy check refuses each.
+    await raw.signal(
+        "complete_task", sign(raw.id, "complete", {"task_id": task_id, "data": {"approved": True}, **EVE})
+    )
+    await raw.signal("claim_task", sign(raw.id, "claim", {"task_id": task_id, **EVE}))
+    reassign = {"task_id": task_id, "to_user": "eve", "reason": "r", **EVE}
+    await raw.signal("reassign_task", sign(raw.id, "reassign", reassign))
+    await raw.signal("comment_task", sign(raw.id, "comment", {"task_id": task_id, "body": "hello", **EVE}))
 
     async def four_rejections() -> list[Any]:
         rejections = (await handle.state()).rejections
@@ -449,7 +460,9 @@ async def test_workflow_refuses_forged_signals_from_unpermitted_users(
     assert (await lab.queries.task_assignments(row.id)).items == []
 
     # An administrator's signal is accepted.
-    await raw.signal("complete_task", {"task_id": task_id, "data": {"approved": False}, **ROOT})
+    await raw.signal(
+        "complete_task", sign(raw.id, "complete", {"task_id": task_id, "data": {"approved": False}, **ROOT})
+    )
     assert await handle.result() == Resolution(outcome="answered", approved=False, score=3, note="")
     assert (await lab.row(row.id)).completed_by == "root"
 
@@ -458,7 +471,7 @@ async def test_workflow_refuses_forged_signals_from_unpermitted_users(
 
 
 async def test_form_schema_is_stored_and_invalid_data_lists_each_field(
-    lab: Lab, assert_eventually: Eventually
+    lab: Lab, assert_eventually: Eventually, sign: Sign
 ) -> None:
     handle = await lab.start("group")
     row = await lab.pending_row(handle, assert_eventually)
@@ -482,9 +495,8 @@ async def test_form_schema_is_stored_and_invalid_data_lists_each_field(
     assert await lab.row(row.id) == row
 
     # A forged completion with bad data is refused by the workflow, naming the same fields.
-    await handle.temporal.signal(
-        "complete_task", {"task_id": str(row.id), "data": {"approved": "perhaps", "score": 0}, **BOB}
-    )
+    forged = {"task_id": str(row.id), "data": {"approved": "perhaps", "score": 0}, **BOB}
+    await handle.temporal.signal("complete_task", sign(handle.id, "complete", forged))
 
     async def refused() -> Any:
         (rejection,) = (await handle.state()).rejections
@@ -546,7 +558,7 @@ async def test_due_in_sets_due_at_and_overdue_tasks_are_queryable(
     await assert_eventually(overdue_now, timeout=20)
     # No due policy: the task stays pending, and an overdue task can still be completed.
     assert (await lab.row(row.id)).status is TaskStatus.PENDING
-    await lab.client.complete_task(row.id, {"approved": True}, **BOB)
+    await lab.client.complete_task(row.id, {"approved": True}, **BOB, tenant_id=tenant)
     assert (await lab.queries.overdue_tasks(tenant_id=tenant)).items == []
 
 
@@ -661,7 +673,7 @@ async def test_cancel_marks_pending_tasks_canceled_in_sql_and_in_state(
     assert (event.reason, event.canceled_by, event.current_step) == ("duplicate", "ops", "lc_to_group")
 
     with pytest.raises(TaskNotPendingError, match="canceled"):
-        await lab.client.complete_task(row.id, {"approved": True}, **BOB)
+        await lab.client.complete_task(row.id, {"approved": True}, **BOB, tenant_id=tenant)
     assert (await lab.queries.inbox("bob", [CLERKS], tenant_id=tenant)).items == []
 
 
@@ -733,7 +745,7 @@ async def test_resume_sets_the_instance_running_again(lab: Lab, assert_eventuall
 
 
 async def test_tenants_see_and_touch_only_their_own_tasks_and_instances(
-    lab: Lab, assert_eventually: Eventually
+    lab: Lab, assert_eventually: Eventually, sign: Sign
 ) -> None:
     acme, globex = _tenant(), _tenant()
     mine = await lab.start("group", tenant_id=acme)
@@ -786,9 +798,8 @@ async def test_tenants_see_and_touch_only_their_own_tasks_and_instances(
     assert await lab.instance_row(mine) == instance_before
 
     # A forged command naming the wrong tenant is refused by the workflow as not found.
-    await mine.temporal.signal(
-        "complete_task", {"task_id": str(row.id), "data": {"approved": True}, "tenant_id": globex, **ROOT}
-    )
+    forged = {"task_id": str(row.id), "data": {"approved": True}, "tenant_id": globex, **ROOT}
+    await mine.temporal.signal("complete_task", sign(mine.id, "complete", forged))
 
     async def refused() -> Any:
         (rejection,) = (await mine.state()).rejections
@@ -816,17 +827,23 @@ async def test_each_refusal_raises_its_own_error_and_changes_nothing(
     instance_before = await lab.instance_row(handle)
     before = await _command_count(handle)
 
+    own = {"tenant_id": tenant}
     refusals: list[tuple[type[Exception], Callable[[], Awaitable[Any]]]] = [
-        (TaskNotFoundError, lambda: lab.client.complete_task(uuid.uuid4(), {"approved": True}, **BOB)),
-        (TaskNotFoundError, lambda: lab.client.complete_task("not-a-task-id", {"approved": True}, **BOB)),
-        (TaskNotFoundError, lambda: lab.client.claim_task(uuid.uuid4(), **BOB)),
-        (PermissionDeniedError, lambda: lab.client.complete_task(row.id, {"approved": True}, **EVE)),
-        (PermissionDeniedError, lambda: lab.client.complete_task(row.id, {"approved": True}, user="")),
+        (TaskNotFoundError, lambda: lab.client.complete_task(uuid.uuid4(), {"approved": True}, **BOB, **own)),
+        (
+            TaskNotFoundError,
+            lambda: lab.client.complete_task("not-a-task-id", {"approved": True}, **BOB, **own),
+        ),
+        (TaskNotFoundError, lambda: lab.client.claim_task(uuid.uuid4(), **BOB, **own)),
+        (PermissionDeniedError, lambda: lab.client.complete_task(row.id, {"approved": True}, **EVE, **own)),
+        (PermissionDeniedError, lambda: lab.client.complete_task(row.id, {"approved": True}, user="", **own)),
+        # Leaving the tenant out does not switch tenancy off: the task is not found.
+        (TaskNotFoundError, lambda: lab.client.complete_task(row.id, {"approved": True}, **BOB)),
         (
             TaskNotFoundError,
             lambda: lab.client.complete_task(row.id, {"approved": True}, **BOB, tenant_id="other"),
         ),
-        (FormValidationError, lambda: lab.client.complete_task(row.id, {"approved": "maybe"}, **BOB)),
+        (FormValidationError, lambda: lab.client.complete_task(row.id, {"approved": "maybe"}, **BOB, **own)),
     ]
     for expected, attempt in refusals:
         with pytest.raises(expected):
@@ -846,10 +863,10 @@ async def test_each_refusal_raises_its_own_error_and_changes_nothing(
     # A second completion, by the same user or anyone else, and any other command: not pending.
     again: list[Callable[[], Awaitable[Any]]] = [
         lambda: lab.client.complete_task(row.id, {"approved": False}, **BOB, tenant_id=tenant),
-        lambda: lab.client.complete_task(row.id, {"approved": False}, **ROOT),
-        lambda: lab.client.claim_task(row.id, **CARA),
-        lambda: lab.client.release_task(row.id, **BOB),
-        lambda: lab.client.reassign_task(row.id, to_user="x", reason="late", **ROOT),
+        lambda: lab.client.complete_task(row.id, {"approved": False}, **ROOT, tenant_id=tenant),
+        lambda: lab.client.claim_task(row.id, **CARA, tenant_id=tenant),
+        lambda: lab.client.release_task(row.id, **BOB, tenant_id=tenant),
+        lambda: lab.client.reassign_task(row.id, to_user="x", reason="late", **ROOT, tenant_id=tenant),
     ]
     for attempt in again:
         with pytest.raises(TaskNotPendingError) as not_pending:

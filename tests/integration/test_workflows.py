@@ -184,6 +184,7 @@ async def test_approve_with_client_complete_task(
             groups=["reviewers"],
             comment="fine",
             workflow_id=handle.id,
+            tenant_id="acme",  # commands always carry a tenant: none reaches only untenanted instances
         )
         # The update answers once the workflow accepted the completion.
         assert completed.status is TaskStatus.COMPLETED
@@ -206,7 +207,12 @@ async def test_approve_with_client_complete_task(
 @pytest.mark.parametrize("approved", [True, False], ids=["approve", "reject"])
 @pytest.mark.parametrize("via", ["update", "sdk_signal", "raw_signal"])
 async def test_decision_through_update_or_plain_signal(
-    client: WorkflowClient, new_worker: Any, pending_task: PendingTask, via: str, approved: bool
+    client: WorkflowClient,
+    new_worker: Any,
+    pending_task: PendingTask,
+    via: str,
+    approved: bool,
+    sign: Callable[..., dict[str, Any]],
 ) -> None:
     async with new_worker(approvals.review_workflow) as worker:
         handle = await client.start(
@@ -218,9 +224,9 @@ async def test_decision_through_update_or_plain_signal(
             await handle.complete_task(task.task_id, data, user="carol", groups=["reviewers"])
         elif via == "sdk_signal":
             await handle.signal_complete_task(task.task_id, data, user="carol", groups=["reviewers"])
-        else:  # what any Temporal client can send
+        else:  # what any Temporal client can send, signed with the application's key
             payload = {"task_id": task.task_id, "user": "carol", "groups": ["reviewers"], "data": data}
-            await handle.temporal.signal("complete_task", payload)
+            await handle.temporal.signal("complete_task", sign(handle.id, "complete", payload))
         assert await handle.result() == Outcome(approved=approved, priority=3)
         state = await handle.state()  # answered by replaying the closed workflow's history
     assert state.status is WorkflowStatus.COMPLETED
@@ -272,6 +278,7 @@ async def test_operating_with_the_temporal_cli(
     new_worker: Any,
     pending_task: PendingTask,
     assert_eventually: Eventually,
+    sign: Callable[..., dict[str, Any]],
 ) -> None:
     async with new_worker(approvals.review_workflow) as worker:
         handle = await client.start(
@@ -297,7 +304,10 @@ async def test_operating_with_the_temporal_cli(
         assert cli_state["pending_tasks"][0]["status"] == "pending"
         assert cli_state["workflow_name"] == "tests.review"
 
-        def signal(payload: dict[str, Any]) -> Awaitable[str]:
+        def signal(payload: dict[str, Any], *, signed: bool = True) -> Awaitable[str]:
+            # What needs an identity is signed with the application's key (``dwf`` does it);
+            # the official CLI carries the signed payload like any other.
+            payload = sign(handle.id, "complete", payload) if signed else payload
             return temporal_cli(
                 server.target,
                 "workflow",
@@ -311,6 +321,7 @@ async def test_operating_with_the_temporal_cli(
             )
 
         base = {"task_id": task.task_id, "user": "dave", "groups": ["reviewers"]}
+        await signal({**base, "user": "root", "admin": True, "data": {"approved": True}}, signed=False)
         await signal({**base, "data": {"approved": "perhaps", "priority": 9}})
 
         async def rejected(count: int) -> Any:
@@ -318,8 +329,10 @@ async def test_operating_with_the_temporal_cli(
             assert len(state.rejections) == count, state.rejections
             return state
 
-        state = await assert_eventually(lambda: rejected(1))
-        (rejection,) = state.rejections
+        state = await assert_eventually(lambda: rejected(2))
+        unsigned, rejection = state.rejections
+        assert (unsigned.task_id, unsigned.user) == (task.task_id, "root")
+        assert unsigned.reason.startswith("UnauthenticatedCommandError")
         assert (rejection.task_id, rejection.user) == (task.task_id, "dave")
         assert rejection.reason.startswith("FormValidationError")
         assert {e["field"] for e in rejection.errors} == {"approved", "priority"}
@@ -328,10 +341,10 @@ async def test_operating_with_the_temporal_cli(
         # A user outside the group, and a payload that is not a completion at all.
         await signal({**base, "user": "eve", "groups": ["staff"], "data": {"approved": True}})
         await signal({"task": task.task_id})
-        state = await assert_eventually(lambda: rejected(3))
-        assert state.rejections[1].reason.startswith("PermissionDeniedError")
-        assert state.rejections[1].user == "eve"
-        assert state.rejections[2].reason.startswith("InvalidCommandError")
+        state = await assert_eventually(lambda: rejected(4))
+        assert state.rejections[2].reason.startswith("PermissionDeniedError")
+        assert state.rejections[2].user == "eve"
+        assert state.rejections[3].reason.startswith("InvalidCommandError")
         assert state.pending_tasks[0].status is TaskStatus.PENDING
 
         text = await temporal_cli(
@@ -451,7 +464,7 @@ async def test_client_refusals_raise_specific_errors_and_send_nothing(
                 str(uuid.uuid4()), {"approved": True}, user="bob", groups=["reviewers"]
             )
 
-        with pytest.raises(PermissionDeniedError, match="'eve' is not the assignee nor in group 'reviewers'"):
+        with pytest.raises(PermissionDeniedError, match="'eve' may not act on task .*: it is assigned to group 'reviewers'"):
             await handle.complete_task(task.task_id, {"approved": True}, user="eve", groups=["staff"])
         with pytest.raises(PermissionDeniedError):
             await handle.complete_task(task.task_id, {"approved": True}, user="", groups=["reviewers"])
@@ -466,7 +479,7 @@ async def test_client_refusals_raise_specific_errors_and_send_nothing(
 
 
 async def test_completed_task_is_refused_while_the_instance_still_runs(
-    client: WorkflowClient, new_worker: Any, pending_task: PendingTask
+    client: WorkflowClient, new_worker: Any, pending_task: PendingTask, sign: Callable[..., dict[str, Any]]
 ) -> None:
     async with new_worker(approvals.two_reviews) as worker:
         handle = await client.start(
@@ -482,15 +495,13 @@ async def test_completed_task_is_refused_while_the_instance_still_runs(
         # A client that skips the SDK's checks reaches the workflow's update validator, which
         # refuses too, before anything is written to history.
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.temporal.execute_update(
-                "complete_task_update",
-                {
-                    "task_id": first.task_id,
-                    "user": "bob",
-                    "groups": ["reviewers"],
-                    "data": {"approved": False},
-                },
-            )
+            payload = {
+                "task_id": first.task_id,
+                "user": "bob",
+                "groups": ["reviewers"],
+                "data": {"approved": False},
+            }
+            await handle.temporal.execute_update("complete_task_update", sign(handle.id, "complete", payload))
         assert isinstance(refused.value.cause, ApplicationError)
         assert refused.value.cause.type == "TaskNotPendingError"
 

@@ -69,12 +69,12 @@ def test_allowed(task: TaskInfo, action: TaskAction, user: str, groups: tuple[st
 @pytest.mark.parametrize(
     ("task", "action", "user", "groups", "reason"),
     [
-        (USER_TASK, COMPLETE, "bob", (), "user 'bob' is not the assignee nor in group None"),
-        (GROUP_TASK, COMPLETE, "eve", ("staff",), "user 'eve' is not the assignee nor in group 'managers'"),
+        (USER_TASK, COMPLETE, "bob", (), "user 'bob' may not act on task t-1: it is assigned to 'ann'"),
+        (GROUP_TASK, COMPLETE, "eve", ("staff",), "user 'eve' may not act on task t-1: it is assigned to group 'managers'"),
         (CLAIMED_BY_BOB, COMPLETE, "carl", ("managers",), "task t-1 is claimed by 'bob'"),
         (MUST_CLAIM, COMPLETE, "bob", ("managers",), "task t-1 must be claimed before it is completed"),
         (CLAIMED_BY_BOB, CLAIM, "carl", ("managers",), "task t-1 is already claimed by 'bob'"),
-        (GROUP_TASK, CLAIM, "eve", (), "user 'eve' is not the assignee nor in group 'managers'"),
+        (GROUP_TASK, CLAIM, "eve", (), "user 'eve' may not act on task t-1: it is assigned to group 'managers'"),
         (GROUP_TASK, RELEASE, "bob", ("managers",), "user 'bob' does not hold the claim on task t-1"),
         (CLAIMED_BY_BOB, RELEASE, "carl", ("managers",), "user 'carl' does not hold the claim on task t-1"),
         (GROUP_TASK, REASSIGN, "bob", ("managers",), "only the assignee or an administrator may reassign"),

@@ -27,6 +27,14 @@ SDK_ALL = {
     "DEFAULT_TASK_QUEUE",
     "DevServer",
     "find_temporal_cli",
+    # Identity and signed commands
+    "ALL_TENANTS",
+    "Identity",
+    "IdentityProvider",
+    "Keyring",
+    "SigningKey",
+    "generate_signing_key",
+    "MAX_PAYLOAD_BYTES",
     # Domain types
     "InstanceState",
     "Rejection",
@@ -51,6 +59,10 @@ SDK_ALL = {
     "TaskRejectedError",
     "MirrorUnavailableError",
     "HumanTaskExpired",
+    "ErrorKind",
+    "InvalidInputError",
+    "PayloadTooLargeError",
+    "UnauthenticatedCommandError",
 }
 
 
