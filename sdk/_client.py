@@ -259,6 +259,7 @@ class WorkflowClient:
         tenant_id: str | None,
     ) -> InstanceHandle[R]:
         scope = tenant_id if tenant_id is not None else self.tenant_id
+        _refuse_unstorable(tenant_id=scope, workflow_id=handle.id)
         return InstanceHandle(handle, definition, tenant_id=scope, queries=self.queries, trust=self._trust)
 
     @staticmethod
@@ -296,6 +297,7 @@ class WorkflowClient:
             TaskNotFoundError: No such task in the caller's tenant.
             MirrorUnavailableError: No ``workflow_id`` and no database.
         """
+        _refuse_unstorable(task_id=str(task_id), tenant_id=tenant_id, workflow_id=workflow_id)
         if workflow_id is None:
             scope = tenant_id if tenant_id is not None else self.tenant_id
             scope = None if scope == ALL_TENANTS else scope
@@ -408,6 +410,14 @@ class WorkflowClient:
         from .mirror import record_termination
 
         await record_termination(self._engine, workflow_id, reason)
+
+
+def _refuse_unstorable(**fields: Any) -> None:
+    """Raise ``InvalidInputError`` for an id no database can look up (a NUL, say)."""
+    try:
+        check_text(**fields)
+    except Refusal as refusal:
+        raise refusal.to_exception() from None
 
 
 def _check_storable_input(args: list[Any]) -> None:

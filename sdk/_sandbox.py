@@ -6,11 +6,21 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 __all__ = ["SANDBOX_PASSTHROUGH", "sandbox_runner"]
 
-SANDBOX_PASSTHROUGH = ("sdk", "sqlalchemy", "asyncpg", "aiosqlite", "alembic", "prometheus_client")
+SANDBOX_PASSTHROUGH = (
+    "sdk",
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "alembic",
+    "prometheus_client",
+    "cryptography",
+)
 """Modules imported once, outside the sandbox, instead of again for every workflow run.
 
 ``sdk`` is deterministic, sandbox-safe code (its decorators register nothing when a module is
 re-imported inside the sandbox); the database drivers are never used by workflow code.
+``cryptography`` verifies signed commands in update validators: its Rust extension can be
+initialised once per process only, so a re-import inside the sandbox would abort the worker.
 """
 
 

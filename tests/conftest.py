@@ -132,11 +132,20 @@ def assert_eventually_fixture() -> Callable[..., Awaitable[Any]]:
 
 
 def sign_command(
-    workflow_id: str, action: str, payload: dict[str, Any], *, key: SigningKey = SESSION_KEY
+    workflow_id: str,
+    action: str,
+    payload: dict[str, Any],
+    *,
+    key: SigningKey = SESSION_KEY,
+    issued_at: datetime | None = None,
 ) -> dict[str, Any]:
     """``payload`` signed as the application's client signs it (a trusted raw sender)."""
     auth = key.sign(
-        action=action, workflow_id=workflow_id, run_id=None, payload=payload, issued_at=datetime.now(UTC)
+        action=action,
+        workflow_id=workflow_id,
+        run_id=None,
+        payload=payload,
+        issued_at=issued_at or datetime.now(UTC),
     )
     return {**payload, "auth": auth}
 
