@@ -1,0 +1,157 @@
+"""Keys and identities: rotation keeps histories replaying, the application says who a user is.
+
+These tests use their own key pairs (not the session's), so they also show what a worker does
+with a key it does not hold, and with none at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from sdk import (
+    ALL_TENANTS,
+    DevServer,
+    Identity,
+    InstanceHandle,
+    Keyring,
+    PermissionDeniedError,
+    TaskNotFoundError,
+    UnauthenticatedCommandError,
+    WorkflowClient,
+    generate_signing_key,
+)
+from sdk.runtime import TrustInterceptor
+from tests.workflows import lifecycle
+from tests.workflows.lifecycle import CLERKS, Ticket
+from worker import sandbox_runner
+
+Eventually = Callable[..., Awaitable[Any]]
+PendingTask = Callable[..., Awaitable[Any]]
+
+
+def _ticket() -> Ticket:
+    return Ticket(subject=f"keys-{uuid.uuid4().hex[:6]}", route="group")
+
+
+async def test_histories_replay_after_the_signing_key_is_rotated_out(
+    server: DevServer, new_worker: Any, pending_task: PendingTask, assert_eventually: Eventually
+) -> None:
+    old, new = generate_signing_key("2026-01"), generate_signing_key("2026-02")
+    client = await WorkflowClient.connect(server.target, signing_key=old)
+    histories = []
+    async with new_worker(lifecycle.lifecycle_task, command_keys=Keyring([old.public_key])) as worker:
+        by_signal = await client.start(lifecycle.lifecycle_task, _ticket(), task_queue=worker.task_queue)
+        task = await pending_task(by_signal)
+        await by_signal.temporal.signal("complete_task", {"task_id": task.task_id, "user": "x"})  # unsigned
+        await by_signal.signal_complete_task(task.task_id, {"approved": True}, user="bob", groups=[CLERKS])
+        assert (await by_signal.result()).approved is True
+        assert len((await by_signal.state()).rejections) == 1
+
+        by_update = await client.start(lifecycle.lifecycle_task, _ticket(), task_queue=worker.task_queue)
+        task = await pending_task(by_update)
+        await by_update.pause(by="ops", reason="audit")
+        await assert_eventually(lambda: _paused(by_update, True))
+        await by_update.resume(by="ops")
+        await assert_eventually(lambda: _paused(by_update, False))
+        await by_update.claim_task(task.task_id, user="bob", groups=[CLERKS])
+        await by_update.comment_task(task.task_id, "looking", user="bob", groups=[CLERKS])
+        await by_update.complete_task(task.task_id, {"approved": False}, user="bob", groups=[CLERKS])
+        assert (await by_update.result()).approved is False
+        for handle in (by_signal, by_update):
+            histories.append(await handle.temporal.fetch_history())
+
+    # The signals' verdicts are in the history, as local activity markers.
+    markers = [e for e in histories[0].events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert len(markers) >= 2, [e.event_type for e in histories[0].events]
+
+    # Replayed with the old key gone (rotated out), or with no keys at all: no determinism error.
+    for keyring in (Keyring([new.public_key]), Keyring()):
+        replayer = Replayer(
+            workflows=[lifecycle.lifecycle_task.workflow_class],
+            data_converter=pydantic_data_converter,
+            workflow_runner=sandbox_runner(),
+            interceptors=[TrustInterceptor(keyring)],
+        )
+        for history in histories:
+            result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+            assert result.replay_failure is None, result.replay_failure
+
+    # A worker that no longer holds the old key refuses what it signs, and takes the new key.
+    async with new_worker(lifecycle.lifecycle_task, command_keys=Keyring([new.public_key])) as worker:
+        handle = await client.start(lifecycle.lifecycle_task, _ticket(), task_queue=worker.task_queue)
+        task = await pending_task(handle)
+        with pytest.raises(UnauthenticatedCommandError, match="unknown signing key '2026-01'"):
+            await handle.complete_task(task.task_id, {"approved": True}, user="bob", groups=[CLERKS])
+        rotated = await WorkflowClient.connect(server.target, signing_key=new)
+        again = rotated.get_instance(handle.id)
+        await again.complete_task(task.task_id, {"approved": True}, user="bob", groups=[CLERKS])
+        assert (await handle.result()).approved is True
+
+
+async def _paused(handle: InstanceHandle[Any], expected: bool) -> None:
+    assert (await handle.state()).paused is expected
+
+
+async def test_a_worker_without_keys_refuses_every_command_unless_told_otherwise(
+    server: DevServer, new_worker: Any, pending_task: PendingTask
+) -> None:
+    connected = await WorkflowClient.connect(server.target)
+    unsigned = WorkflowClient(connected.temporal)  # no signing key: its commands go unsigned
+    async with new_worker(lifecycle.lifecycle_task, command_keys="") as worker:
+        handle = await unsigned.start(lifecycle.lifecycle_task, _ticket(), task_queue=worker.task_queue)
+        task = await pending_task(handle)
+        with pytest.raises(UnauthenticatedCommandError, match="not signed"):
+            await handle.complete_task(task.task_id, {"approved": True}, user="bob", groups=[CLERKS])
+        await handle.cancel(reason="test over", by="ops")
+    # Development: a worker told to accept unsigned commands believes what they claim.
+    async with new_worker(lifecycle.lifecycle_task, command_keys="", allow_unsigned_commands=True) as worker:
+        handle = await unsigned.start(lifecycle.lifecycle_task, _ticket(), task_queue=worker.task_queue)
+        task = await pending_task(handle)
+        await handle.complete_task(task.task_id, {"approved": True}, user="bob", groups=[CLERKS])
+        assert (await handle.result()).approved is True
+
+
+async def test_the_identity_provider_not_the_caller_says_groups_admin_and_tenant(
+    server: DevServer, new_worker: Any, pending_task: PendingTask
+) -> None:
+    acme, globex = f"acme-{uuid.uuid4().hex[:6]}", f"globex-{uuid.uuid4().hex[:6]}"
+    directory = {
+        "bob": Identity(user="bob", groups=(CLERKS,), tenant_id=acme),
+        "eve": Identity(user="eve", groups=("staff",), tenant_id=acme),
+        "gus": Identity(user="gus", groups=(CLERKS,), tenant_id=globex),
+        "root": Identity(user="root", admin=True, tenant_id=ALL_TENANTS),
+    }
+
+    async def lookup(user: str) -> Identity:
+        return directory[user]
+
+    app = await WorkflowClient.connect(server.target, identity_provider=lookup, tenant_id=acme)
+    async with new_worker(lifecycle.lifecycle_task) as worker:
+        handle = await app.start(lifecycle.lifecycle_task, _ticket(), task_queue=worker.task_queue)
+        assert (await handle.state()).tenant_id == acme  # the client's tenant, without saying so
+        task = await pending_task(handle)
+        with pytest.raises(PermissionDeniedError, match="identity provider"):
+            await handle.complete_task(task.task_id, {"approved": True}, user="eve", groups=[CLERKS])
+        with pytest.raises(PermissionDeniedError, match="identity provider"):
+            await handle.claim_task(task.task_id, user="eve", admin=True)
+        with pytest.raises(PermissionDeniedError, match="may not act"):
+            await handle.complete_task(task.task_id, {"approved": True}, user="eve")
+        with pytest.raises(PermissionDeniedError, match="does not belong to tenant"):
+            await handle.complete_task(task.task_id, {"approved": True}, user="gus")
+        with pytest.raises(TaskNotFoundError):  # a client of another tenant does not see it
+            other = await WorkflowClient.connect(server.target, identity_provider=lookup, tenant_id=globex)
+            await other.get_instance(handle.id).claim_task(task.task_id, user="gus")
+        await handle.claim_task(task.task_id, user="bob")
+        # An administrator for all tenants, said so by the provider, acts on any tenant's task.
+        admin = await WorkflowClient.connect(server.target, identity_provider=lookup, tenant_id=ALL_TENANTS)
+        await admin.get_instance(handle.id).complete_task(task.task_id, {"approved": False}, user="root")
+        assert (await handle.result()).approved is False
+        (done,) = (await handle.state()).tasks
+        assert (done.completed_by, done.claimed_by) == ("root", "bob")
