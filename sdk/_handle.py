@@ -1,54 +1,28 @@
 """A handle on one workflow instance: result, state, description, and the commands.
 
-Every command is checked here first, with the same policy functions the workflow uses
-(``sdk._policy``), against the task's mirror row or the workflow's own state (the ``state``
-query): the task exists in the caller's tenant and is pending, the user may act, the data fits
-the form and can be stored. Only then is anything sent, signed with the application's key, as
-a Temporal update, so the caller learns synchronously that the workflow accepted it. The
-workflow checks again on receipt, believing only the signed identity.
+The commands (complete, claim, release, reassign, comment, cancel, pause, resume) come from
+:class:`sdk._sender.CommandSender`, which checks, signs and sends them.
 """
 
 from __future__ import annotations
 
-import inspect
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
-from ._definition import HumanStep, WorkflowDefinition
-from ._errors import (
-    InstanceNotFoundError,
-    PermissionDeniedError,
-    Refusal,
-    TaskNotFoundError,
-    TaskRejectedError,
-)
-from ._identity import Identity, IdentityProvider
+from ._definition import WorkflowDefinition
+from ._errors import InstanceNotFoundError, TaskNotFoundError
+from ._identity import Identity
 from ._ids import instance_id_for
-from ._policy import check_control, check_form, check_size, check_task_command, check_text
-from ._registry import registry
-from ._types import (
-    ControlCommand,
-    InstanceAction,
-    InstanceState,
-    TaskAction,
-    TaskCommand,
-    TaskCompletion,
-    TaskInfo,
-    TaskStatus,
-    WorkflowStatus,
-)
-from .protocol import CANCEL_SIGNAL, COMPLETE_SIGNAL, PAUSE_SIGNAL, RESUME_SIGNAL, STATE_QUERY, task_update
+from ._sender import CommandSender, CommandTrust, not_found, translate_rejection
+from ._types import InstanceState, TaskInfo, WorkflowStatus
+from .protocol import STATE_QUERY
 
 if TYPE_CHECKING:
-    from ._signing import SigningKey
     from .mirror import MirrorQueries
 
 __all__ = ["CommandTrust", "InstanceDescription", "InstanceHandle", "translate_rejection"]
@@ -85,88 +59,7 @@ class InstanceDescription:
     pending_tasks: list[TaskInfo]
 
 
-def translate_rejection(err: BaseException) -> Exception:
-    """Map a workflow's refusal (its :class:`sdk.ErrorKind`) onto the SDK's exceptions."""
-    cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else err
-    refusal = Refusal.from_application_error(cause) if isinstance(cause, ApplicationError) else None
-    if refusal is None:
-        return TaskRejectedError(str(cause or err))
-    return refusal.to_exception()
-
-
-@dataclass(frozen=True)
-class CommandTrust:
-    """How a client vouches for its commands: the signing key and the identity provider.
-
-    Attributes:
-        signing_key: Signs every command acting as a user; None sends them unsigned (a
-            worker refuses those unless it allows unsigned commands).
-        identity_provider: The application's hook user → :class:`sdk.Identity`; when set,
-            ``groups=``/``admin=`` are not accepted from callers.
-    """
-
-    signing_key: SigningKey | None = None
-    identity_provider: IdentityProvider | None = field(default=None)
-
-    async def identity(
-        self, user: str, groups: Sequence[str] | None, admin: bool | None, tenant_id: str | None
-    ) -> Identity:
-        """Who acts: from the provider when there is one, else as the caller says."""
-        if not user:
-            raise PermissionDeniedError("a user is required")
-        check = _refused(check_text, user=user)
-        if check is not None:
-            raise check
-        if self.identity_provider is None:
-            try:
-                return Identity(user=user, groups=tuple(groups or ()), admin=bool(admin), tenant_id=tenant_id)
-            except ValidationError as exc:
-                raise PermissionDeniedError(str(exc.errors()[0]["msg"])) from None
-        if groups is not None or admin is not None:
-            raise PermissionDeniedError("groups and admin come from the identity provider: pass user= only")
-        found = self.identity_provider(user)
-        identity = await found if inspect.isawaitable(found) else found
-        if not isinstance(identity, Identity) or identity.user != user:
-            raise PermissionDeniedError(f"the identity provider gave no identity for user {user!r}")
-        if tenant_id is not None and not identity.sees_tenant(tenant_id):
-            raise PermissionDeniedError(f"user {user!r} does not belong to tenant {tenant_id!r}")
-        return identity
-
-    def sign(
-        self, action: str, workflow_id: str, run_id: str | None, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        """``payload`` with its ``auth`` field (unchanged without a signing key)."""
-        if self.signing_key is None:
-            return payload
-        auth = self.signing_key.sign(
-            action=action,
-            workflow_id=workflow_id,
-            run_id=run_id,
-            payload=payload,
-            issued_at=datetime.now(UTC),
-        )
-        return {**payload, "auth": auth}
-
-
-class _AnyForm(BaseModel, extra="allow"):
-    """Stands for a form this process does not know: the workflow validates the fields."""
-
-
-def _refused(check: Any, **fields: Any) -> Exception | None:
-    try:
-        check(**fields)
-    except Refusal as refusal:
-        return refusal.to_exception()
-    return None
-
-
-def _not_found(exc: RPCError, what: str) -> Exception:
-    if exc.status == RPCStatusCode.NOT_FOUND:
-        return InstanceNotFoundError(f"no workflow instance {what}")
-    return exc
-
-
-class InstanceHandle(Generic[R]):
+class InstanceHandle(CommandSender, Generic[R]):
     """One workflow instance: its result, state, tasks and control commands.
 
     Args:
@@ -198,29 +91,14 @@ class InstanceHandle(Generic[R]):
         self._trust = trust or CommandTrust()
 
     @property
-    def id(self) -> str:
-        """The Temporal workflow id."""
-        return self._handle.id
-
-    @property
-    def run_id(self) -> str | None:
-        """The Temporal run id of the first run, when known."""
-        handle = self._handle
-        return handle.first_execution_run_id or handle.result_run_id or handle.run_id
-
-    @property
-    def instance_id(self) -> uuid.UUID | None:
-        """The instance's id in the SQL mirror (derived from the run id)."""
-        return instance_id_for(self.run_id) if self.run_id else None
-
-    @property
     def temporal(self) -> WorkflowHandle[Any, R]:
         """The underlying temporalio handle."""
         return self._handle
 
     async def result(self) -> R:
         """Wait for the instance to finish; raises ``WorkflowFailureError`` if it failed."""
-        return await self._handle.result()
+        result: R = await self._handle.result()
+        return result
 
     async def state(self) -> InstanceState:
         """The workflow's own view (the ``state`` query): status, current step, tasks.
@@ -231,7 +109,7 @@ class InstanceHandle(Generic[R]):
         try:
             state: InstanceState = await self._handle.query(STATE_QUERY, result_type=InstanceState)
         except RPCError as exc:
-            raise _not_found(exc, self.id) from exc
+            raise not_found(exc, self.id) from exc
         if not self._sees(state.tenant_id):
             raise InstanceNotFoundError(f"no workflow instance {self.id}")
         return state
@@ -247,7 +125,7 @@ class InstanceHandle(Generic[R]):
         try:
             desc = await self._handle.describe()
         except RPCError as exc:
-            raise _not_found(exc, self.id) from exc
+            raise not_found(exc, self.id) from exc
         memo = await desc.memo()
         if not self._sees(memo.get("tenant_id")):
             raise InstanceNotFoundError(f"no workflow instance {self.id}")
@@ -289,293 +167,3 @@ class InstanceHandle(Generic[R]):
         if found is None:
             raise TaskNotFoundError(f"no task {task_id} in instance {self.id}")
         return found
-
-    # -- checks before sending ------------------------------------------------------------
-
-    async def _task_view(
-        self, task_id: str | uuid.UUID, *, pending: bool
-    ) -> tuple[TaskInfo | None, str | None]:
-        """The task (None: not in this instance) and its instance's tenant, for the policy."""
-        if pending:
-            mirrored = await self._mirrored_pending_task(task_id)
-            if mirrored is not None:
-                return mirrored
-        try:
-            state: InstanceState = await self._handle.query(STATE_QUERY, result_type=InstanceState)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return None, None
-            raise
-        found = next((t for t in state.tasks if t.task_id == str(task_id)), None)
-        return found, state.tenant_id
-
-    async def _mirrored_pending_task(self, task_id: str | uuid.UUID) -> tuple[TaskInfo, str | None] | None:
-        """The task as its mirror row shows it, when that row is pending in this instance.
-
-        None (ask the workflow) without a mirror, or when the row is missing, in another
-        instance or not pending: the workflow's answer decides those.
-        """
-        if self._queries is None:
-            return None
-        try:
-            row = await self._queries.get_task(task_id)
-        except Exception:  # not there, or the database does not answer: ask the workflow
-            return None
-        run_instance = self.instance_id
-        if row.workflow_id != self.id or (run_instance is not None and row.instance_id != run_instance):
-            return None  # another instance's, or an earlier run's of the same workflow id
-        if row.status is not TaskStatus.PENDING:
-            return None
-        step = registry.steps.get(row.step_name)
-        task = TaskInfo(
-            task_id=str(row.id),
-            step_execution_id=str(row.step_execution_id),
-            step_name=row.step_name,
-            title=row.title,
-            description=row.description,
-            form_name=step.form.__name__ if isinstance(step, HumanStep) else "",
-            form_schema=row.form_schema or {},
-            assignee_id=row.assignee_id,
-            assignee_group=row.assignee_group,
-            claimed_by=row.claimed_by,
-            claimed_at=row.claimed_at,
-            require_claim=row.require_claim,
-            status=row.status,
-            created_at=row.created_at,
-            due_at=row.due_at,
-            reminder_at=row.reminder_at,
-        )
-        return task, row.tenant_id
-
-    async def _checked_task(
-        self, action: TaskAction, task_id: str | uuid.UUID, identity: Identity, **fields: Any
-    ) -> TaskInfo:
-        """The task, once the shared policy (``sdk._policy``) allows ``identity`` to act on it."""
-        task, tenant = await self._task_view(task_id, pending=action is not TaskAction.COMMENT)
-        try:
-            return check_task_command(
-                str(task_id), task, action, identity, instance_tenant_id=tenant, **fields
-            )
-        except Refusal as refusal:
-            raise refusal.to_exception() from None
-
-    async def _send_update(self, action: TaskAction, payload: dict[str, Any]) -> TaskInfo:
-        signed = self._signed(action.value, payload)
-        try:
-            task: TaskInfo = await self._handle.execute_update(
-                task_update(action), signed, result_type=TaskInfo
-            )
-            return task
-        except WorkflowUpdateFailedError as exc:
-            raise translate_rejection(exc) from exc
-        except RPCError as exc:
-            raise _not_found(exc, self.id) from exc
-
-    def _signed(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        try:
-            check_size(payload, f"the {action} command")
-        except Refusal as refusal:
-            raise refusal.to_exception() from None
-        return self._trust.sign(action, self.id, self.run_id, payload)
-
-    async def _checked_completion(
-        self,
-        task_id: str | uuid.UUID,
-        data: BaseModel | dict[str, Any],
-        identity: Identity,
-        comment: str | None,
-    ) -> TaskCompletion:
-        """Every check the client can make before it sends a completion."""
-        # The Python values first: a JSON dump would already have turned NaN into null.
-        raw = data.model_dump() if isinstance(data, BaseModel) else data
-        task = await self._checked_task(TaskAction.COMPLETE, task_id, identity)
-        step = registry.steps.get(task.step_name)
-        try:
-            check_text(comment=comment)
-            check_form(step.form if isinstance(step, HumanStep) else _AnyForm, raw)
-        except Refusal as refusal:
-            raise refusal.to_exception() from None
-        payload_data = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-        return TaskCompletion(
-            task_id=task.task_id,
-            user=identity.user,
-            data=payload_data,
-            comment=comment,
-            groups=list(identity.groups),
-            admin=identity.admin,
-            tenant_id=identity.tenant_id,
-        )
-
-    async def complete_task(
-        self,
-        task_id: str | uuid.UUID,
-        data: BaseModel | dict[str, Any],
-        *,
-        user: str,
-        groups: Sequence[str] | None = None,
-        comment: str | None = None,
-        admin: bool | None = None,
-    ) -> TaskInfo:
-        """Complete a human task and return it once the workflow has accepted it.
-
-        ``groups`` and ``admin`` are the caller's word only when the client has no identity
-        provider; with one, pass ``user`` alone.
-
-        Raises:
-            TaskNotFoundError, TaskNotPendingError, PermissionDeniedError,
-            FormValidationError, InvalidInputError, PayloadTooLargeError: Checked before
-            anything is sent.
-            UnauthenticatedCommandError: The workers could not verify the client's signature.
-            TaskRejectedError: The workflow refused it (its state changed meanwhile).
-        """
-        identity = await self._trust.identity(user, groups, admin, self.tenant_id)
-        completion = await self._checked_completion(task_id, data, identity, comment)
-        return await self._send_update(TaskAction.COMPLETE, completion.model_dump(mode="json"))
-
-    async def signal_complete_task(
-        self,
-        task_id: str | uuid.UUID,
-        data: BaseModel | dict[str, Any],
-        *,
-        user: str,
-        groups: Sequence[str] | None = None,
-        comment: str | None = None,
-        admin: bool | None = None,
-    ) -> None:
-        """Like :meth:`complete_task`, but sends the ``complete_task`` signal and returns at once."""
-        identity = await self._trust.identity(user, groups, admin, self.tenant_id)
-        completion = await self._checked_completion(task_id, data, identity, comment)
-        signed = self._signed(TaskAction.COMPLETE.value, completion.model_dump(mode="json"))
-        await self._handle.signal(COMPLETE_SIGNAL, signed)
-
-    async def _command(
-        self,
-        action: TaskAction,
-        task_id: str | uuid.UUID,
-        user: str,
-        groups: Sequence[str] | None,
-        admin: bool | None,
-        **fields: Any,
-    ) -> TaskInfo:
-        identity = await self._trust.identity(user, groups, admin, self.tenant_id)
-        task = await self._checked_task(action, task_id, identity, **fields)
-        command = TaskCommand(
-            task_id=task.task_id,
-            user=identity.user,
-            groups=list(identity.groups),
-            admin=identity.admin,
-            tenant_id=identity.tenant_id,
-            **fields,
-        )
-        return await self._send_update(action, command.model_dump(mode="json"))
-
-    async def claim_task(
-        self,
-        task_id: str | uuid.UUID,
-        *,
-        user: str,
-        groups: Sequence[str] | None = None,
-        admin: bool | None = None,
-    ) -> TaskInfo:
-        """Claim a group task; of two users claiming at once exactly one wins.
-
-        Raises:
-            TaskClaimConflictError: Someone else holds the claim.
-        """
-        return await self._command(TaskAction.CLAIM, task_id, user, groups, admin)
-
-    async def release_task(
-        self,
-        task_id: str | uuid.UUID,
-        *,
-        user: str,
-        groups: Sequence[str] | None = None,
-        admin: bool | None = None,
-    ) -> TaskInfo:
-        """Release a claimed task back to its group (the claimant or an administrator)."""
-        return await self._command(TaskAction.RELEASE, task_id, user, groups, admin)
-
-    async def reassign_task(
-        self,
-        task_id: str | uuid.UUID,
-        *,
-        user: str,
-        to_user: str | None = None,
-        to_group: str | None = None,
-        reason: str,
-        groups: Sequence[str] | None = None,
-        admin: bool | None = None,
-    ) -> TaskInfo:
-        """Reassign a task to another user and/or group, with a reason (audited).
-
-        Raises:
-            InvalidInputError: Neither ``to_user`` nor ``to_group`` given, or no reason.
-        """
-        fields = {"to_user": to_user, "to_group": to_group, "reason": reason}
-        return await self._command(TaskAction.REASSIGN, task_id, user, groups, admin, **fields)
-
-    async def comment_task(
-        self,
-        task_id: str | uuid.UUID,
-        body: str,
-        *,
-        user: str,
-        groups: Sequence[str] | None = None,
-        admin: bool | None = None,
-    ) -> TaskInfo:
-        """Add a comment to a task (anyone who may see it).
-
-        Raises:
-            InvalidInputError: An empty body, or one no database can store.
-        """
-        return await self._command(TaskAction.COMMENT, task_id, user, groups, admin, body=body)
-
-    # -- the instance ---------------------------------------------------------------------
-
-    async def _control(self, action: InstanceAction, signal: str, by: str | None, reason: str | None) -> None:
-        if self._trust.identity_provider is not None:
-            if not by:
-                raise PermissionDeniedError(f"{action.value} needs by= (the user acting)")
-            identity = await self._trust.identity(by, None, None, self.tenant_id)
-        else:
-            identity = await self._trust.identity(by or "(unnamed)", (), False, self.tenant_id)
-        try:
-            check_control(identity, instance_tenant_id=identity.tenant_id, reason=reason)
-        except Refusal as refusal:
-            raise refusal.to_exception() from None
-        await self._ensure_visible()
-        command = ControlCommand(
-            user=by,
-            groups=list(identity.groups),
-            admin=identity.admin,
-            tenant_id=identity.tenant_id,
-            reason=reason,
-        )
-        signed = self._signed(action.value, command.model_dump(mode="json"))
-        try:
-            await self._handle.signal(signal, signed)
-        except RPCError as exc:
-            raise _not_found(exc, self.id) from exc
-
-    async def _ensure_visible(self) -> None:
-        desc = await self.describe()
-        if self.tenant_id is None and desc.tenant_id is not None:
-            # A command carries the handle's tenant: without one it reaches only instances
-            # started without a tenant, so report another tenant's instance as not found.
-            raise InstanceNotFoundError(f"no workflow instance {self.id}")
-
-    async def cancel(self, *, reason: str | None = None, by: str | None = None) -> None:
-        """Request cancellation; pending tasks become canceled and the instance CANCELED."""
-        await self._control(InstanceAction.CANCEL, CANCEL_SIGNAL, by, reason)
-        try:
-            await self._handle.cancel(reason=reason or "")
-        except RPCError as exc:
-            raise _not_found(exc, self.id) from exc
-
-    async def pause(self, *, by: str | None = None, reason: str | None = None) -> None:
-        """Hold the instance before its next step (status PAUSED, WorkflowPaused)."""
-        await self._control(InstanceAction.PAUSE, PAUSE_SIGNAL, by, reason)
-
-    async def resume(self, *, by: str | None = None) -> None:
-        """Let a paused instance go on (WorkflowResumed)."""
-        await self._control(InstanceAction.RESUME, RESUME_SIGNAL, by, None)

@@ -211,7 +211,7 @@ async def test_claim_and_release_by_a_group_member_are_audited(
     task_id = row.id
 
     with pytest.raises(
-        PermissionDeniedError, match="'eve' may not act on task .*: it is assigned to group 'clerks'"
+        PermissionDeniedError, match=r"'eve' may not act on task .*: it is assigned to group 'clerks'"
     ):
         await lab.client.claim_task(task_id, **EVE)
     assert await lab.row(task_id) == row

@@ -464,7 +464,9 @@ async def test_client_refusals_raise_specific_errors_and_send_nothing(
                 str(uuid.uuid4()), {"approved": True}, user="bob", groups=["reviewers"]
             )
 
-        with pytest.raises(PermissionDeniedError, match="'eve' may not act on task .*: it is assigned to group 'reviewers'"):
+        with pytest.raises(
+            PermissionDeniedError, match=r"'eve' may not act on task .*: it is assigned to group 'reviewers'"
+        ):
             await handle.complete_task(task.task_id, {"approved": True}, user="eve", groups=["staff"])
         with pytest.raises(PermissionDeniedError):
             await handle.complete_task(task.task_id, {"approved": True}, user="", groups=["reviewers"])
