@@ -1,8 +1,10 @@
 """The compiler: one Temporal workflow class per ``@workflow`` definition.
 
 The class is a module global of the author's module (the sandbox re-imports that module and
-imports the class by name), named ``_dwf_<name>_<version>``. Its ``run`` method carries the
-author's parameter types, so Temporal's pydantic converter decodes the input into models.
+imports the class by name), named ``_dwf_<name>_<version>``. Its ``run`` method takes the
+input as plain JSON values (``Any``), and the runtime validates them into the author's
+parameter types (``sdk._inputs``): input that does not fit fails the workflow cleanly instead
+of failing its workflow task forever.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ def compile_workflow(definition: WorkflowDefinition[..., Any]) -> type:
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     names = list(inspect.signature(definition.fn).parameters)
     annotations: dict[str, Any] = {}
-    for name, typ in zip(names, definition.param_types, strict=True):
-        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typ))
-        annotations[name] = typ
+    for name in names:
+        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Any))
+        annotations[name] = Any
     annotations["return"] = definition.return_type
     run.__signature__ = inspect.Signature(params, return_annotation=definition.return_type)  # type: ignore[attr-defined]
     run.__annotations__ = annotations

@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from . import events as ev
 from ._commands import TaskCommands
 from ._ids import instance_id_for
+from ._inputs import decode_args
 from ._outbox import as_data, jsonable
 from ._types import (
     InstanceState,
@@ -72,19 +73,22 @@ class WorkflowRuntime(TaskCommands):
         # A patch marker, written by the code that ran: an instance started before events
         # could ride along has none, and keeps its commands on replay.
         self._carrying = workflow.patched(CARRY_PATCH)
+        args, invalid_input = decode_args(definition, args)
         info = workflow.info()
         self.emit(
             ev.WorkflowStarted,
             timestamp=info.workflow_start_time or info.start_time,
             workflow_name=definition.name,
             workflow_version=definition.version,
-            initial_data=as_data(list(args)),
+            initial_data=as_data(list(args)) if invalid_input is None else None,
             user_id=self.created_by,
             tenant_id=self.tenant_id,
             workflow_id=info.workflow_id,
             run_id=info.run_id,
         )
         try:
+            if invalid_input is not None:
+                raise invalid_input
             result = await definition.fn(*args)
             # An update that completed the last task may still be publishing its events: let
             # it answer its caller before the workflow completes.

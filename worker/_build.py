@@ -35,11 +35,14 @@ def worker_components(
     event_sink: EventSink | None = None,
     notification_hook: NotificationHook = log_reminder,
     publisher: EventPublisher | None = None,
+    keyring: Keyring | None = None,
 ) -> tuple[list[type], list[Any]]:
     """The workflow classes and activities a worker registers for ``workflows``.
 
     ``workflows`` defaults to every registered definition, all versions. ``publisher``
     (default: one for ``event_handlers`` and ``event_sink``) publishes the event batches.
+    ``keyring`` (default: from ``DWF_COMMAND_KEYS``) verifies signals; a worker built by hand
+    also needs ``sdk.runtime.TrustInterceptor(keyring)`` for its updates to be verified.
     """
     definitions = list(registry.workflows.values()) if workflows is None else list(workflows)
     steps: dict[str, MachineStep[..., Any]] = {}
@@ -54,7 +57,7 @@ def worker_components(
     publisher = publisher or EventPublisher(event_handlers, event_sink)
     reminders = ReminderSender(notification_hook)
     activities: list[Any] = [machine_step_activity(s) for s in steps.values()]
-    activities += [publisher.publish, reminders.send_reminder]
+    activities += [publisher.publish, reminders.send_reminder, verify_activity(keyring or keyring_from(None))]
     return classes, activities
 
 
@@ -121,13 +124,13 @@ def create_worker(
         *interceptors,
     ]
     classes, step_activities = worker_components(
-        workflows, notification_hook=notification_hook, publisher=publisher
+        workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring
     )
     return Worker(
         temporal_client,
         task_queue=task_queue,
         workflows=classes,
-        activities=[*step_activities, verify_activity(keyring), *activities],
+        activities=[*step_activities, *activities],
         interceptors=all_interceptors,
         workflow_runner=sandbox_runner(),
         **worker_options,

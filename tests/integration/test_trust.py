@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
@@ -373,3 +373,46 @@ async def test_oversized_commands_name_the_limit_before_the_rpc(
         await handle.pause(by="ops", reason="z" * MAX_PAYLOAD_BYTES)
     assert len([e async for e in handle.temporal.fetch_history_events()]) == events_before
     await bench.client.get_instance(handle.id, tenant_id=tenant).cancel(reason="test over", by="ops")
+
+
+# -- start input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [{"subject": 42, "route": "nowhere"}],  # wrong types
+        [{"subject": "a\x00b"}],  # unstorable
+        [{"subject": "ok"}, {"extra": True}],  # one argument too many
+        [],  # none at all
+    ],
+    ids=["wrong-types", "nul", "extra-argument", "no-argument"],
+)
+async def test_undecodable_start_input_fails_the_instance_cleanly(
+    bench: Bench, assert_eventually: Eventually, args: list[Any]
+) -> None:
+    # What any Temporal client (or ``temporal workflow start --input``) can send.
+    raw = await bench.client.temporal.start_workflow(
+        lifecycle.lifecycle_task.workflow_type,
+        args=args,
+        id=f"raw-start-{uuid.uuid4()}",
+        task_queue=bench.task_queue,
+    )
+    handle = bench.client.get_instance(raw.id, raw.first_execution_run_id)
+
+    async def failed() -> Any:
+        assert handle.instance_id is not None
+        try:
+            row = await bench.queries.get_instance(handle.instance_id)
+        except LookupError:
+            raise AssertionError("not mirrored yet") from None
+        assert row.status.value == "FAILED", row
+        return row
+
+    row = await assert_eventually(failed)
+    assert row.error is not None and ("argument" in row.error or "store" in row.error), row.error
+    assert await _failed_workflow_tasks(handle) == 0
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == ErrorKind.INVALID_INPUT.value

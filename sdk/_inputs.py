@@ -1,0 +1,62 @@
+"""A workflow's start input, decoded in workflow code so a bad one fails the workflow cleanly.
+
+Temporal decodes a workflow's arguments before any workflow code runs; when that fails, the
+workflow *task* fails and is retried forever, and the instance never reaches the mirror. So the
+compiled ``run`` method takes its arguments as plain JSON values and this module validates them
+into the author's parameter types: input that does not fit (any Temporal client can start a
+workflow) becomes a non-retryable ``InvalidInputError`` failure, FAILED in the mirror with the
+reason. Sandbox safe.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+from temporalio.exceptions import ApplicationError
+
+from ._errors import ErrorKind, field_errors
+from ._storable import unstorable
+
+if TYPE_CHECKING:
+    from ._definition import WorkflowDefinition
+
+__all__ = ["decode_args"]
+
+
+@functools.cache
+def _adapter(typ: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(typ)
+
+
+def decode_args(
+    definition: WorkflowDefinition[..., Any], args: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], ApplicationError | None]:
+    """The arguments validated into the definition's types, or the failure that explains why not."""
+    expected = len(definition.param_types)
+    if len(args) != expected:
+        message = f"workflow {definition.name!r} takes {expected} argument(s), got {len(args)}"
+        return (), _invalid(message, [])
+    errors = unstorable(list(args), "args")
+    if errors:
+        return (), _invalid("the start input holds values no database can store", errors)
+    decoded: list[Any] = []
+    for index, (arg, typ) in enumerate(zip(args, definition.param_types, strict=True)):
+        try:
+            decoded.append(_adapter(typ).validate_python(arg))
+        except ValidationError as exc:
+            found = [{**e, "field": f"args.{index}.{e['field']}"} for e in field_errors(exc)]
+            return (), _invalid(f"argument {index} of workflow {definition.name!r} is invalid", found)
+    return tuple(decoded), None
+
+
+def _invalid(message: str, errors: list[dict[str, Any]]) -> ApplicationError:
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
+    text = f"{message}: {detail}" if detail else message
+    return ApplicationError(
+        text,
+        {"kind": ErrorKind.INVALID_INPUT.value, "errors": errors[:50]},
+        type=ErrorKind.INVALID_INPUT.value,
+        non_retryable=True,
+    )
