@@ -721,7 +721,7 @@ async def test_resume_sets_the_instance_running_again(lab: Lab, assert_eventuall
     # Resumed while still waiting on its task: running (or waiting on the human), not paused.
     await assert_eventually(lambda: instance_status({WorkflowStatus.RUNNING, WorkflowStatus.WAITING}))
     state = await handle.state()
-    assert (state.status, state.paused) == (WorkflowStatus.RUNNING, False)
+    assert (state.status, state.paused) == (WorkflowStatus.WAITING, False)  # its task is still out
     assert len(lab.events_of(handle, events.WorkflowResumed)) == 1
 
     await lab.client.complete_task(row.id, {"approved": False}, **BOB)
@@ -781,7 +781,7 @@ async def test_tenants_see_and_touch_only_their_own_tasks_and_instances(
 
     assert await _command_count(mine) == before
     state = await mine.state()
-    assert (state.status, state.paused, state.rejections) == (WorkflowStatus.RUNNING, False, [])
+    assert (state.status, state.paused, state.rejections) == (WorkflowStatus.WAITING, False, [])
     assert await lab.row(row.id) == row
     assert await lab.instance_row(mine) == instance_before
 
