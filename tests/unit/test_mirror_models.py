@@ -242,7 +242,7 @@ def test_column_types_per_dialect() -> None:
     lite = str(instances.compile(dialect=sqlite.dialect()))
     assert "context_data JSONB NOT NULL" in pg and "metadata JSONB NOT NULL" in pg
     assert "context_data JSON NOT NULL" in lite
-    assert "id UUID NOT NULL" in pg and "id CHAR(32) NOT NULL" in lite
+    assert "id UUID NOT NULL" in pg and "id CHAR(36) NOT NULL" in lite  # canonical text, as printed
     assert "started_at TIMESTAMP WITH TIME ZONE NOT NULL" in pg
     # Enums are stored as VARCHAR(50) with no CHECK constraint (new members need no migration).
     assert "status VARCHAR(50) NOT NULL" in pg and "CHECK" not in pg
