@@ -659,6 +659,8 @@ async def test_cancel_marks_pending_tasks_canceled_in_sql_and_in_state(
     assert [(t.task_id, t.status) for t in state.tasks] == [(str(row.id), TaskStatus.CANCELED)]
     (event,) = lab.events_of(handle, events.WorkflowCanceled)
     assert (event.reason, event.canceled_by, event.current_step) == ("duplicate", "ops", "lc_to_group")
+    # Documented: a canceled instance keeps the step where it stopped, in SQL and in the state.
+    assert (await lab.instance_row(handle)).current_step == state.current_step == "lc_to_group"
 
     with pytest.raises(TaskNotPendingError, match="canceled"):
         await lab.client.complete_task(row.id, {"approved": True}, **BOB)

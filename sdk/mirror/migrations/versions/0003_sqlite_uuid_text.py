@@ -51,7 +51,7 @@ def _hex(column: sa.ColumnClause[str]) -> sa.ColumnElement[str]:
     return sa.func.lower(sa.func.replace(column, "-", ""))
 
 
-def _retype(old: sa.types.TypeEngine[object], new: sa.types.TypeEngine[object]) -> None:
+def _retype(old_length: int, new_length: int) -> None:
     if op.get_context().as_sql:
         # An offline script cannot reflect the tables to rebuild them; SQLite ignores a
         # CHAR length anyway, so the rewritten values fit the columns as declared.
@@ -59,7 +59,12 @@ def _retype(old: sa.types.TypeEngine[object], new: sa.types.TypeEngine[object]) 
     for table, columns in UUID_COLUMNS.items():
         with op.batch_alter_table(table, recreate="always") as batch:
             for column in columns:
-                batch.alter_column(column, type_=new, existing_type=old, existing_nullable=False)
+                batch.alter_column(
+                    column,
+                    type_=sa.CHAR(new_length),
+                    existing_type=sa.CHAR(old_length),
+                    existing_nullable=False,
+                )
 
 
 def _rewrite(convert: Callable[[sa.ColumnClause[str]], sa.ColumnElement[str]], length: int) -> None:
@@ -86,7 +91,7 @@ def _check_foreign_keys() -> None:
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
-    _retype(sa.CHAR(32), sa.CHAR(36))
+    _retype(32, 36)
     _rewrite(_dashed, 32)
     _check_foreign_keys()
 
@@ -95,5 +100,5 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     _rewrite(_hex, 36)
-    _retype(sa.CHAR(36), sa.CHAR(32))
+    _retype(36, 32)
     _check_foreign_keys()
