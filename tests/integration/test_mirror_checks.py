@@ -25,14 +25,7 @@ from sdk import (
     TaskNotPendingError,
     WorkflowClient,
 )
-from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered by name)
-    PendingTask,
-    fixture_backend,
-    fixture_database_factory,
-    fixture_database_url,
-    fixture_worker,
-    fixture_writer,
-)
+from tests.integration.support import PendingTask
 
 DEFINITIONS = (expense_approval,)
 

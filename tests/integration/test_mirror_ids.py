@@ -29,13 +29,7 @@ from sdk.mirror import (
     session_factory,
     upgrade,
 )
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    DatabaseFactory,
-    fixture_backend,
-    fixture_database_factory,
-    fixture_migrated_database_url,
-    fixture_sessions,
-)
+from tests.integration.support import DatabaseFactory
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

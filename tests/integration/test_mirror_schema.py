@@ -37,13 +37,6 @@ from sdk.mirror import (
     upgrade,
     upsert,
 )
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    fixture_backend,
-    fixture_database_factory,
-    fixture_empty_database_url,
-    fixture_migrated_database_url,
-    fixture_sessions,
-)
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 

@@ -37,11 +37,7 @@ from sdk import (
     events,
 )
 from sdk.mirror import AssignmentAction, InstanceRow, MirrorQueries, MirrorWriter, TaskRow
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    DatabaseFactory,
-    fixture_backend,
-    fixture_database_factory,
-)
+from tests.integration.support import DatabaseFactory
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import ANN, BOSS, CHIEFS, CLERKS, Resolution, Ticket, Verdict
 
