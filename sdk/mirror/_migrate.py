@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.pool import NullPool
 
-from . import _postgresql, _sqlite
+from . import _postgresql
 from ._database import create_engine
 
 __all__ = [
@@ -85,8 +85,6 @@ def _process_lock() -> asyncio.Lock:
 
 async def _migrate_locked(database_url: str, action: str, revision: str) -> None:
     engine = create_engine(database_url, sqlite_begin_immediate=True, poolclass=NullPool)
-    if engine.dialect.name == "sqlite":
-        _sqlite.foreign_keys_off(engine.sync_engine)  # table rebuilds (see the function)
     try:
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":

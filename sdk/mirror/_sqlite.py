@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Table, event
 from sqlalchemy.dialects.sqlite import Insert, insert
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-__all__ = ["configure_engine", "excluded", "foreign_keys_off", "upsert_statement"]
+__all__ = ["configure_engine", "excluded", "upsert_statement"]
 
 _BEGIN = "BEGIN"
 _BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
@@ -41,23 +41,6 @@ def configure_engine(engine: Engine, *, begin_immediate: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql(begin)
-
-
-def foreign_keys_off(engine: Engine) -> None:
-    """Turn foreign keys off on the engine's new connections (after :func:`configure_engine`).
-
-    For migrations only: SQLite changes a column's type by rebuilding its table, and dropping
-    a referenced table with foreign keys on would delete (cascade) or refuse the rows that
-    point at it. A migration that rebuilds tables checks the keys itself before it commits.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("PRAGMA foreign_keys=OFF")
-        finally:
-            cursor.close()
 
 
 def upsert_statement(

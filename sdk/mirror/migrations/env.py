@@ -13,7 +13,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.pool import NullPool
 
-from sdk.mirror import _models, _sqlite  # noqa: F401  (_models registers the tables on the metadata)
+from sdk.mirror import _models  # noqa: F401  (registers the tables on the metadata)
 from sdk.mirror._base import MirrorBase
 from sdk.mirror._database import async_url, create_engine
 from sdk.mirror._migrate import VERSION_TABLE
@@ -44,8 +44,6 @@ def _run_migrations(connection: Connection) -> None:
 
 async def _run_async_migrations(database_url: str) -> None:
     engine = create_engine(database_url, sqlite_begin_immediate=True, poolclass=NullPool)
-    if engine.dialect.name == "sqlite":
-        _sqlite.foreign_keys_off(engine.sync_engine)  # table rebuilds (see the function)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_run_migrations)

@@ -5,8 +5,9 @@ stored them without on SQLite, so ``WHERE id = '<printed id>'`` found nothing th
 revision declares every UUID column ``CHAR(36)`` and rewrites the stored values. PostgreSQL
 keeps its native ``uuid`` type: nothing changes there.
 
-The tables are rebuilt (SQLite cannot change a column's type in place); the migration runs with
-foreign keys off, as SQLite requires for a rebuild, and checks them before it commits.
+The declared types change in SQLite's schema table, the documented way for a change that
+leaves every stored value as it is (``CHAR(32)`` and ``CHAR(36)`` are both TEXT affinity), so
+no table is rebuilt; foreign keys are checked at the end of the rewrite, before it commits.
 
 Written by hand and frozen: it does not import the models.
 
@@ -52,23 +53,39 @@ def _hex(column: sa.ColumnClause[str]) -> sa.ColumnElement[str]:
 
 
 def _retype(old_length: int, new_length: int) -> None:
+    """Change the declared type of every UUID column in ``sqlite_master`` (no data is touched)."""
     if op.get_context().as_sql:
-        # An offline script cannot reflect the tables to rebuild them; SQLite ignores a
-        # CHAR length anyway, so the rewritten values fit the columns as declared.
+        # An offline script cannot read the schema version; SQLite ignores a CHAR length,
+        # so the rewritten values fit the columns as declared.
         return
-    for table, columns in UUID_COLUMNS.items():
-        with op.batch_alter_table(table, recreate="always") as batch:
-            for column in columns:
-                batch.alter_column(
-                    column,
-                    type_=sa.CHAR(new_length),
-                    existing_type=sa.CHAR(old_length),
-                    existing_nullable=False,
-                )
+    bind = op.get_bind()
+    version = int(bind.exec_driver_sql("PRAGMA schema_version").scalar_one())
+    schema = sa.table(
+        "sqlite_master",
+        sa.column("type", sa.String),
+        sa.column("name", sa.String),
+        sa.column("sql", sa.String),
+    )
+    bind.exec_driver_sql("PRAGMA writable_schema=ON")
+    try:
+        bind.execute(
+            sa.update(schema)
+            .where(schema.c.type == "table", schema.c.name.in_(list(UUID_COLUMNS)))
+            .values(sql=sa.func.replace(schema.c.sql, f" CHAR({old_length})", f" CHAR({new_length})"))
+        )
+        # Other connections (and this one) reload the schema when its version moves; a PRAGMA
+        # takes no bind parameter, and the value is an int read just above.
+        bind.exec_driver_sql(f"PRAGMA schema_version={version + 1}")
+    finally:
+        bind.exec_driver_sql("PRAGMA writable_schema=OFF")
 
 
 def _rewrite(convert: Callable[[sa.ColumnClause[str]], sa.ColumnElement[str]], length: int) -> None:
+    """Rewrite every stored id of ``length`` characters; keys are checked when all are done."""
     bind = op.get_bind()
+    if not op.get_context().as_sql:
+        # Parents and children change one statement at a time: check the keys at commit.
+        bind.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
     for table, columns in UUID_COLUMNS.items():
         for name in columns:
             column = sa.column(name, sa.String)
