@@ -27,7 +27,6 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-
 __all__ = [
     "MIRROR_METRICS",
     "CORE_LOGGER",

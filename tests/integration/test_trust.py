@@ -37,11 +37,7 @@ from sdk import (
 from sdk._types import TaskAction
 from sdk.mirror import MirrorQueries, MirrorWriter, TaskRow
 from sdk.protocol import task_signal, task_update
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    DatabaseFactory,
-    fixture_backend,
-    fixture_database_factory,
-)
+from tests.integration.support import DatabaseFactory
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import CLERKS, Ticket
 
