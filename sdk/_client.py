@@ -175,21 +175,21 @@ class WorkflowClient:
             workflow = workflow.name
         return registry.get(workflow, version)
 
-    async def _type_from_mirror(self, name: str, version: str | None) -> str:
-        """The workflow type of a definition this process did not import, from the mirror."""
+    async def _type_from_mirror(self, name: str, version: str | None) -> tuple[str, dict[str, Any]]:
+        """The workflow type and stored definition of a definition this process did not import."""
         if self._engine is None:
             raise WorkflowNotFoundError(f"no workflow named {name!r} is registered in this process")
         from sqlalchemy import select
 
         from .mirror import WorkflowDefinitionModel as D
 
-        stmt = select(D.workflow_type).where(D.name == name)
+        stmt = select(D.workflow_type, D.definition_json).where(D.name == name)
         stmt = stmt.where(D.version == version) if version else stmt.where(D.is_active.is_(True))
         async with self._engine.connect() as conn:
-            found = (await conn.execute(stmt.limit(1))).scalar_one_or_none()
+            found = (await conn.execute(stmt.limit(1))).first()
         if found is None:
             raise WorkflowNotFoundError(f"no workflow {name!r} (version {version or 'active'}) in the mirror")
-        return str(found)
+        return str(found[0]), dict(found[1] or {})
 
     async def start(
         self,
@@ -239,7 +239,9 @@ class WorkflowClient:
             checked = self._check_args(definition, args)
         else:
             name = str(workflow)
-            workflow_type, checked = await self._type_from_mirror(name, version), list(args)
+            workflow_type, stored = await self._type_from_mirror(name, version)
+            checked = list(args)
+            _check_against_schema(name, stored.get("input_schema"), checked)
         _check_storable_input(checked)
         memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
@@ -410,6 +412,35 @@ class WorkflowClient:
         from .mirror import record_termination
 
         await record_termination(self._engine, workflow_id, reason)
+
+
+def _check_against_schema(name: str, schemas: Any, args: list[Any]) -> None:
+    """Validate start input against the JSON schemas the mirror stores for a definition.
+
+    For a caller without the Python definition (``dwf start`` without ``--app``). A definition
+    registered before its schemas were stored has none: the workflow validates on receipt.
+    """
+    if not isinstance(schemas, list):
+        return
+    if len(args) != len(schemas):
+        raise TypeError(f"workflow {name!r} takes {len(schemas)} argument(s), got {len(args)}")
+    import jsonschema
+
+    for index, (arg, schema) in enumerate(zip(args, schemas, strict=True)):
+        value = arg.model_dump(mode="json") if isinstance(arg, BaseModel) else arg
+        errors = sorted(
+            jsonschema.Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path)
+        )
+        if errors:
+            found = [
+                {
+                    "field": ".".join(str(p) for p in e.path) or "__root__",
+                    "message": e.message,
+                    "type": str(e.validator),
+                }
+                for e in errors
+            ]
+            raise FormValidationError(str(schema.get("title", f"argument {index}")), found)
 
 
 def _refuse_unstorable(**fields: Any) -> None:

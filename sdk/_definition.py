@@ -200,6 +200,16 @@ def _form_schema(form: type[BaseModel]) -> dict[str, Any]:
     return form.model_json_schema()
 
 
+def _input_schema(typ: Any) -> dict[str, Any]:
+    """The JSON schema of one workflow parameter (``{}`` when pydantic cannot describe it)."""
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(typ).json_schema()
+    except Exception:  # an arbitrary annotation: accept anything, the workflow validates
+        return {}
+
+
 def _referenced_names(code: Any) -> set[str]:
     names = set(code.co_names)
     for const in code.co_consts:
@@ -246,6 +256,7 @@ class WorkflowDefinition(Generic[P, R]):
             "module": self.fn.__module__,
             "function": self.fn.__qualname__,
             "steps": [step.to_json() for step in self.steps()],
+            "input_schema": [_input_schema(t) for t in self.param_types],
         }
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:

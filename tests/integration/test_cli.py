@@ -63,8 +63,12 @@ class Result:
 
 
 def clean_env(**variables: str) -> dict[str, str]:
-    """This process's environment without any DWF_* variable, plus ``variables``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_")}
+    """This process's environment without any DWF_* variable, plus ``variables``.
+
+    The session's command keys stay: like Temporal's credentials, a deployment has them.
+    """
+    keys = ("DWF_SIGNING_KEY", "DWF_COMMAND_KEYS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_") or k in keys}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(variables)
     return env
@@ -302,6 +306,11 @@ async def test_start_wait_reports_the_result_or_the_failure(setup: Setup, eventu
 
 async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, eventually: Eventually) -> None:
     cli, tenant, unknown = setup.cli, f"t-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+
+    def act(*args: str) -> Awaitable[Result]:
+        # Commands carry the tenant: leaving it out reaches only instances without one.
+        return cli(*args, "--tenant", tenant)
+
     handle = await client.start(
         expense_approval,
         Expense(employee="eve", amount=42),
@@ -329,11 +338,11 @@ async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, ev
         cli("--json", "tasks", "list", "--group", "managers", "--tenant", tenant),
         cli("--json", "tasks", "list", "--tenant", tenant, "--overdue"),
         cli("--json", "tasks", "list", "--tenant", tenant, "--due-before", "2999-01-01"),
-        cli("tasks", "claim", task_id, "--user", "mallory"),
-        cli(
+        act("tasks", "claim", task_id, "--user", "mallory"),
+        act(
             "tasks", "complete", task_id, "--user", "bob", "--group", "managers", "--data", '{"approved": tru'
         ),
-        cli("tasks", "complete", unknown, "--user", "dan", "--data", "{}"),
+        act("tasks", "complete", unknown, "--user", "dan", "--data", "{}"),
         cli("tasks", "show", task_id, "--tenant", "another"),
     )
     lines = ok(table).stdout.splitlines()
@@ -348,19 +357,19 @@ async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, ev
     error_line(missing, 3, unknown)
     error_line(elsewhere, 3)
 
-    claimed = ok(await cli("tasks", "claim", task_id, "--user", "carol", "--group", "managers"))
+    claimed = ok(await act("tasks", "claim", task_id, "--user", "carol", "--group", "managers"))
     assert claimed.stdout.startswith(f"claimed by carol: task {task_id}")
     conflict, commented = await asyncio.gather(
-        cli("tasks", "claim", task_id, "--user", "dan", "--group", "managers"),
-        cli(
+        act("tasks", "claim", task_id, "--user", "dan", "--group", "managers"),
+        act(
             "tasks", "comment", task_id, "--user", "bob", "--group", "managers", "--body", "Receipt attached?"
         ),
     )
     error_line(conflict, 6, "carol")
     ok(commented)
-    ok(await cli("tasks", "release", task_id, "--user", "carol", "--group", "managers"))
+    ok(await act("tasks", "release", task_id, "--user", "carol", "--group", "managers"))
     reassigned = ok(
-        await cli(
+        await act(
             "--json", "tasks", "reassign", task_id, "--user", "boss", "--admin", "--to-user", "dan",
             "--reason", "Dan knows Eve",
         )
@@ -368,15 +377,15 @@ async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, ev
     assert reassigned["assignee_id"] == "dan"
 
     invalid, not_assignee = await asyncio.gather(
-        cli("tasks", "complete", task_id, "--user", "dan", "--data", '{"approved": "perhaps"}'),
-        cli("tasks", "complete", task_id, "--user", "eve", "--data", '{"approved": true}'),
+        act("tasks", "complete", task_id, "--user", "dan", "--data", '{"approved": "perhaps"}'),
+        act("tasks", "complete", task_id, "--user", "eve", "--data", '{"approved": true}'),
     )
     assert invalid.code == 5, str(invalid)
     first, *details = invalid.stderr.strip().splitlines()
     assert first == "dwf: error: invalid data for Approval:" and details[0].strip().startswith("approved:")
     error_line(not_assignee, 4, "eve")
     completed = ok(
-        await cli(
+        await act(
             "tasks", "complete", task_id, "--user", "dan", "--data", '{"approved": true, "comment": "fine"}',
             "--comment", "Paid from the travel budget", "--app", APP,
         )
@@ -390,7 +399,7 @@ async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, ev
 
     await eventually(settled, timeout=20)
     again, text, detailed = await asyncio.gather(
-        cli("tasks", "complete", task_id, "--user", "dan", "--data", '{"approved": true}'),
+        act("tasks", "complete", task_id, "--user", "dan", "--data", '{"approved": true}'),
         cli("tasks", "show", task_id),
         cli("--json", "tasks", "show", task_id),
     )

@@ -412,3 +412,34 @@ async def test_undecodable_start_input_fails_the_instance_cleanly(
         await handle.result()
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == ErrorKind.INVALID_INPUT.value
+
+
+async def test_start_without_the_definition_validates_against_the_stored_schema(bench: Bench) -> None:
+    # A caller that did not import the workflow (``dwf start`` without ``--app``): the
+    # mirror's stored definition, with its input schemas, is all it knows.
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from sdk import FormValidationError
+    from sdk.mirror import WorkflowDefinitionModel
+
+    stored = lifecycle.lifecycle_task.to_json()
+    assert stored["input_schema"] == [Ticket.model_json_schema()]
+    name = f"tests.unimported-{uuid.uuid4().hex[:6]}"
+    async with async_sessionmaker(bench.client._engine)() as session:
+        session.add(
+            WorkflowDefinitionModel(
+                name=name,
+                version="1.0.0",
+                definition_json=stored,
+                workflow_type=lifecycle.lifecycle_task.workflow_type,
+            )
+        )
+        await session.commit()
+    with pytest.raises(FormValidationError) as invalid:
+        await bench.client.start(name, {"subject": 42, "route": "nowhere"}, task_queue=bench.task_queue)
+    assert {e["field"] for e in invalid.value.errors} == {"subject", "route"}
+    with pytest.raises(TypeError, match="takes 1 argument"):
+        await bench.client.start(name, {"subject": "a"}, {"b": 1}, task_queue=bench.task_queue)
+    handle = await bench.client.start(name, {"subject": "fine"}, task_queue=bench.task_queue)
+    assert (await handle.state()).workflow_name == lifecycle.lifecycle_task.name
+    await handle.cancel(reason="test over", by="ops")

@@ -229,7 +229,8 @@ def sqlite_mirror(tmp_path: Path) -> str:
 def worker_env(
     server_target: str, tmp_path: Path, app_dir: Path, task_queue: str, **extra: str
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_")}
+    # The session's public keys stay, so the worker verifies the test client's commands.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_") or k == "DWF_COMMAND_KEYS"}
     env.update(
         PYTHONPATH=os.pathsep.join([str(app_dir), str(REPO)]),
         DWF_TEMPORAL_ADDRESS=server_target,
