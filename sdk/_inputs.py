@@ -22,7 +22,7 @@ from ._storable import unstorable
 if TYPE_CHECKING:
     from ._definition import WorkflowDefinition
 
-__all__ = ["decode_args"]
+__all__ = ["check_memo", "decode_args"]
 
 
 @functools.cache
@@ -49,6 +49,12 @@ def decode_args(
             found = [{**e, "field": f"args.{index}.{e['field']}"} for e in field_errors(exc)]
             return (), _invalid(f"argument {index} of workflow {definition.name!r} is invalid", found)
     return tuple(decoded), None
+
+
+def check_memo(tenant_id: str | None, created_by: str | None) -> ApplicationError | None:
+    """The failure for a tenant or creator (from the start's memo) no database can store."""
+    errors = unstorable({"tenant_id": tenant_id, "created_by": created_by})
+    return _invalid("the instance's memo holds values no database can store", errors) if errors else None
 
 
 def _invalid(message: str, errors: list[dict[str, Any]]) -> ApplicationError:

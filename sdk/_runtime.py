@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from . import events as ev
 from ._commands import TaskCommands
 from ._ids import instance_id_for
-from ._inputs import decode_args
+from ._inputs import check_memo, decode_args
 from ._outbox import as_data, jsonable
 from ._types import (
     InstanceState,
@@ -74,6 +74,8 @@ class WorkflowRuntime(TaskCommands):
         # could ride along has none, and keeps its commands on replay.
         self._carrying = workflow.patched(CARRY_PATCH)
         args, invalid_input = decode_args(definition, args)
+        if (bad_memo := check_memo(self.tenant_id, self.created_by)) is not None:
+            invalid_input, self.tenant_id, self.created_by = bad_memo, None, None
         info = workflow.info()
         self.emit(
             ev.WorkflowStarted,

@@ -375,17 +375,18 @@ async def test_oversized_commands_name_the_limit_before_the_rpc(
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "memo"),
     [
-        [{"subject": 42, "route": "nowhere"}],  # wrong types
-        [{"subject": "a\x00b"}],  # unstorable
-        [{"subject": "ok"}, {"extra": True}],  # one argument too many
-        [],  # none at all
+        ([{"subject": 42, "route": "nowhere"}], None),  # wrong types
+        ([{"subject": "a\x00b"}], None),  # unstorable
+        ([{"subject": "ok"}, {"extra": True}], None),  # one argument too many
+        ([], None),  # none at all
+        ([{"subject": "ok"}], {"tenant_id": "t\x00"}),  # a tenant no database can store
     ],
-    ids=["wrong-types", "nul", "extra-argument", "no-argument"],
+    ids=["wrong-types", "nul", "extra-argument", "no-argument", "nul-tenant"],
 )
 async def test_undecodable_start_input_fails_the_instance_cleanly(
-    bench: Bench, assert_eventually: Eventually, args: list[Any]
+    bench: Bench, assert_eventually: Eventually, args: list[Any], memo: dict[str, Any] | None
 ) -> None:
     # What any Temporal client (or ``temporal workflow start --input``) can send.
     raw = await bench.client.temporal.start_workflow(
@@ -393,6 +394,7 @@ async def test_undecodable_start_input_fails_the_instance_cleanly(
         args=args,
         id=f"raw-start-{uuid.uuid4()}",
         task_queue=bench.task_queue,
+        memo=memo,
     )
     handle = bench.client.get_instance(raw.id, raw.first_execution_run_id)
 
@@ -407,6 +409,7 @@ async def test_undecodable_start_input_fails_the_instance_cleanly(
 
     row = await assert_eventually(failed)
     assert row.error is not None and ("argument" in row.error or "store" in row.error), row.error
+    assert row.tenant_id is None or "\x00" not in row.tenant_id
     assert await _failed_workflow_tasks(handle) == 0
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
