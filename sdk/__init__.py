@@ -54,6 +54,8 @@ __all__ = [
     "InstanceHandle",
     "WorkflowClient",
     "find_temporal_cli",
+    "ReplayProblem",
+    "check_running_instances",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -105,6 +107,7 @@ if TYPE_CHECKING:
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
     from ._devserver import DevServer, find_temporal_cli
     from ._handle import InstanceDescription, InstanceHandle
+    from ._predeploy import ReplayProblem, check_running_instances
 
 _LAZY = {
     "DEFAULT_TASK_QUEUE": "._client",
@@ -113,6 +116,8 @@ _LAZY = {
     "find_temporal_cli": "._devserver",
     "InstanceDescription": "._handle",
     "InstanceHandle": "._handle",
+    "ReplayProblem": "._predeploy",
+    "check_running_instances": "._predeploy",
 }
 
 

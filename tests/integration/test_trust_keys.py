@@ -6,6 +6,7 @@ with a key it does not hold, and with none at all.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -155,3 +156,32 @@ async def test_the_identity_provider_not_the_caller_says_groups_admin_and_tenant
         assert (await handle.result()).approved is False
         (done,) = (await handle.state()).tasks
         assert (done.completed_by, done.claimed_by) == ("root", "bob")
+
+
+async def test_the_predeploy_check_names_running_instances_the_new_code_would_break(
+    client: WorkflowClient, new_worker: Any, pending_task: PendingTask, assert_eventually: Eventually
+) -> None:
+    from examples.expense_approval import Expense, expense_approval
+    from sdk import check_running_instances
+    from tests.workflows.drifted import DRIFTED_DEFINITION, DRIFTED_WORKFLOW_CLASS
+
+    drifted = dataclasses.replace(DRIFTED_DEFINITION, workflow_class=DRIFTED_WORKFLOW_CLASS)
+
+    async with new_worker(expense_approval) as worker:
+        handle = await client.start(
+            expense_approval, Expense(employee="ann", amount=10), task_queue=worker.task_queue
+        )
+        await pending_task(handle)  # waiting on a person, as instances do for days
+        mine = f"TaskQueue = '{worker.task_queue}'"
+
+        async def listed() -> None:
+            checked, problems = await check_running_instances(client, [expense_approval], query=mine)
+            assert (checked, problems) == (1, [])  # the code it runs on replays it
+
+        await assert_eventually(listed, timeout=20)
+        checked, problems = await check_running_instances(client, [drifted], query=mine)
+        assert checked == 1
+        (problem,) = problems
+        assert (problem.workflow_id, problem.workflow_type) == (handle.id, "expense_approval@1.0.0")
+        assert "nondetermin" in problem.error.lower(), problem.error
+        await handle.cancel(reason="test over", by="ops")

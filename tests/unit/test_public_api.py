@@ -27,6 +27,8 @@ SDK_ALL = {
     "DEFAULT_TASK_QUEUE",
     "DevServer",
     "find_temporal_cli",
+    "ReplayProblem",
+    "check_running_instances",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
