@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sdk import InstanceNotFoundError, TaskNotFoundError, TaskStatus, WorkflowStatus
+from sdk import InstanceNotFoundError, InvalidInputError, TaskNotFoundError, TaskStatus, WorkflowStatus
 
 from ._base import utcnow
 from ._models import (
@@ -565,6 +565,7 @@ class MirrorQueries:
         """The first row of ``statement`` for the filters named by ``params`` (and the tenant's)."""
         if tenant_id is not None:
             params["tenant_id"] = tenant_id
+        _refuse_nul(params)
         async with self._sessions() as session:
             result = await session.execute(statement(tuple(params)), params)
             row = result.first()
@@ -588,6 +589,7 @@ class MirrorQueries:
         params: dict[str, Any] = {"id": key}
         if tenant_id is not None:
             params["tenant_id"] = tenant_id
+        _refuse_nul(params)
         async with self._sessions() as session:
             found = (await session.execute(lookup[tenant_id is not None], params)).scalar()
         return cast(UUID | None, found)
@@ -614,6 +616,7 @@ class MirrorQueries:
         offset: int,
     ) -> Page[R]:
         _check_page(limit, offset)
+        _refuse_nul(params)
         rows_stmt, count_stmt = listing.page(names)
         async with self._sessions() as session:
             result = await session.execute(rows_stmt, {**params, "limit": limit, "offset": offset})
@@ -627,3 +630,11 @@ class MirrorQueries:
         # Plain dicts: pydantic validates them faster than row mappings or attribute access.
         items = [convert(dict(zip(keys, row, strict=True))) for row in rows]
         return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+def _refuse_nul(params: Mapping[str, Any]) -> None:
+    """A filter with a NUL character matches nothing SQLite stores and breaks PostgreSQL: refuse it."""
+    for name, value in params.items():
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise InvalidInputError(f"the {name} filter contains a NUL character")

@@ -180,7 +180,7 @@ async def test_forged_commands_are_refused_recorded_and_change_nothing(
 
     state = await assert_eventually(all_recorded)
     assert {r.kind for r in state.rejections} == {ErrorKind.UNAUTHENTICATED.value}
-    assert (state.paused, state.status.value) == (False, "RUNNING")
+    assert (state.paused, state.status.value) == (False, "WAITING")
     (task,) = state.tasks
     assert (task.status, task.claimed_by, task.assignee_id, task.comments) == (
         TaskStatus.PENDING,

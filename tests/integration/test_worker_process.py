@@ -481,7 +481,7 @@ async def test_survives_temporal_restart_without_spinning(
         await worker.wait_ready(60)
         client = await WorkflowClient.connect(server.target, task_queue=queue)
         after = await client.start(expense_approval, Expense(employee="bob", amount=7), tenant_id="t")
-        for handle in (client.get_instance(before.id), after):
+        for handle in (client.get_instance(before.id, tenant_id="t"), after):
             await approve(handle)
             outcome = await asyncio.wait_for(handle.result(), 30)
             status = outcome["status"] if isinstance(outcome, dict) else outcome.status
