@@ -29,7 +29,7 @@ from ._runtime import WorkflowRuntime
 from ._signing import Keyring
 from .protocol import VERIFY_ACTIVITY
 
-__all__ = ["COMMAND_KEYS_ENV", "TrustInterceptor", "keyring_from", "verify_activity"]
+__all__ = ["COMMAND_KEYS_ENV", "TrustInterceptor", "dev_signing_key", "keyring_from", "verify_activity"]
 
 COMMAND_KEYS_ENV = "DWF_COMMAND_KEYS"
 """Environment variable with the workers' public keys (comma-separated ``<id>:<base64>``)."""
@@ -53,6 +53,26 @@ def keyring_from(command_keys: Keyring | str | None, *, allow_unsigned: bool | N
         return command_keys
     text = command_keys if command_keys is not None else os.environ.get(COMMAND_KEYS_ENV, "")
     return Keyring.parse(text, allow_unsigned=allow_unsigned)
+
+
+def dev_signing_key(environ: dict[str, str] | None = None) -> str | None:
+    """For ``dwf dev``: make sure the embedded worker and this terminal's clients share a key.
+
+    With no ``DWF_COMMAND_KEYS`` and unsigned commands not allowed, takes ``DWF_SIGNING_KEY``
+    (or generates a development key) and sets both variables in ``environ`` (default
+    ``os.environ``). Returns the private key string to hand to other terminals, or None when
+    keys were configured already.
+    """
+    from ._signing import SigningKey, generate_signing_key, private_key_string
+
+    env: Any = os.environ if environ is None else environ
+    if env.get(COMMAND_KEYS_ENV) or env.get(ALLOW_UNSIGNED_ENV):
+        return None
+    configured = env.get("DWF_SIGNING_KEY")
+    key = SigningKey.parse(configured) if configured else generate_signing_key("dev")
+    env["DWF_SIGNING_KEY"] = private_key_string(key)
+    env[COMMAND_KEYS_ENV] = key.public_key
+    return str(env["DWF_SIGNING_KEY"])
 
 
 def _bind(keyring: Keyring) -> None:

@@ -14,7 +14,7 @@ from ._ids import (
 )
 from ._outbox import as_data, jsonable
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
-from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, keyring_from, verify_activity
+from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring_from, verify_activity
 from ._types import EventBatch
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     # Signed commands: the keyring workers verify with
     "COMMAND_KEYS_ENV",
     "TrustInterceptor",
+    "dev_signing_key",
     "keyring_from",
     "verify_activity",
     # The workflow sandbox

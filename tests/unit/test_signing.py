@@ -97,3 +97,17 @@ def test_key_strings_round_trip_and_bad_ones_are_refused() -> None:
             Keyring([bad])
     with pytest.raises(ValueError, match="twice"):
         Keyring([KEY.public_key, KEY.public_key])
+
+
+def test_dwf_dev_shares_one_key_between_its_worker_and_other_terminals() -> None:
+    from sdk.runtime import dev_signing_key
+
+    env: dict[str, str] = {}
+    private = dev_signing_key(env)
+    assert private is not None and env["DWF_SIGNING_KEY"] == private
+    assert env["DWF_COMMAND_KEYS"] == SigningKey.parse(private).public_key
+    assert dev_signing_key(env) is None  # configured now: left alone
+    mine = {"DWF_SIGNING_KEY": private_key_string(KEY)}
+    assert dev_signing_key(mine) == private_key_string(KEY)
+    assert mine["DWF_COMMAND_KEYS"] == KEY.public_key
+    assert dev_signing_key({"DWF_ALLOW_UNSIGNED_COMMANDS": "1"}) is None
