@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     OutboundInterceptor,
@@ -23,12 +23,13 @@ from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._definition import WorkflowDefinition
-from ._errors import FormValidationError, MirrorUnavailableError, Refusal, WorkflowNotFoundError
+from ._errors import MirrorUnavailableError, Refusal, WorkflowNotFoundError
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
 from ._identity import ALL_TENANTS, IdentityProvider
-from ._policy import check_size, check_text
+from ._policy import check_text
 from ._registry import registry
 from ._signing import SigningKey
+from ._start_checks import check_against_schema, check_args, check_storable_input, refuse_unstorable
 from ._types import TaskInfo
 
 __all__ = ["DEFAULT_TASK_QUEUE", "SIGNING_KEY_ENV", "WorkflowClient"]
@@ -236,13 +237,13 @@ class WorkflowClient:
             definition = None
         if definition is not None:
             workflow_type, name = definition.workflow_type, definition.name
-            checked = self._check_args(definition, args)
+            checked = check_args(definition, args)
         else:
             name = str(workflow)
             workflow_type, stored = await self._type_from_mirror(name, version)
             checked = list(args)
-            _check_against_schema(name, stored.get("input_schema"), checked)
-        _check_storable_input(checked)
+            check_against_schema(name, stored.get("input_schema"), checked)
+        check_storable_input(checked)
         memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
             workflow_type,
@@ -261,25 +262,8 @@ class WorkflowClient:
         tenant_id: str | None,
     ) -> InstanceHandle[R]:
         scope = tenant_id if tenant_id is not None else self.tenant_id
-        _refuse_unstorable(tenant_id=scope, workflow_id=handle.id)
+        refuse_unstorable(tenant_id=scope, workflow_id=handle.id)
         return InstanceHandle(handle, definition, tenant_id=scope, queries=self.queries, trust=self._trust)
-
-    @staticmethod
-    def _check_args(definition: WorkflowDefinition[..., Any], args: tuple[Any, ...]) -> list[Any]:
-        if len(args) != len(definition.param_types):
-            raise TypeError(
-                f"workflow {definition.name!r} takes {len(definition.param_types)} "
-                f"argument(s), got {len(args)}"
-            )
-        checked: list[Any] = []
-        for arg, typ in zip(args, definition.param_types, strict=True):
-            if isinstance(typ, type) and issubclass(typ, BaseModel) and not isinstance(arg, typ):
-                try:
-                    arg = typ.model_validate(arg)
-                except ValidationError as exc:
-                    raise FormValidationError.from_pydantic(typ.__name__, exc) from None
-            checked.append(arg)
-        return checked
 
     # -- instances and tasks by id ---------------------------------------------------------
 
@@ -299,7 +283,7 @@ class WorkflowClient:
             TaskNotFoundError: No such task in the caller's tenant.
             MirrorUnavailableError: No ``workflow_id`` and no database.
         """
-        _refuse_unstorable(task_id=str(task_id), tenant_id=tenant_id, workflow_id=workflow_id)
+        refuse_unstorable(task_id=str(task_id), tenant_id=tenant_id, workflow_id=workflow_id)
         if workflow_id is None:
             scope = tenant_id if tenant_id is not None else self.tenant_id
             scope = None if scope == ALL_TENANTS else scope
@@ -412,53 +396,3 @@ class WorkflowClient:
         from .mirror import record_termination
 
         await record_termination(self._engine, workflow_id, reason)
-
-
-def _check_against_schema(name: str, schemas: Any, args: list[Any]) -> None:
-    """Validate start input against the JSON schemas the mirror stores for a definition.
-
-    For a caller without the Python definition (``dwf start`` without ``--app``). A definition
-    registered before its schemas were stored has none: the workflow validates on receipt.
-    """
-    if not isinstance(schemas, list):
-        return
-    if len(args) != len(schemas):
-        raise TypeError(f"workflow {name!r} takes {len(schemas)} argument(s), got {len(args)}")
-    import jsonschema
-
-    for index, (arg, schema) in enumerate(zip(args, schemas, strict=True)):
-        value = arg.model_dump(mode="json") if isinstance(arg, BaseModel) else arg
-        errors = sorted(
-            jsonschema.Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path)
-        )
-        if errors:
-            found = [
-                {
-                    "field": ".".join(str(p) for p in e.path) or "__root__",
-                    "message": e.message,
-                    "type": str(e.validator),
-                }
-                for e in errors
-            ]
-            raise FormValidationError(str(schema.get("title", f"argument {index}")), found)
-
-
-def _refuse_unstorable(**fields: Any) -> None:
-    """Raise ``InvalidInputError`` for an id no database can look up (a NUL, say)."""
-    try:
-        check_text(**fields)
-    except Refusal as refusal:
-        raise refusal.to_exception() from None
-
-
-def _check_storable_input(args: list[Any]) -> None:
-    """Refuse start input no mirror can store, or too large, before anything is sent."""
-    # The Python values: a JSON dump would already have turned NaN into null.
-    values = [a.model_dump() if isinstance(a, BaseModel) else a for a in args]
-    try:
-        check_text(args=values)
-        check_size(
-            [a.model_dump(mode="json") if isinstance(a, BaseModel) else a for a in args], "the start input"
-        )
-    except Refusal as refusal:
-        raise refusal.to_exception() from None
