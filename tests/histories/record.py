@@ -3,16 +3,19 @@
 Run from the repository root, in the virtualenv, after a deliberate change of the workflow
 runtime's commands (a change that makes the stored histories fail to replay)::
 
-    python -m tests.histories.record
+    python -m tests.histories.record [SUFFIX]
 
 It starts a dev server, runs each scenario below to completion, and writes
-``tests/histories/<workflow type>-<scenario>.json`` (``WorkflowHistory.to_json()``).
+``tests/histories/<workflow type>-<scenario>[-SUFFIX].json`` (``WorkflowHistory.to_json()``).
+Give a suffix to keep the histories of older code next to the new ones (``signed``: commands
+signed by the client, signals verified in a recorded local activity).
 The replay tests also run the scenarios afresh, through :func:`run_scenarios`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ from typing import Any
 from temporalio.client import WorkflowHistory
 
 from examples.expense_approval import Expense, expense_approval
-from sdk import DevServer, InstanceHandle, TaskInfo, WorkflowClient
+from sdk import DevServer, InstanceHandle, TaskInfo, WorkflowClient, generate_signing_key
 from worker import create_worker
 
 HISTORY_DIR = Path(__file__).resolve().parent
@@ -58,8 +61,9 @@ SCENARIOS = (
 )
 
 
-def history_path(scenario: Scenario) -> Path:
-    return HISTORY_DIR / f"{expense_approval.workflow_type.replace('@', '-')}-{scenario.name}.json"
+def history_path(scenario: Scenario, suffix: str = "") -> Path:
+    tail = f"-{suffix}" if suffix else ""
+    return HISTORY_DIR / f"{expense_approval.workflow_type.replace('@', '-')}-{scenario.name}{tail}.json"
 
 
 async def _pending_task(handle: InstanceHandle[Any], timeout: float = 15.0) -> TaskInfo:
@@ -99,16 +103,20 @@ async def run_scenarios(client: WorkflowClient, task_queue: str) -> dict[str, Wo
     return {scenario.name: await run_scenario(client, task_queue, scenario) for scenario in SCENARIOS}
 
 
-async def record() -> list[Path]:
+async def record(suffix: str = "") -> list[Path]:
     """Run the scenarios on a fresh dev server and write their histories."""
     written: list[Path] = []
+    key = generate_signing_key("record")
     async with DevServer() as server:
-        client = await WorkflowClient.connect(server.target)
+        client = await WorkflowClient.connect(server.target, signing_key=key)
         task_queue = f"record-{uuid.uuid4()}"
-        async with create_worker(client, task_queue=task_queue, workflows=[expense_approval]):
+        worker = create_worker(
+            client, task_queue=task_queue, workflows=[expense_approval], command_keys=key.public_key
+        )
+        async with worker:
             histories = await run_scenarios(client, task_queue)
         for scenario in SCENARIOS:
-            path = history_path(scenario)
+            path = history_path(scenario, suffix)
             history = histories[scenario.name]
             path.write_text(history.to_json() + "\n")
             written.append(path)
@@ -117,5 +125,5 @@ async def record() -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in asyncio.run(record()):
+    for path in asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "")):
         print(f"wrote {path}")

@@ -96,3 +96,19 @@ async def test_fresh_histories_replay_without_determinism_error(
     for history in histories.values():
         result = await replay.replay_workflow(history)
         assert result.replay_failure is None
+
+
+def test_signed_histories_record_the_signals_verdict() -> None:
+    # Since commands are signed, a signal's verification runs as a local activity whose verdict
+    # is a marker in the history: replay reads it, and never needs the keys.
+    events = load(history_path(SCENARIOS[1], "signed")).events
+    markers = [
+        e.marker_recorded_event_attributes for e in events if e.HasField("marker_recorded_event_attributes")
+    ]
+    patches = [m.details["patch-data"].payloads[0].data for m in markers if m.marker_name == "core_patch"]
+    assert any(b"dwf-signed-commands" in p for p in patches), patches
+    verdicts = [m.details["data"].payloads[0].data for m in markers if m.marker_name == "core_local_activity"]
+    assert any(b"dwf.verify_command" in v for v in verdicts), verdicts
+    signaled = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    payload = signaled[0].workflow_execution_signaled_event_attributes.input.payloads[0].data
+    assert b'"auth"' in payload and b'"signature"' in payload
