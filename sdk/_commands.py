@@ -124,12 +124,17 @@ class TaskCommands(EventOutbox):
     async def verify_recorded(self, action: str, payload: dict[str, Any]) -> None:
         """Verify a signal's signature in a local activity, so history records the verdict.
 
-        Instances whose history predates signed commands replay their signals unverified,
-        as they ran.
+        Signals an instance received before its workers verified signals replay unverified, as
+        they ran. Temporal answers a patch check once per run, so an instance that got such a
+        signal asks again for each later one, under an id of its own (the history length is the
+        same on replay): every signal received after the deploy is verified.
         """
-        if not workflow.patched(SIGNED_COMMANDS_PATCH):
-            return
         info = workflow.info()
+        if not (
+            workflow.patched(SIGNED_COMMANDS_PATCH)
+            or workflow.patched(f"{SIGNED_COMMANDS_PATCH}/{info.get_current_history_length()}")
+        ):
+            return
         request = {
             "action": action,
             "workflow_id": info.workflow_id,

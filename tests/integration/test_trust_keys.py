@@ -185,3 +185,58 @@ async def test_the_predeploy_check_names_running_instances_the_new_code_would_br
         assert (problem.workflow_id, problem.workflow_type) == (handle.id, "expense_approval@1.0.0")
         assert "nondetermin" in problem.error.lower(), problem.error
         await handle.cancel(reason="test over", by="ops")
+
+
+async def test_an_instance_from_before_signed_commands_verifies_every_later_signal(
+    client: WorkflowClient,
+    new_worker: Any,
+    pending_task: PendingTask,
+    assert_eventually: Eventually,
+    sign: Callable[..., dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sdk._commands import TaskCommands
+    from worker import create_worker
+
+    async def trusting(self: Any, action: str, payload: dict[str, Any]) -> None:
+        return None  # what workers did before signals were verified: no marker, no activity
+
+    monkeypatch.setattr(TaskCommands, "verify_recorded", trusting)
+    async with new_worker(lifecycle.lifecycle_task) as old:
+        handle = await client.start(lifecycle.lifecycle_task, _ticket(), task_queue=old.task_queue)
+        task = await pending_task(handle)
+        forged = {"task_id": task.task_id, "user": "mallory", "groups": [CLERKS]}
+        await handle.temporal.signal("claim_task", forged)  # believed, as it was then
+
+        async def claimed_by(user: str | None) -> None:
+            (current,) = (await handle.state()).tasks
+            assert current.claimed_by == user, current
+
+        await assert_eventually(lambda: claimed_by("mallory"))
+    monkeypatch.undo()
+
+    # The new code takes over the same instance: the old signal replays as it ran, and every
+    # signal after it is verified.
+    deployed = create_worker(client, task_queue=old.task_queue, workflows=[lifecycle.lifecycle_task])
+    async with deployed:
+        await handle.temporal.signal("release_task", forged)  # unsigned: refused now
+        note = sign(handle.id, "comment", {"task_id": task.task_id, **forged, "body": "mine"})
+        await handle.temporal.signal("comment_task", note)  # signed: believed
+
+        async def settled() -> Any:
+            state = await handle.state()
+            assert len(state.rejections) == 1 and len(state.tasks[0].comments) == 1, state
+            return state
+
+        state = await assert_eventually(settled, timeout=30)
+        assert state.rejections[0].kind == "UnauthenticatedCommandError"
+        assert state.tasks[0].claimed_by == "mallory"
+        await handle.cancel(reason="test over", by="ops")
+    history = await handle.temporal.fetch_history()
+    replayer = Replayer(
+        workflows=[lifecycle.lifecycle_task.workflow_class],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox_runner(),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
