@@ -1,6 +1,7 @@
 """Property-based fuzzing (hypothesis) of every entry point a sender controls, on both databases.
 
-Marked ``fuzz``; the examples are bounded so the module runs in about two minutes. For each
+Marked ``fuzz`` (``-m "not fuzz"`` skips it); the examples are bounded (``DWF_FUZZ_EXAMPLES``,
+default 100 per test and backend) so the module runs in about a minute. For each
 backend one instance waits on a task; hypothesis then throws at it:
 
 - client methods with arbitrary users, groups, tenants, ids, comments and form data;
@@ -15,6 +16,7 @@ instance still completes at the end.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -41,7 +43,8 @@ SIGNALS = ["complete_task", "claim_task", "release_task", "reassign_task", "comm
 SIGNALS += ["pause", "resume", "cancel_requested", "no_such_signal"]
 UPDATES = [f"{name}_update" for name in SIGNALS[:5]]
 FUZZ = settings(
-    max_examples=40,
+    # 100 inputs per test and backend (800 in all) take about a minute; DWF_FUZZ_EXAMPLES says more.
+    max_examples=int(os.environ.get("DWF_FUZZ_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
