@@ -81,6 +81,7 @@ def _release_signals() -> None:
 async def dev(ctx: Context) -> int:
     """The embedded development setup: Temporal's dev server plus a worker with the SQL mirror."""
     from sdk import DevServer
+    from sdk.runtime import dev_signing_key
     from worker._process import configure_logging, run_worker
 
     a, target = ctx.args, ctx.target
@@ -105,6 +106,9 @@ async def dev(ctx: Context) -> int:
         except RuntimeError as exc:
             raise CommandError(f"the Temporal dev server did not start: {exc}") from exc
         try:
+            # The worker runs in this process: a development key (unless keys are configured)
+            # lets the commands of other terminals, which export it, be verified.
+            dev_key = dev_signing_key()
             settings = WorkerSettings.load(
                 argparse.Namespace(
                     temporal_address=server.target,
@@ -115,7 +119,7 @@ async def dev(ctx: Context) -> int:
                     http_port=str(a.http_port),
                 )
             )
-            _announce(ctx, server.target, f"http://127.0.0.1:{ui_port}" if a.ui else None, settings)
+            _announce(ctx, server.target, f"http://127.0.0.1:{ui_port}" if a.ui else None, settings, dev_key)
             if not stop.is_set():
                 configure_logging(settings.log_level, settings.log_format)
                 # The worker installs its own SIGINT/SIGTERM handlers (setting the same event)
@@ -130,7 +134,9 @@ async def dev(ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _announce(ctx: Context, address: str, ui: str | None, settings: WorkerSettings) -> None:
+def _announce(
+    ctx: Context, address: str, ui: str | None, settings: WorkerSettings, dev_key: str | None = None
+) -> None:
     facts = {
         "address": address,
         "namespace": settings.temporal_namespace,
@@ -138,6 +144,7 @@ def _announce(ctx: Context, address: str, ui: str | None, settings: WorkerSettin
         "task_queue": settings.task_queue,
         "database_url": settings.database_url_redacted,
         "app": list(settings.app),
+        "signing_key": dev_key,
     }
     out = ctx.out
     if out.json_mode:
@@ -152,5 +159,6 @@ def _announce(ctx: Context, address: str, ui: str | None, settings: WorkerSettin
     out.line(
         f"  export DWF_TEMPORAL_ADDRESS={address} DWF_TASK_QUEUE={settings.task_queue} "
         f"DWF_DATABASE_URL={settings.database_url_redacted}"
+        + (f" DWF_SIGNING_KEY={dev_key}" if dev_key else "")
     )
     out.line("dwf dev: press Ctrl-C to stop")
