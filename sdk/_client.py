@@ -23,10 +23,9 @@ from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._definition import WorkflowDefinition
-from ._errors import MirrorUnavailableError, Refusal, WorkflowNotFoundError
+from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
 from ._identity import ALL_TENANTS, IdentityProvider
-from ._policy import check_text
 from ._registry import registry
 from ._signing import SigningKey
 from ._start_checks import check_against_schema, check_args, check_storable_input, refuse_unstorable
@@ -222,10 +221,9 @@ class WorkflowClient:
             TypeError: Wrong number of arguments.
         """
         tenant_id = tenant_id if tenant_id is not None else self.tenant_id
-        try:
-            check_text(tenant_id=tenant_id, created_by=created_by, id=id)
-        except Refusal as refusal:
-            raise refusal.to_exception() from None
+        if tenant_id == ALL_TENANTS:
+            raise InvalidInputError("an instance belongs to one tenant: start it with tenant_id=<its tenant>")
+        refuse_unstorable(tenant_id=tenant_id, created_by=created_by, id=id)
         definition: WorkflowDefinition[..., R] | None
         try:
             definition = self._definition(workflow, version)

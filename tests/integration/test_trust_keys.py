@@ -21,6 +21,7 @@ from sdk import (
     DevServer,
     Identity,
     InstanceHandle,
+    InvalidInputError,
     Keyring,
     PermissionDeniedError,
     TaskNotFoundError,
@@ -152,6 +153,8 @@ async def test_the_identity_provider_not_the_caller_says_groups_admin_and_tenant
         await handle.claim_task(task.task_id, user="bob")
         # An administrator for all tenants, said so by the provider, acts on any tenant's task.
         admin = await WorkflowClient.connect(server.target, identity_provider=lookup, tenant_id=ALL_TENANTS)
+        with pytest.raises(InvalidInputError, match="one tenant"):  # an instance has one tenant
+            await admin.start(lifecycle.lifecycle_task, _ticket(), task_queue=worker.task_queue)
         await admin.get_instance(handle.id).complete_task(task.task_id, {"approved": False}, user="root")
         assert (await handle.result()).approved is False
         (done,) = (await handle.state()).tasks
