@@ -28,7 +28,7 @@ from ._target import Target, import_app
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
-_IMPORTS_APP = frozenset({"start", "instances", "tasks", "mirror"})
+_IMPORTS_APP = frozenset({"start", "instances", "tasks", "mirror", "deploy-check"})
 """Commands that import ``--app`` first (``worker`` and ``dev`` import it in the worker)."""
 
 

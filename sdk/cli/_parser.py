@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from sdk import WorkflowStatus
 from worker._settings import OPTIONS, add_worker_arguments
 
-from . import _instances, _maintenance, _processes, _tasks
+from . import _instances, _maintenance, _processes, _tasks, _trust
 from ._context import Command
 from ._exit import ExitCode
 from ._target import GLOBAL_FLAGS, global_dest
@@ -302,6 +302,18 @@ def build_parser() -> CommandParser:
     rebuild = mirror.add("rebuild", _maintenance.rebuild_mirror, "recompute instances' rows from Temporal")
     rebuild.add_argument("workflow_ids", nargs="*", metavar="WORKFLOW_ID")
     rebuild.add_argument("--all", action="store_true", help="every instance of the --app workflows")
+
+    keys = _Commands(common, _group_parser(commands, "keys", "signing keys for commands acting as a user"))
+    generate = keys.add(
+        "generate", _trust.generate_keys, "a new key pair: DWF_SIGNING_KEY and DWF_COMMAND_KEYS"
+    )
+    generate.add_argument("key_id", metavar="KEY_ID", help="its id, e.g. 2026-01 (rotation adds new ids)")
+    check = top.add(
+        "deploy-check",
+        _trust.deploy_check,
+        "replay running instances against the --app code before deploying it (exit 1 if any would break)",
+    )
+    check.add_argument("--limit", type=positive_int, default=1000, help="instances to check (default 1000)")
 
     graph = top.add("graph", _maintenance.graph, "graph definitions (not available in this version)")
     graph.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

@@ -243,3 +243,46 @@ async def test_an_instance_from_before_signed_commands_verifies_every_later_sign
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+async def test_dwf_makes_keys_and_checks_a_deploy(
+    server: DevServer, client: WorkflowClient, new_worker: Any, pending_task: PendingTask
+) -> None:
+    import asyncio
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from examples.expense_approval import Expense, expense_approval
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_")}
+
+    async def dwf(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sdk._cli", *args, cwd=repo, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, _ = await dwf("--json", "keys", "generate", "2026-03")
+    made = json.loads(out)
+    assert code == 0 and made["key_id"] == "2026-03"
+    assert Keyring.parse(made["public_key"]).key_ids == ["2026-03"]
+
+    async with new_worker(expense_approval) as worker:
+        handle = await client.start(
+            expense_approval, Expense(employee="cy", amount=3), task_queue=worker.task_queue
+        )
+        await pending_task(handle)
+        code, out, err = await dwf(
+            "--address", server.target, "--json", "deploy-check", "--app", "examples.expense_approval"
+        )
+        assert code == 0, err
+        assert json.loads(out) == []
+        code, out, err = await dwf("--address", server.target, "deploy-check")
+        assert code == 2 and "--app" in err
+        await handle.cancel(reason="test over", by="ops")
