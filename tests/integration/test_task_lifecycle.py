@@ -295,7 +295,9 @@ async def test_require_claim_blocks_completion_until_claimed(
     await handle.temporal.signal("complete_task", sign(handle.id, "complete", forged))
 
     async def refused() -> None:
-        (rejection,) = (await handle.state()).rejections
+        rejections = (await handle.state()).rejections
+        assert len(rejections) == 1, rejections  # signals are applied a moment later
+        (rejection,) = rejections
         assert rejection.reason.startswith("PermissionDeniedError"), rejection
         assert "must be claimed" in rejection.reason
 
@@ -495,7 +497,9 @@ async def test_form_schema_is_stored_and_invalid_data_lists_each_field(
     await handle.temporal.signal("complete_task", sign(handle.id, "complete", forged))
 
     async def refused() -> Any:
-        (rejection,) = (await handle.state()).rejections
+        rejections = (await handle.state()).rejections
+        assert len(rejections) == 1, rejections  # signals are applied a moment later
+        (rejection,) = rejections
         return rejection
 
     rejection = await assert_eventually(refused)
@@ -800,7 +804,9 @@ async def test_tenants_see_and_touch_only_their_own_tasks_and_instances(
     await mine.temporal.signal("complete_task", sign(mine.id, "complete", forged))
 
     async def refused() -> Any:
-        (rejection,) = (await mine.state()).rejections
+        rejections = (await mine.state()).rejections
+        assert len(rejections) == 1, rejections  # signals are applied a moment later
+        (rejection,) = rejections
         return rejection
 
     assert (await assert_eventually(refused)).reason.startswith("TaskNotFoundError")
