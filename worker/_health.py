@@ -17,6 +17,9 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
+
+from ._metrics import CONTENT_TYPE
 
 __all__ = ["HealthServer", "ReadinessCheck"]
 
@@ -25,14 +28,6 @@ logger = logging.getLogger("dwf.worker")
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """A readiness check: returns None when ready, else why not (one short line)."""
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    503: "Service Unavailable",
-}
-_PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _MAX_REQUEST = 16 * 1024
 
 
@@ -100,7 +95,7 @@ class HealthServer:
             method, path = await self._read_request(reader)
             status, content_type, body = await self._respond(method, path)
             header = (
-                f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
                 f"Content-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\n"
                 "Cache-Control: no-store\r\n"
@@ -144,7 +139,7 @@ class HealthServer:
                 200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": report}
             )
         page = await self.metrics()
-        return 200, _PROMETHEUS_TYPE, page.encode("utf-8")
+        return 200, CONTENT_TYPE, page.encode("utf-8")
 
 
 def _json(status: int, body: object) -> tuple[int, str, bytes]:

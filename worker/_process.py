@@ -6,9 +6,6 @@ Temporal (retrying with backoff while either is unreachable), runs the worker bu
 and gives in-flight activities ``shutdown_grace`` seconds to finish (temporalio's graceful
 shutdown), then closes the mirror. Once the server is up, Temporal's worker retries its polls
 by itself while the server is away; the process stays up and catches up when it returns.
-
-:func:`configure_logging` sets up one-line text or JSON logs whose records carry the
-workflow id, run id and step (activity) when they come from workflow or activity code.
 """
 
 from __future__ import annotations
@@ -23,11 +20,9 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
-import temporalio.activity
-import temporalio.workflow
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -42,10 +37,12 @@ from sdk import DefinitionError, WorkflowClient, WorkflowDefinition, registry
 
 from ._build import create_worker
 from ._health import HealthServer
+from ._logging import configure_logging
 from ._metrics import create_runtime, render_metrics, scrape_sdk_metrics
 from ._settings import ConfigurationError, WorkerSettings
 
-__all__ = ["JsonLogFormatter", "LogContextFilter", "TextLogFormatter", "configure_logging", "run_worker"]
+# configure_logging lives in ._logging; named here too for the command line's current import.
+__all__ = ["WorkerProcess", "configure_logging", "import_app", "run_worker"]
 
 logger = logging.getLogger("dwf.worker")
 
@@ -58,145 +55,6 @@ _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     InterfaceError,
 )
 _TRANSIENT_TEMPORAL_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, OSError, TimeoutError, RPCError)
-
-
-# ---------------------------------------------------------------------------------------------
-# Logging
-
-
-_CONTEXT_FIELDS = ("workflow_id", "run_id", "workflow_type", "step", "activity_id", "attempt", "task_queue")
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class LogContextFilter(logging.Filter):
-    """Copies workflow and activity context onto each record as flat attributes.
-
-    temporalio's ``workflow.logger`` and ``activity.logger`` put a ``temporal_workflow`` or
-    ``temporal_activity`` dict in ``extra``; records from plain loggers used inside an activity
-    or workflow get the same fields from the current context. The fields are
-    :data:`_CONTEXT_FIELDS`; ``step`` is the activity type (a machine step's name).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        details: dict[str, Any] = {}
-        wf = getattr(record, "temporal_workflow", None)
-        act = getattr(record, "temporal_activity", None)
-        if act is None and wf is None:
-            act, wf = _current_context()
-        if isinstance(wf, dict):
-            details.update({k: wf.get(k) for k in ("workflow_id", "run_id", "workflow_type", "attempt")})
-            details["task_queue"] = wf.get("task_queue")
-        if isinstance(act, dict):
-            details.update(
-                workflow_id=act.get("workflow_id"),
-                run_id=act.get("workflow_run_id"),
-                workflow_type=act.get("workflow_type"),
-                step=act.get("activity_type"),
-                activity_id=act.get("activity_id"),
-                attempt=act.get("attempt"),
-                task_queue=act.get("task_queue"),
-            )
-        for key, value in details.items():
-            if value is not None and getattr(record, key, None) is None:
-                setattr(record, key, value)
-        return True
-
-
-def _current_context() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    try:
-        if temporalio.activity.in_activity():
-            info = temporalio.activity.info()
-            return {
-                "workflow_id": info.workflow_id,
-                "workflow_run_id": info.workflow_run_id,
-                "workflow_type": info.workflow_type,
-                "activity_type": info.activity_type,
-                "activity_id": info.activity_id,
-                "attempt": info.attempt,
-                "task_queue": info.task_queue,
-            }, None
-        if temporalio.workflow.in_workflow():
-            winfo = temporalio.workflow.info()
-            return None, {
-                "workflow_id": winfo.workflow_id,
-                "run_id": winfo.run_id,
-                "workflow_type": winfo.workflow_type,
-                "attempt": winfo.attempt,
-                "task_queue": winfo.task_queue,
-            }
-    except Exception:  # never let logging fail because of context lookup
-        pass
-    return None, None
-
-
-def _timestamp(record: logging.LogRecord) -> str:
-    return (
-        datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, context fields, extras, exc."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in _CONTEXT_FIELDS:
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value
-        for key, value in record.__dict__.items():
-            if key in _STANDARD_ATTRS or key in entry or key.startswith("_") or key.startswith("temporal_"):
-                continue
-            if key in ("workflow_info", "activity_info"):
-                continue
-            entry[key] = value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-class TextLogFormatter(logging.Formatter):
-    """``<ts> <LEVEL> <logger>: <message> [workflow_id=... step=...]`` on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        context = " ".join(
-            f"{key}={getattr(record, key)}"
-            for key in _CONTEXT_FIELDS
-            if getattr(record, key, None) is not None
-        )
-        if context:
-            line += f" [{context}]"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def configure_logging(level: str = "INFO", fmt: str = "text", *, stream: Any = None) -> logging.Handler:
-    """Send every log record to ``stream`` (stderr) as one line of text or JSON.
-
-    Replaces the root logger's handlers, and stops temporalio's loggers from also appending
-    their context dict to the message (the formatter shows it as fields instead).
-
-    Returns:
-        The installed handler.
-    """
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonLogFormatter() if fmt == "json" else TextLogFormatter())
-    handler.addFilter(LogContextFilter())
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    temporalio.workflow.logger.workflow_info_on_message = False
-    temporalio.activity.logger.activity_info_on_message = False
-    return handler
 
 
 # ---------------------------------------------------------------------------------------------

@@ -335,6 +335,7 @@ async def test_bad_configuration_exits_2_with_one_line() -> None:
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines
     assert "DWF_MAX_CONCURRENT_ACTIVITIES" in lines[0] and "'abc'" in lines[0]
+    assert lines[0].startswith("python -m worker: error: DWF_MAX_CONCURRENT_ACTIVITIES: ")
 
     env.pop("DWF_MAX_CONCURRENT_ACTIVITIES")
     env["DWF_APP"] = "no_such_module_for_dwf"
