@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import settings_from
