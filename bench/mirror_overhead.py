@@ -1435,7 +1435,7 @@ def main() -> None:
         handler.addFilter(LOGS)
     args = parse_args()
     code = asyncio.run(amain(args))
-    time.sleep(1.0)  # let temporalio's Rust threads wind down before exit (DESIGN, fact 9)
+    time.sleep(1.0)  # let temporalio's Rust threads wind down (docs/temporal-facts.md)
     sys.stdout.flush()
     sys.exit(code)
 

@@ -88,7 +88,7 @@ async def run_demo() -> None:
                 print(f"  -> {outcome.status} {outcome.payment_id or ''}  (attempts: {tries})")
             await worker.shutdown()
         print("\nStopping the dev server.")
-    await asyncio.sleep(1.0)  # let temporalio's Rust threads finish before exit (DESIGN, fact 9)
+    await asyncio.sleep(1.0)  # let temporalio's Rust threads finish (docs/temporal-facts.md)
     print("Demo finished.")
 
 

@@ -167,8 +167,8 @@ class WorkerProcess:
     Args:
         settings: The worker's settings.
         stop: Set it to stop the worker (SIGTERM and SIGINT set it too).
-        exit_delay: Seconds to sleep after the Temporal worker shut down (see DESIGN.md fact 9:
-            it keeps the interpreter from crashing at exit).
+        exit_delay: Seconds to sleep after the Temporal worker shut down: it keeps the
+            interpreter from crashing at exit (docs/temporal-facts.md, "Exit after a worker").
     """
 
     def __init__(
@@ -412,8 +412,8 @@ class WorkerProcess:
             await self.health.close()
         self._remove_signal_handlers()
         if used_temporal and self.exit_delay > 0:
-            # DESIGN.md fact 9: a process that ran a Worker can crash at interpreter exit
-            # unless the core's threads get a moment after shutdown.
+            # A process that ran a Worker can crash at interpreter exit unless the core's
+            # threads get a moment after shutdown (docs/temporal-facts.md, "Exit after a worker").
             await asyncio.sleep(self.exit_delay)
 
 

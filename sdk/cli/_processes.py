@@ -2,7 +2,7 @@
 
 Both delegate to the worker process (``worker._process.run_worker``), which stops polling on
 SIGTERM/SIGINT, lets in-flight activities finish, closes the mirror and then pauses a moment
-(DESIGN.md fact 9) so the interpreter does not crash at exit. ``dev`` also starts the official
+(docs/temporal-facts.md) so the interpreter does not crash at exit. ``dev`` also starts the official
 Temporal dev server first, and stops it, by its PID, after the worker is done.
 """
 

@@ -47,7 +47,7 @@ CLIENT_SETTLE = 0.1
 
 temporalio's core calls back into Python shortly after a connection is made; when the
 interpreter is already finalizing, that aborts the process (about 1 run in 4 for a command that
-connects and exits at once; measured 0 in 120 with a pause of 20 ms or more, see DESIGN.md fact 9).
+connects and exits at once; none with a pause of 20 ms or more: docs/temporal-facts.md).
 """
 
 GLOBAL_FLAGS: dict[str, str] = {

@@ -34,9 +34,9 @@ from activities import EventPublisher
 from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
 from sdk import DevServer, InstanceHandle, StepStatus, TaskStatus, WorkflowClient, events
 from sdk import WorkflowStatus as WS
-from sdk.protocol import CARRY_HEADER, PUBLISH_ACTIVITY
 from sdk._types import EventBatch
 from sdk.mirror import MirrorWriter
+from sdk.protocol import CARRY_HEADER, PUBLISH_ACTIVITY
 from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered by name)
     Eventually,
     PendingTask,
