@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextvars
-import importlib.util
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +42,8 @@ from sqlalchemy.exc import ArgumentError
 
 from sdk import DEFAULT_TASK_QUEUE, DurableWorkflowError
 
+from . import _checks
+
 __all__ = [
     "ENVIRONMENT_VARIABLES",
     "OPTIONS",
@@ -56,8 +55,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "DWF_"
-_MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["json", "text"]
 
@@ -69,82 +66,8 @@ class ConfigurationError(DurableWorkflowError, ValueError):
     """
 
 
-# Checks pydantic's types do not make: each raises ValueError with the sentence to show.
-
-
-def _address(raw: str) -> str:
-    host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected host:port (e.g. localhost:7233), got {raw!r}")
-    return raw
-
-
-def _database_url(raw: str) -> str:
-    try:
-        url = make_url(raw)
-    except ArgumentError:
-        raise ValueError(
-            f"not a database URL: {raw!r} "
-            "(e.g. sqlite+aiosqlite:///dwf.db or postgresql+asyncpg://user:pw@host:5432/dwf)"
-        ) from None
-    backend, driver = url.get_backend_name(), url.get_driver_name()
-    wanted = _ASYNC_DRIVERS.get(backend)
-    if wanted is None:
-        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
-    if driver != wanted:
-        raise ValueError(
-            f"the mirror needs the async driver: write {backend}+{wanted}://... "
-            f"instead of {url.drivername}://..."
-        )
-    return raw
-
-
-def _modules(raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    names = tuple(part.strip() for part in raw.split(",") if part.strip())
-    for name in names:
-        if not _MODULE_RE.match(name):
-            raise ValueError(f"{name!r} is not a module path (e.g. examples.expense_approval)")
-    if not names:
-        raise ValueError("name at least one module")
-    return names
-
-
-def _readable_file(path: Path | None) -> Path | None:
-    if path is None:
-        return None
-    path = path.expanduser()
-    if not path.is_file():
-        raise ValueError(f"no such file: {path}")
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"file is not readable: {path}")
-    return path
-
-
-def _tracing(enabled: bool) -> bool:
-    if enabled and importlib.util.find_spec("opentelemetry") is None:
-        raise ValueError("tracing needs OpenTelemetry: pip install 'temporalio[opentelemetry]'")
-    return enabled
-
-
-def _one_of(*choices: str) -> BeforeValidator:
-    """Accept any case of ``choices`` and name them all when the value is none of them."""
-
-    def check(raw: Any) -> Any:
-        if isinstance(raw, str):
-            for choice in choices:
-                if raw.strip().lower() == choice.lower():
-                    return choice
-            named = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
-            raise ValueError(f"expected {named}, got {raw!r}")
-        return raw
-
-    return BeforeValidator(check)
-
-
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-File = Annotated[Path | None, AfterValidator(_readable_file)]
+File = Annotated[Path | None, AfterValidator(_checks.readable_file)]
 
 
 def _setting(
@@ -194,7 +117,7 @@ class WorkerSettings(BaseSettings):
         str_strip_whitespace=True,
     )
 
-    temporal_address: Annotated[str, AfterValidator(_address)] = _setting(
+    temporal_address: Annotated[str, AfterValidator(_checks.address)] = _setting(
         "localhost:7233", "host:port of the Temporal frontend", "--temporal-address", "HOST:PORT"
     )
     temporal_namespace: Text = _setting(
@@ -203,10 +126,10 @@ class WorkerSettings(BaseSettings):
     task_queue: Text = _setting(
         DEFAULT_TASK_QUEUE, "task queue to poll", "--task-queue", "NAME", expected="must not be empty"
     )
-    database_url: Annotated[str, AfterValidator(_database_url)] = _setting(
+    database_url: Annotated[str, AfterValidator(_checks.database_url)] = _setting(
         "sqlite+aiosqlite:///dwf.db", "SQLAlchemy async URL of the SQL mirror", "--database-url", "URL"
     )
-    app: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_modules)] = _setting(
+    app: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_checks.modules)] = _setting(
         (), "module(s) defining the workflows, comma separated (required)", "--app", "MODULE[,MODULE]"
     )
     max_concurrent_activities: Annotated[int, Field(gt=0)] | None = _setting(
@@ -240,13 +163,13 @@ class WorkerSettings(BaseSettings):
         30.0, "seconds in-flight activities get to finish after SIGTERM", "--shutdown-grace", "SECONDS",
         expected="expected a number of seconds >= 0",
     )  # fmt: skip
-    log_level: Annotated[LogLevel, _one_of(*get_args(LogLevel))] = _setting(
+    log_level: Annotated[LogLevel, _checks.one_of(*get_args(LogLevel))] = _setting(
         "INFO", "DEBUG, INFO, WARNING or ERROR", "--log-level", "LEVEL"
     )
-    log_format: Annotated[LogFormat, _one_of(*get_args(LogFormat))] = _setting(
+    log_format: Annotated[LogFormat, _checks.one_of(*get_args(LogFormat))] = _setting(
         "text", "json or text", "--log-format", "FORMAT"
     )
-    otel_tracing: Annotated[bool, AfterValidator(_tracing)] = _setting(
+    otel_tracing: Annotated[bool, AfterValidator(_checks.tracing)] = _setting(
         False, "trace workflows and activities with OpenTelemetry", "--otel-tracing", "BOOL", expected=_BOOL
     )
 
