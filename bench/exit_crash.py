@@ -23,7 +23,7 @@ from sdk import DevServer
 CHILD = """
 import asyncio, sys, uuid
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio import workflow
 
 @workflow.defn(name="exit_crash_noop")
@@ -35,7 +35,9 @@ class Noop:
 async def main(target: str, mode: str, pause: float) -> None:
     client = await Client.connect(target)
     if mode == "worker":
-        worker = Worker(client, task_queue=f"exit-{uuid.uuid4()}", workflows=[Noop])
+        # Unsandboxed: the sandbox cannot re-import a workflow defined in ``python -c``.
+        worker = Worker(client, task_queue=f"exit-{uuid.uuid4()}", workflows=[Noop],
+                        workflow_runner=UnsandboxedWorkflowRunner())
         async with worker:
             await client.execute_workflow(Noop.run, id=f"exit-{uuid.uuid4()}", task_queue=worker.task_queue)
     await asyncio.sleep(pause)

@@ -1,7 +1,13 @@
 """The worker's small HTTP server: ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Plain ``asyncio.start_server``, one request per connection, GET and HEAD only: enough for
-probes and a Prometheus scrape, with no web framework to install.
+probes and a Prometheus scrape, with no web framework to install. It runs on the worker's
+event loop on purpose: the readiness checks are coroutines of that loop (the Temporal client,
+the async database engine), and ``/healthz`` proves the loop itself still runs.
+``prometheus_client``'s own server answers from a thread (so a blocked loop would still look
+alive, and each check would have to cross threads); aiohttp or an ASGI server would add several
+packages for three fixed routes. The page itself comes from ``prometheus_client`` (see
+``_metrics``).
 
 - ``/healthz`` (liveness) answers 200 whenever the event loop runs the handler at all: a
   blocked loop or a dead process fails the probe by not answering.

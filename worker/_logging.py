@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import temporalio.activity
@@ -29,6 +30,14 @@ CONTEXT_FIELDS = ("workflow_id", "run_id", "workflow_type", "step", "activity_id
 _HIDDEN = ("temporal_workflow", "temporal_activity", "workflow_info", "activity_info")
 
 
+# The keys of temporalio's context dicts (its loggers' ``extra``), by the field each becomes.
+_WORKFLOW_KEYS = {"workflow_id": "workflow_id", "run_id": "run_id", "workflow_type": "workflow_type",
+                  "attempt": "attempt", "task_queue": "task_queue"}  # fmt: skip
+_ACTIVITY_KEYS = {"workflow_id": "workflow_id", "workflow_run_id": "run_id", "workflow_type": "workflow_type",
+                  "activity_type": "step", "activity_id": "activity_id", "attempt": "attempt",
+                  "task_queue": "task_queue"}  # fmt: skip
+
+
 class LogContextFilter(logging.Filter):
     """Copies workflow and activity context onto each record as the :data:`CONTEXT_FIELDS`.
 
@@ -42,19 +51,9 @@ class LogContextFilter(logging.Filter):
         if act is None and wf is None:
             act, wf = _current_context()
         details: dict[str, Any] = {}
-        if isinstance(wf, dict):
-            details.update({k: wf.get(k) for k in ("workflow_id", "run_id", "workflow_type", "attempt")})
-            details["task_queue"] = wf.get("task_queue")
-        if isinstance(act, dict):
-            details.update(
-                workflow_id=act.get("workflow_id"),
-                run_id=act.get("workflow_run_id"),
-                workflow_type=act.get("workflow_type"),
-                step=act.get("activity_type"),
-                activity_id=act.get("activity_id"),
-                attempt=act.get("attempt"),
-                task_queue=act.get("task_queue"),
-            )
+        for found, keys in ((wf, _WORKFLOW_KEYS), (act, _ACTIVITY_KEYS)):
+            if isinstance(found, Mapping):
+                details.update({field: found.get(key) for key, field in keys.items()})
         for key, value in details.items():
             if value is not None and getattr(record, key, None) is None:
                 setattr(record, key, value)
@@ -67,29 +66,13 @@ class LogContextFilter(logging.Filter):
         return True
 
 
-def _current_context() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(activity dict, workflow dict) shaped like temporalio's ``extra``, from the running code."""
+def _current_context() -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """(activity dict, workflow dict) of the running code, as temporalio's loggers put in ``extra``."""
     try:
         if temporalio.activity.in_activity():
-            info = temporalio.activity.info()
-            return {
-                "workflow_id": info.workflow_id,
-                "workflow_run_id": info.workflow_run_id,
-                "workflow_type": info.workflow_type,
-                "activity_type": info.activity_type,
-                "activity_id": info.activity_id,
-                "attempt": info.attempt,
-                "task_queue": info.task_queue,
-            }, None
+            return temporalio.activity.info()._logger_details(), None
         if temporalio.workflow.in_workflow():
-            winfo = temporalio.workflow.info()
-            return None, {
-                "workflow_id": winfo.workflow_id,
-                "run_id": winfo.run_id,
-                "workflow_type": winfo.workflow_type,
-                "attempt": winfo.attempt,
-                "task_queue": winfo.task_queue,
-            }
+            return None, temporalio.workflow.info()._logger_details()
     except Exception:  # never let logging fail because of context lookup
         pass
     return None, None
