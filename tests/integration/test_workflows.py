@@ -174,7 +174,7 @@ async def test_approve_with_client_complete_task(
         assert task.form_schema["required"] == ["approved"]
         state = await handle.state()
         assert state.current_step == "tests.review_step"
-        assert state.status in {WorkflowStatus.RUNNING, WorkflowStatus.WAITING}
+        assert state.status is WorkflowStatus.WAITING  # the mirror's word for it
         assert (state.tenant_id, state.created_by) == ("acme", "ann")
 
         completed = await client.complete_task(
