@@ -13,7 +13,9 @@ Building another front end (the ``dwf worker`` command) on the same declaration:
   documentation order; it is derived from ``WorkerSettings.model_fields``.
 - :func:`settings_from` takes the values the user gave on the command line, by field name
   (a value of None means "not given"; text or typed values both work), reads the rest from the
-  environment and ``.env``, and checks the result. Errors name the option's flag.
+  environment and ``.env``, and checks the result. Errors name the option's flag (or the one
+  passed in ``flags=``, for a value given under another name such as a global ``--address``);
+  ``check=False`` skips the checks a worker needs, for commands that only connect.
 
 ``python -m worker`` uses :func:`add_worker_arguments` (argparse flags from :data:`OPTIONS`)
 and :meth:`WorkerSettings.load`, which is :func:`settings_from` over parsed arguments.
@@ -268,7 +270,11 @@ def _env(field: str) -> str:
 
 
 def settings_from(
-    given: Mapping[str, Any], *, environ: Mapping[str, str] | None = None, check: bool = True
+    given: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    check: bool = True,
+    flags: Mapping[str, str] | None = None,
 ) -> WorkerSettings:
     """Settings from values given on a command line, then the environment and ``.env``.
 
@@ -277,13 +283,16 @@ def settings_from(
             parsed as the variable's text would be; typed values are checked the same way.
         environ: Read instead of ``os.environ`` and ``.env`` (tests, the compose checks).
         check: Also make :meth:`WorkerSettings.check` (an application is named, TLS agrees).
+        flags: The flag a given value came from, by field, where it is not the setting's own
+            (e.g. a global ``--address`` for ``temporal_address``), for error messages.
 
     Raises:
         ConfigurationError: One line naming the flag or variable of a malformed value, or the
             setting that is missing or inconsistent.
     """
     values = {field: value for field, value in given.items() if value is not None}
-    settings = _build(values, {field: _OPTION[field].flag for field in values}, environ)
+    sources = {field: (flags or {}).get(field) or _OPTION[field].flag for field in values}
+    settings = _build(values, sources, environ)
     return settings.check() if check else settings
 
 

@@ -137,6 +137,11 @@ def test_settings_from_takes_typed_values_and_names_the_flag() -> None:
         ConfigurationError, match=r"^--http-port: expected a port number 0-65535 .*got '70000'$"
     ):
         settings_from({"app": "a.b", "http_port": 70000}, environ={})
+    # A value given under another flag (a global --address) is named by that flag.
+    with pytest.raises(ConfigurationError, match=r"^--address: expected host:port"):
+        settings_from(
+            {"temporal_address": "nowhere"}, environ={}, check=False, flags={"temporal_address": "--address"}
+        )
     # Without the checks (a command that only connects needs no application).
     assert settings_from({}, environ={}, check=False).app == ()
 
