@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from sdk import DefinitionError, WorkflowClient, WorkflowDefinition, registry
+from sdk.mirror import MirrorWriter
 
 from ._build import create_worker
 from ._health import HealthServer
@@ -83,26 +84,6 @@ def import_app(modules: Sequence[str]) -> list[WorkflowDefinition[..., Any]]:
     if not definitions:
         raise ConfigurationError(f"DWF_APP: no @workflow is defined in {', '.join(modules)}")
     return definitions
-
-
-def _mirror_writer_class() -> Any | None:
-    """THE MIRROR SEAM: ``sdk.mirror.MirrorWriter`` when this build has one, else None.
-
-    The worker codes against exactly this API: ``MirrorWriter.from_url(url)``,
-    ``await writer.upgrade_schema()``, ``await writer.register_definitions(definitions)``,
-    ``writer.metrics.snapshot() -> dict[str, float]``, ``await writer.close()``, and the writer
-    is the worker's event sink (``write_batch``).
-    """
-    return getattr(importlib.import_module("sdk.mirror"), "MirrorWriter", None)
-
-
-def _mirror_worker_options(writer: Any | None) -> dict[str, Any]:
-    """THE MIRROR SEAM, second half: how ``create_worker`` receives the writer.
-
-    ``mirror=`` makes the writer the event sink and adds its activity interceptor (step
-    attempts); without a writer the worker runs with no sink.
-    """
-    return {"mirror": writer}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -179,7 +160,7 @@ class WorkerProcess:
         self.exit_delay = exit_delay
         self.client: WorkflowClient | None = None
         self.worker: Worker | None = None
-        self.mirror: Any | None = None
+        self.mirror: MirrorWriter | None = None
         self.health: HealthServer | None = None
         self._runtime: Runtime | None = None
         self._sdk_metrics_url: str | None = None
@@ -268,14 +249,10 @@ class WorkerProcess:
 
     # -- start-up
 
-    async def _open_mirror(self, definitions: list[WorkflowDefinition[..., Any]]) -> Any | None:
-        writer_class = _mirror_writer_class()
-        if writer_class is None:
-            logger.warning("this build has no SQL mirror (sdk.mirror.MirrorWriter): running without one")
-            return None
-        writer = writer_class.from_url(self.settings.database_url)
+    async def _open_mirror(self, definitions: list[WorkflowDefinition[..., Any]]) -> MirrorWriter | None:
+        writer = MirrorWriter.from_url(self.settings.database_url)
 
-        async def prepare() -> Any:
+        async def prepare() -> MirrorWriter:
             await writer.upgrade_schema()
             await writer.register_definitions(definitions)
             return writer
@@ -354,9 +331,11 @@ class WorkerProcess:
             logger.info("workflows: %s", names)
             self._runtime, self._sdk_metrics_url = create_runtime(prometheus=settings.http_port != 0)
             if settings.http_port != 0:
-                checks = {"temporal": self._check_temporal, "worker": self._check_worker}
-                if _mirror_writer_class() is not None:
-                    checks["database"] = self._check_database
+                checks = {
+                    "temporal": self._check_temporal,
+                    "worker": self._check_worker,
+                    "database": self._check_database,
+                }
                 self.health = HealthServer(
                     settings.http_host, settings.http_port, checks=checks, metrics=self._render_metrics
                 )
@@ -371,7 +350,7 @@ class WorkerProcess:
                 self.client,
                 task_queue=settings.task_queue,
                 workflows=definitions,
-                **_mirror_worker_options(self.mirror),
+                mirror=self.mirror,
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace),
