@@ -75,18 +75,6 @@ def iso_datetime(text: Any) -> Any:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _whole(least: int, most: int | None = None, what: str = "a whole number") -> Any:
-    def parse(text: Any) -> Any:
-        if not isinstance(text, str):
-            return text
-        if not text.isdigit() or int(text) < least or (most is not None and int(text) > most):
-            bound = f"{least}-{most}" if most is not None else f"of at least {least}"
-            raise typer.BadParameter(f"expected {what} {bound}, got {text!r}")
-        return int(text)
-
-    return parse
-
-
 def _status(text: Any) -> Any:
     if not isinstance(text, str):
         return text
@@ -111,8 +99,8 @@ Groups = Annotated[
 User = Annotated[str, _option("--user", metavar="USER", help="the user acting")]
 Admin = Annotated[bool, _option("--admin", help="act as an administrator")]
 TaskId = Annotated[str, typer.Argument(metavar="TASK_ID", help="a task id, or a unique start of one")]
-Limit = Annotated[int, _option("--limit", parser=_whole(1), metavar="N", help="rows per page (default 50)")]
-Offset = Annotated[int, _option("--offset", parser=_whole(0), metavar="N", help="rows to skip (default 0)")]
+Limit = Annotated[int, _option("--limit", min=1, metavar="N", help="rows per page (default 50)")]
+Offset = Annotated[int, _option("--offset", min=0, metavar="N", help="rows to skip (default 0)")]
 
 
 def _moment(text: str) -> Any:
@@ -120,7 +108,7 @@ def _moment(text: str) -> Any:
 
 
 def _port(text: str) -> Any:
-    return _option(parser=_whole(1, 65535, "a port number"), metavar="PORT", help=text)
+    return _option(min=1, max=65535, metavar="PORT", help=text)
 
 
 _HELP = {
@@ -222,7 +210,7 @@ def dev(
         ),
     ] = _processes.DEFAULT_DEV_DB_FILE,
     http_port: Annotated[
-        int, _option(parser=_whole(0), metavar="PORT", help="worker health and metrics port (default 0: off)")
+        int, _option(min=0, max=65535, metavar="PORT", help="worker health and metrics port (default 0: off)")
     ] = 0,
 ) -> SimpleNamespace:
     """Run a Temporal dev server and a worker with the SQL mirror (Ctrl-C stops both)."""

@@ -286,7 +286,7 @@ def test_worker_takes_its_own_flags_then_global_ones_then_variables() -> None:
         (["tasks", "reassign", "T", "--user", "u", "--to-user", "v"], ("--reason",)),
         (["tasks", "list", "--user", "u", "--assignee", "v"], ("--assignee", "not allowed with", "--user")),
         (["tasks", "list", "--overdue", "--due-before", "2024-01-01"], ("not allowed with",)),
-        (["tasks", "list", "--limit", "0"], ("--limit", "at least 1")),
+        (["tasks", "list", "--limit", "0"], ("--limit", "greater than or equal to 1")),
         (["tasks", "list", "--offset", "-1"], ("--offset",)),
         (["instances", "list", "--since", "yesterday"], ("--since", "ISO 8601")),
         (["instances", "list", "--status", "sleepy"], ("--status", "sleepy", "WAITING")),
