@@ -103,7 +103,7 @@ def render_table(
     buffer = io.StringIO()
     console = Console(
         file=buffer,
-        width=max(width, needed + 2 * len(columns)) if fit else _UNBOUNDED,
+        width=_UNBOUNDED if width is None else max(width, needed + 2 * len(columns)),
         force_terminal=False,
         no_color=True,
         highlight=False,
@@ -143,6 +143,10 @@ class Output:
     def json(self, value: Any) -> None:
         """``value`` as indented JSON on stdout."""
         print(json.dumps(jsonable(value), indent=2), file=self.stdout, flush=True)
+
+    def compact(self, value: Any) -> str:
+        """``value`` as one line of JSON."""
+        return json.dumps(jsonable(value), separators=(", ", ": "))
 
     def table(self, rows: Sequence[Any], columns: Sequence[Column], *, empty: str) -> None:
         """``rows`` as a table, or the ``empty`` sentence when there are none."""

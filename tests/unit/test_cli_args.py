@@ -7,6 +7,7 @@ Commands that stop before connecting run through ``sdk.cli.main`` in a thread (i
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import io
 import socket
@@ -658,3 +659,24 @@ async def test_ids_are_found_by_a_unique_prefix(tmp_path: Path) -> None:
     assert await workflow_ids(target, ["order-17", "Order", "gone-1"]) == ["order-17", "Order-2", "gone-1"]
     with pytest.raises(UsageError, match="'order-1' is ambiguous"):
         await workflow_ids(target, ["order-1"])
+
+
+def test_only_the_commands_that_run_a_worker_import_it() -> None:
+    """``worker`` (and ``activities``) are imported inside ``dwf worker``'s and ``dwf dev``'s
+    code only, never when ``sdk.cli`` is loaded (``lint-imports`` cannot tell the two apart)."""
+    importers: dict[str, list[tuple[str, bool]]] = {}
+    for path in sorted((REPO / "sdk" / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        at_top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            if any(name.split(".")[0] in ("worker", "activities") for name in names):
+                importers.setdefault(path.name, []).append((names[0], id(node) in at_top))
+    assert set(importers) == {"_processes.py"}, importers
+    assert not any(top for _, top in importers["_processes.py"]), importers
