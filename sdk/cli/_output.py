@@ -84,26 +84,24 @@ def render_table(
     from rich.text import Text
 
     cells = [[format_value(c.get(row)) for c in columns] for row in rows]
-    fit = width is not None
+    natural = [max(len(c.header), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    # On a terminal: the keys whole, and every other column at least as wide as its header or
+    # ten characters (less when its cells are shorter), even when that is wider than the terminal.
+    least = [n if c.key else min(n, max(len(c.header), 10)) for n, c in zip(natural, columns, strict=True)]
     table = Table(box=None, show_header=header, pad_edge=False, padding=(0, 1), header_style="bold")
-    for i, column in enumerate(columns):
-        longest = max((len(line[i]) for line in cells), default=0)
+    for column, floor in zip(columns, least, strict=True):
         if column.key:
-            table.add_column(column.header, no_wrap=True, min_width=max(longest, len(column.header)))
-        elif fit:
-            table.add_column(column.header, overflow="fold")
+            table.add_column(column.header, no_wrap=True, min_width=floor)
+        elif width is not None:
+            table.add_column(column.header, overflow="fold", min_width=floor)
         else:
             table.add_column(column.header, no_wrap=True, overflow="ellipsis", max_width=column.width)
     for line in cells:
         table.add_row(*(Text(text) for text in line))
-    # The keys whole and a few characters for every other column, even on a narrow terminal.
-    needed = sum(
-        max(len(c.header), *(len(line[i]) for line in cells)) if c.key else 4 for i, c in enumerate(columns)
-    )
     buffer = io.StringIO()
     console = Console(
         file=buffer,
-        width=_UNBOUNDED if width is None else max(width, needed + 2 * len(columns)),
+        width=_UNBOUNDED if width is None else max(width, sum(least) + 2 * len(columns)),
         force_terminal=False,
         no_color=True,
         highlight=False,
