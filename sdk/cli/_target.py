@@ -161,12 +161,14 @@ class Target:
 
     @classmethod
     def resolve(cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Target:
-        """The settings from the global ``flags`` given (by field), else ``environ``'s variables.
+        """The settings from the global ``flags`` given (by field), else ``environ``'s variables
+        (by default the environment, then a ``.env`` file in the current directory, as the worker
+        reads them).
 
         Raises:
             UsageError: A flag or variable has a malformed value (exit 2).
         """
-        environ = os.environ if environ is None else environ
+        environ = _environment() if environ is None else environ
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             flag_value = flags.get(setting.field)
@@ -198,6 +200,15 @@ class Target:
             client_cert=read(self.tls_cert),
             client_private_key=read(self.tls_key),
         )
+
+
+def _environment() -> Mapping[str, str]:
+    """The process's environment over the ``.env`` file of the current directory, if any."""
+    if not os.path.isfile(".env"):
+        return os.environ
+    from dotenv import dotenv_values
+
+    return {**{k: v for k, v in dotenv_values(".env").items() if v is not None}, **os.environ}
 
 
 def import_app(modules: tuple[str, ...]) -> None:

@@ -237,6 +237,16 @@ def test_flags_override_variables_which_override_defaults() -> None:
     )
 
 
+def test_a_dotenv_file_counts_under_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DWF_TASK_QUEUE", "DWF_TEMPORAL_NAMESPACE", "DWF_TEMPORAL_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("DWF_TASK_QUEUE=from-file\nDWF_TEMPORAL_NAMESPACE=file-ns\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DWF_TEMPORAL_NAMESPACE", "env-ns")
+    target = Target.resolve(parse("--address", "flag:1", "tasks", "list").flags)
+    assert (target.task_queue, target.namespace, target.address) == ("from-file", "env-ns", "flag:1")
+
+
 @pytest.mark.parametrize(
     ("argv", "environ", "fragments"),
     [
