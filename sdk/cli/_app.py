@@ -194,7 +194,13 @@ tasks = typer.Typer(help="List, show and act on human tasks.")
 db = typer.Typer(help="The mirror's schema.")
 mirror = typer.Typer(help="Check and repair the mirror against Temporal.")
 keys = typer.Typer(help="Signing keys for the commands that act as a user.")
-for group, name in ((instances, "instances"), (tasks, "tasks"), (db, "db"), (mirror, "mirror"), (keys, "keys")):
+for group, name in (
+    (instances, "instances"),
+    (tasks, "tasks"),
+    (db, "db"),
+    (mirror, "mirror"),
+    (keys, "keys"),
+):
     app.add_typer(group, name=name)
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -417,7 +423,9 @@ def rebuild_mirror(
 
 @keys.command("generate", cls=_Command)
 def generate_keys(
-    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="its id, e.g. 2026-01 (rotation adds new ids)")],
+    key_id: Annotated[
+        str, typer.Argument(metavar="KEY_ID", help="its id, e.g. 2026-01 (rotation adds new ids)")
+    ],
 ) -> SimpleNamespace:
     """A new key pair: DWF_SIGNING_KEY (secret) and DWF_COMMAND_KEYS (for the workers)."""
     return _call(_trust.generate_keys, locals())
@@ -425,7 +433,9 @@ def generate_keys(
 
 @app.command("deploy-check", cls=_Command)
 def deploy_check(
-    limit: Annotated[int, _option("--limit", min=1, metavar="N", help="instances to check (default 1000)")] = 1000,
+    limit: Annotated[
+        int, _option("--limit", min=1, metavar="N", help="instances to check (default 1000)")
+    ] = 1000,
 ) -> SimpleNamespace:
     """Replay running instances against the --app code before deploying it (exit 1 if any would break)."""
     return _call(_trust.deploy_check, locals())

@@ -95,7 +95,6 @@ def _load_settings(argv: list[str]) -> Any:
 
 async def worker(ctx: Context) -> int:
     """Run the long-lived worker until SIGTERM or SIGINT."""
-    from sdk.runtime import dev_signing_key
     from worker import configure_logging, run_worker
 
     if {"-h", "--help"} & set(ctx.args.worker_args):
@@ -137,6 +136,7 @@ def _release_signals() -> None:
 async def dev(ctx: Context) -> int:
     """The embedded development setup: Temporal's dev server plus a worker with the SQL mirror."""
     from sdk import DevServer
+    from sdk.runtime import dev_signing_key
     from worker import configure_logging, run_worker
 
     a, target = ctx.args, ctx.target
