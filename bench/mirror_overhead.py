@@ -214,6 +214,10 @@ def main() -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(LOGS)
     args = parse_args()
+    # Commands are signed: the benchmark's clients and workers share a key (unless one is set).
+    from sdk.runtime import dev_signing_key
+
+    dev_signing_key()
     code = asyncio.run(amain(args))
     time.sleep(1.0)  # let temporalio's Rust threads wind down (docs/temporal-facts.md)
     sys.stdout.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -192,7 +193,9 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
     read_engine = create_engine(database_url)
     # The application's client, connected with the mirror (as the README says to): its task
     # commands are checked against the task row, not with a state query.
-    client = WorkflowClient(env.sdk_client.temporal, database_url=database_url)
+    client = WorkflowClient(
+        env.sdk_client.temporal, database_url=database_url, signing_key=os.environ.get("DWF_SIGNING_KEY")
+    )
     try:
         await writer.upgrade_schema()
         definition_ids = await writer.register_definitions([expense_approval])
