@@ -1,10 +1,15 @@
 """The ``dwf.publish_events`` local activity: events from workflow code to their sinks.
 
 Workflow code cannot do I/O, so it hands each batch of domain events to this activity. The
-batch first goes to the event sink (the SQL mirror, when one is configured; a failure there
-fails the attempt and Temporal retries it), then to every handler the application
-registered. A handler's exception is logged and does not stop the others: handlers are for
-side effects such as notifications and must tolerate seeing an event twice (a retried batch).
+batch first goes to the event sink, then to every handler the application registered.
+
+The SQL mirror as sink is waited for a few seconds at most (``MirrorWriter.commit_wait``):
+when its database is unavailable the batch stays queued in the writer, in order, and the
+activity returns, so an outage delays rows but never holds a workflow up for longer, nor
+fails it. A write the database refuses (not an outage) fails the attempt and Temporal
+retries it; so does any failure of another sink. A handler's exception is logged and does not
+stop the others: handlers are for side effects such as notifications and must tolerate seeing
+an event twice (a retried batch).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Protocol
 from temporalio import activity
 
 from sdk.events import WorkflowEvent, event_from_dict
+from sdk.mirror import MirrorWriter
 from sdk.protocol import PUBLISH_ACTIVITY
 from sdk.runtime import EventBatch
 
@@ -31,7 +37,7 @@ EventHandler = Callable[[WorkflowEvent], Awaitable[None] | None]
 class EventSink(Protocol):
     """Where batches go before the handlers (the mirror writer implements it)."""
 
-    async def write_batch(self, batch: EventBatch, events: Sequence[WorkflowEvent]) -> None: ...
+    async def write_batch(self, batch: EventBatch, events: Sequence[WorkflowEvent]) -> object: ...
 
 
 class EventPublisher:
@@ -44,8 +50,11 @@ class EventPublisher:
     @activity.defn(name=PUBLISH_ACTIVITY)
     async def publish(self, batch: EventBatch) -> None:
         events = [event_from_dict(item) for item in batch.events]
-        if self.sink is not None:
-            await self.sink.write_batch(batch, events)
+        sink = self.sink
+        if isinstance(sink, MirrorWriter):
+            await sink.write_batch(batch, events, wait=sink.commit_wait)
+        elif sink is not None:
+            await sink.write_batch(batch, events)
         await self.deliver(batch, events)
 
     async def deliver(self, batch: EventBatch, events: Sequence[WorkflowEvent]) -> None:

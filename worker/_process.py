@@ -382,6 +382,8 @@ class WorkerProcess:
     async def _check_database(self) -> str | None:
         if self.mirror is None:
             return "mirror not open yet"
+        if not self.mirror.available:
+            return f"mirror database unavailable ({self.mirror.metrics.backlog} writes queued)"
         if self._engine is None:
             self._engine = create_async_engine(self.settings.database_url, poolclass=NullPool)
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, case
+from sqlalchemy import Table, and_, bindparam, case, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert, Update
@@ -161,31 +161,52 @@ class Statements:
         return self._memo(("step_upsert", cols, keep_earliest_start), build)
 
     def attempt_started(self) -> Insert:
-        """Insert a machine step's row as an attempt starts; never overwrite a final status."""
+        """Insert a machine step's row as an attempt starts.
+
+        An existing row takes it unless it holds a later attempt, or this attempt already
+        ended. A later attempt overrides an earlier one's final row: that attempt's result
+        never reached Temporal (its worker died first), since Temporal started another.
+        """
 
         def build() -> Insert:
             stmt = self._insert(steps)
+            later = steps.c.attempts < stmt.excluded.attempts
             return stmt.on_conflict_do_update(
                 index_elements=["id"],
                 set_={
                     "status": stmt.excluded.status,
                     "attempts": stmt.excluded.attempts,
                     "step_seq": stmt.excluded.step_seq,
+                    "completed_at": case((later, None), else_=steps.c.completed_at),
+                    "output_data": case((later, None), else_=steps.c.output_data),
                     "updated_at": stmt.excluded.updated_at,
                 },
-                where=and_(steps.c.status.not_in(FINAL_STEP), steps.c.attempts <= stmt.excluded.attempts),
+                where=or_(
+                    and_(steps.c.status.not_in(FINAL_STEP), steps.c.attempts <= stmt.excluded.attempts),
+                    later,
+                ),
             )
 
         return self._memo("attempt_started", build)
 
     def attempt_finished(self, columns: Sequence[str]) -> Update:
-        """Update a step row that is not final yet (an attempt ended)."""
+        """Update a step row as attempt ``:b_attempt`` ends: unless the row holds a later
+        attempt, or already this attempt's end."""
         cols = tuple(columns)
+        attempt = bindparam("b_attempt", type_=steps.c.attempts.type)
         return self._memo(
             ("attempt_finished", cols),
             lambda: (
                 steps.update()
-                .where(and_(_id_is(steps), steps.c.status.not_in(FINAL_STEP)))
+                .where(
+                    and_(
+                        _id_is(steps),
+                        or_(
+                            and_(steps.c.status.not_in(FINAL_STEP), steps.c.attempts <= attempt),
+                            steps.c.attempts < attempt,
+                        ),
+                    )
+                )
                 .values(_values(steps, cols))
             ),
         )
