@@ -98,6 +98,9 @@ class EventOutbox:
         self._event_seq += 1
         payload = ev.event_to_dict(event)
         payload["seq"] = self._event_seq
+        # The workflow task's position in the history: a retry of a task Temporal never
+        # recorded repeats its sequence numbers at a greater position (the mirror's ordering).
+        payload["pos"] = workflow.info().get_current_history_length()
         if not urgent:
             payload["urgent"] = False
         self._events.append(payload)

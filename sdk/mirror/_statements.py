@@ -56,6 +56,21 @@ def _id_is(table: Table) -> ColumnElement[bool]:
     return table.c.id == bindparam("b_id", type_=table.c.id.type)
 
 
+def _older_than() -> ColumnElement[bool]:
+    """The instance row holds only events older than (``:b_pos``, ``:b_seq``).
+
+    Row versions are ordered by the history position of the workflow task that wrote them,
+    then by event sequence number: a retried workflow task repeats the lost one's sequence
+    numbers at a greater position.
+    """
+    pos = bindparam("b_pos", type_=instances.c.history_position.type)
+    seq = bindparam("b_seq", type_=instances.c.last_event_seq.type)
+    return or_(
+        instances.c.history_position < pos,
+        and_(instances.c.history_position == pos, instances.c.last_event_seq < seq),
+    )
+
+
 class Statements:
     """Memoized statements for one dialect (``postgresql`` or ``sqlite``)."""
 
@@ -84,8 +99,8 @@ class Statements:
     # -- instances ---------------------------------------------------------------------
 
     def instance_upsert(self, columns: Sequence[str]) -> Insert:
-        """Insert an instance row, or overwrite it when the row's ``last_event_seq`` is below
-        ``:b_seq`` (the oldest event the values fold in)."""
+        """Insert an instance row, or overwrite it when the row is older than the oldest event
+        the values fold in (``:b_pos``, ``:b_seq``; see :func:`_older_than`)."""
         cols = tuple(columns)
 
         def build() -> Insert:
@@ -93,13 +108,13 @@ class Statements:
             return stmt.on_conflict_do_update(
                 index_elements=["id"],
                 set_={k: stmt.excluded[k] for k in cols if k not in ("id", "created_at")},
-                where=instances.c.last_event_seq < bindparam("b_seq", type_=instances.c.last_event_seq.type),
+                where=_older_than(),
             )
 
         return self._memo(("instance_upsert", cols), build)
 
     def instance_update(self, columns: Sequence[str]) -> Update:
-        """Update an instance row if ``:b_seq`` is newer than the row's ``last_event_seq``.
+        """Update an instance row if it is older than (``:b_pos``, ``:b_seq``).
 
         A ``status`` of :data:`KEEP_PAUSED` is bound as ``v_status`` and applied only when the
         instance is not paused.
@@ -119,12 +134,7 @@ class Statements:
                     ),
                     else_=bindparam("v_status", type_=instances.c.status.type),
                 )
-            seq = bindparam("b_seq", type_=instances.c.last_event_seq.type)
-            return (
-                instances.update()
-                .where(and_(_id_is(instances), instances.c.last_event_seq < seq))
-                .values(values)
-            )
+            return instances.update().where(and_(_id_is(instances), _older_than())).values(values)
 
         return self._memo(("instance_update", cols), build)
 
@@ -243,18 +253,30 @@ class Statements:
         return self._memo("task_insert", build)
 
     def task_complete(self) -> Update:
-        """Close a pending task (completed, expired)."""
+        """Close a task (completed, expired): a pending one, or one closed at an earlier
+        history position (``:b_pos``) than this closing, which supersedes it: that closing
+        came from a workflow task Temporal never recorded."""
+        pos = bindparam("b_pos", type_=tasks.c.history_position.type)
+        columns = (
+            "status",
+            "completed_at",
+            "completed_by",
+            "form_data",
+            "comment",
+            "history_position",
+            "updated_at",
+        )
         return self._memo(
             "task_complete",
             lambda: (
                 tasks.update()
-                .where(and_(_id_is(tasks), tasks.c.status == TaskStatus.PENDING.value))
-                .values(
-                    _values(
-                        tasks,
-                        ("status", "completed_at", "completed_by", "form_data", "comment", "updated_at"),
+                .where(
+                    and_(
+                        _id_is(tasks),
+                        or_(tasks.c.status == TaskStatus.PENDING.value, tasks.c.history_position < pos),
                     )
                 )
+                .values(_values(tasks, columns))
             ),
         )
 

@@ -18,9 +18,10 @@ MIGRATIONS = Path(sdk.mirror.__file__).parent / "migrations"
 def test_one_linear_history_ending_at_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())
-    assert [r.revision for r in revisions] == ["0001"]
-    assert head_revision() == "0001"
-    assert revisions[0].down_revision is None
+    assert [r.revision for r in revisions] == ["0002_history_position", "0001"]
+    assert head_revision() == "0002_history_position"
+    assert revisions[0].down_revision == "0001"
+    assert revisions[1].down_revision is None
 
 
 def test_the_scripts_are_inside_the_package() -> None:

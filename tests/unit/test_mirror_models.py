@@ -54,6 +54,7 @@ COLUMNS = {
         "run_id",
         "task_queue",
         "last_event_seq",
+        "history_position",
     ],
     "workflow_step_executions": [
         "instance_id",
@@ -92,6 +93,7 @@ COLUMNS = {
         "form_data",
         "comment",
         "require_claim",
+        "history_position",
     ],
     "workflow_task_comments": ["task_id", "instance_id", "author", "body", "posted_at"],
     "workflow_task_assignments": [
@@ -221,6 +223,8 @@ def test_every_foreign_key_cascades() -> None:
         ("workflow_instances", "run_id", False),
         ("workflow_instances", "task_queue", True),
         ("workflow_instances", "last_event_seq", False),
+        ("workflow_instances", "history_position", False),
+        ("workflow_human_tasks", "history_position", False),
         ("workflow_instances", "started_at", False),
         ("workflow_step_executions", "step_seq", True),
         ("workflow_step_executions", "attempts", False),
