@@ -179,7 +179,7 @@ async def test_audit_reports_each_broken_row_and_rebuild_repairs_it(
 ) -> None:
     paused, second = instances["paused"], instances["second_task"]
     (first_task, *_) = sorted(await task_rows(db, paused), key=lambda row: row["created_at"])
-    pending = [row for row in await task_rows(db, second) if row["status"] == TaskStatus.PENDING.value][0]
+    pending = next(row for row in await task_rows(db, second) if row["status"] == TaskStatus.PENDING.value)
     duplicate = {**pending, "id": uuid.uuid4()}
     async with db.begin() as conn:
         await conn.execute(delete(TASKS).where(TASKS.c.id == first_task["id"]))  # a deleted row
