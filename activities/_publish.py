@@ -21,10 +21,12 @@ from typing import Protocol
 
 from temporalio import activity
 
-from sdk.events import WorkflowEvent, event_from_dict
+from sdk.events import HumanTaskCompleted, WorkflowEvent, event_from_dict
 from sdk.mirror import MirrorWriter
 from sdk.protocol import PUBLISH_ACTIVITY
 from sdk.runtime import EventBatch
+
+from ._verify import CompletionCheck
 
 __all__ = ["EventHandler", "EventPublisher", "EventSink"]
 
@@ -46,6 +48,20 @@ class EventPublisher:
     def __init__(self, handlers: Sequence[EventHandler] = (), sink: EventSink | None = None) -> None:
         self.handlers = list(handlers)
         self.sink = sink
+        self.completion_check: CompletionCheck | None = None
+
+    def _check_completions(
+        self, writer: MirrorWriter, batch: EventBatch, events: Sequence[WorkflowEvent]
+    ) -> None:
+        """Have the rows of tasks this batch completed checked against the workflow later
+        (see ``_verify``): the workflow task that completed them may never be recorded."""
+        completed = [e.task_id for e in events if isinstance(e, HumanTaskCompleted)]
+        if not completed:
+            return
+        if self.completion_check is None:
+            self.completion_check = CompletionCheck(writer)
+            writer.on_close(self.completion_check.close)
+        self.completion_check.schedule(activity.client(), batch.workflow_id, batch.run_id, completed)
 
     @activity.defn(name=PUBLISH_ACTIVITY)
     async def publish(self, batch: EventBatch) -> None:
@@ -53,6 +69,7 @@ class EventPublisher:
         sink = self.sink
         if isinstance(sink, MirrorWriter):
             await sink.write_batch(batch, events, wait=sink.commit_wait)
+            self._check_completions(sink, batch, events)
         elif sink is not None:
             await sink.write_batch(batch, events)
         await self.deliver(batch, events)

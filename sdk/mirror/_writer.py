@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -70,6 +70,7 @@ class MirrorWriter:
         self._sql = Statements(engine.dialect.name)
         self._projection = Projection(self._sql, self.metrics)
         self._commit = GroupCommit(engine, self._projection.known_definitions.clear, self.metrics)
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     def from_url(cls, database_url: str, **engine_options: Any) -> MirrorWriter:
@@ -83,8 +84,16 @@ class MirrorWriter:
 
         await upgrade(self.database_url)
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Have :meth:`close` await ``closer`` first (background work that uses the writer)."""
+        self._closers.append(closer)
+
     async def close(self) -> None:
-        """Wait for queued writes, then release the connections."""
+        """Stop the background work using the writer, wait for queued writes (a bounded
+        time while the database is unavailable), then release the connections."""
+        for closer in self._closers:
+            await closer()
+        self._closers.clear()
         await self._commit.close()
         await self.engine.dispose()
 

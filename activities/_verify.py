@@ -1,0 +1,104 @@
+"""Task rows checked against the workflow after a completion: a lost update leaves no trace.
+
+An update's handler publishes its events (the task completed, by whom, with what data) while
+its workflow task runs, before Temporal has recorded anything. If that workflow task is then
+lost (the Temporal server restarted before persisting it, say), Temporal forgets the update
+and the workflow still holds the task pending; nothing more happens in the instance until
+someone acts on the task, which no inbox shows any more, since its row says completed.
+
+So a while after each completion is published, :class:`CompletionCheck` asks the workflow
+(its ``state`` query, answered from the recorded history) what the task's status is. When
+the row and the workflow disagree, the instance's rows are rebuilt from the history. The
+check retries with backoff while Temporal is unreachable, up to a limit, and costs one query
+per completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Table, select
+from temporalio.client import Client
+
+from sdk import InstanceState
+from sdk.mirror import HumanTaskModel, MirrorWriter, rebuild_instance
+
+__all__ = ["CompletionCheck"]
+
+logger = logging.getLogger("dwf.mirror")
+
+_tasks: Table = HumanTaskModel.__table__  # type: ignore[assignment]
+
+
+class CompletionCheck:
+    """Checks completed task rows against their workflows, in the background.
+
+    Args:
+        writer: The mirror whose rows are checked (and rebuilt when wrong).
+        delay: Seconds after a completion is published before it is checked.
+        give_up: Seconds after which a check that could not reach Temporal is dropped.
+        limit: Most checks waiting at once; beyond it new ones are dropped (and counted).
+    """
+
+    def __init__(
+        self, writer: MirrorWriter, *, delay: float = 5.0, give_up: float = 600.0, limit: int = 10_000
+    ) -> None:
+        self.writer = writer
+        self.delay, self.give_up, self.limit = delay, give_up, limit
+        self.repaired = 0
+        self.dropped = 0
+        self._running: set[asyncio.Task[None]] = set()
+
+    def schedule(self, client: Client, workflow_id: str, run_id: str, task_ids: Sequence[uuid.UUID]) -> None:
+        """Check these tasks of one run after :attr:`delay` seconds."""
+        if len(self._running) >= self.limit:
+            self.dropped += 1
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._check(client, workflow_id, run_id, list(task_ids))
+        )
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def close(self) -> None:
+        """Stop the checks still waiting."""
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _check(self, client: Client, workflow_id: str, run_id: str, task_ids: list[uuid.UUID]) -> None:
+        await asyncio.sleep(self.delay)
+        loop = asyncio.get_running_loop()
+        deadline, backoff = loop.time() + self.give_up, 1.0
+        while True:
+            try:
+                if await self._disagree(client, workflow_id, run_id, task_ids):
+                    await rebuild_instance(client, self.writer, workflow_id, run_id)
+                    self.repaired += 1
+                    logger.warning(
+                        "task rows of %s showed work Temporal never recorded; rebuilt from its history",
+                        workflow_id,
+                    )
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if loop.time() + backoff > deadline:
+                    logger.warning("could not check the task rows of %s: %s", workflow_id, exc)
+                    return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    async def _disagree(
+        self, client: Client, workflow_id: str, run_id: str, task_ids: list[uuid.UUID]
+    ) -> bool:
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+        state = await handle.query("state", result_type=InstanceState)
+        held = {task.task_id: task.status.value for task in state.tasks}
+        async with self.writer.engine.connect() as conn:
+            rows = await conn.execute(select(_tasks.c.id, _tasks.c.status).where(_tasks.c.id.in_(task_ids)))
+            shown = {str(row_id): status for row_id, status in rows}
+        return any(held.get(str(task_id)) != shown.get(str(task_id)) for task_id in task_ids)
