@@ -114,7 +114,8 @@ class WorkflowInstanceModel(UUIDAuditMixin, MirrorBase):
         last_event_seq: Extension: the highest event sequence number applied to this row, so a
             writer can skip batches that arrive late or twice.
         history_position: Extension: the history length of the workflow task whose events
-            last changed the row; row versions are ordered by (position, sequence number).
+            last changed the row; row versions are ordered by (position, clock, sequence).
+        history_clock: Extension: that workflow task's time (microseconds since the epoch).
     """
 
     __tablename__ = "workflow_instances"
@@ -148,6 +149,7 @@ class WorkflowInstanceModel(UUIDAuditMixin, MirrorBase):
     task_queue: Mapped[str | None] = mapped_column(String(255), nullable=True)
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     history_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    history_clock: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     definition: Mapped[WorkflowDefinitionModel] = relationship(back_populates="instances", lazy="joined")
     step_executions: Mapped[list[StepExecutionModel]] = relationship(
@@ -237,7 +239,8 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
         comment: Extension: the completion comment.
         require_claim: Extension: whether a group member must claim before completing.
         history_position: Extension: the history length of the workflow task that created or
-            closed the task; a closing at a later position supersedes one at an earlier.
+            closed the task; a closing at a later (position, clock) supersedes an earlier one.
+        history_clock: Extension: that workflow task's time (microseconds since the epoch).
     """
 
     __tablename__ = "workflow_human_tasks"
@@ -284,6 +287,7 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     require_claim: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     history_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    history_clock: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     instance: Mapped[WorkflowInstanceModel] = relationship(back_populates="human_tasks", lazy="raise_on_sql")
 

@@ -16,8 +16,8 @@ from ._statements import KEEP_PAUSED, Statements
 
 __all__ = ["BatchPlan", "Key"]
 
-Key = tuple[int, int]
-"""An event's age: (history position of its workflow task, sequence number)."""
+Key = tuple[int, int, int]
+"""An event's age: its workflow task's (history position, clock), then its sequence number."""
 
 
 def _now() -> datetime:
@@ -33,11 +33,12 @@ class BatchPlan:
     the row holds some of them already, one by one, each if newer than the row. Then the
     step, task and audit rows in event order.
 
-    An event's age is its key (history position, sequence number): the position of the
-    workflow task that emitted it (set in :attr:`position` before its statements are
-    planned), then its number in the instance's event stream. A workflow task Temporal never
-    recorded and its retry emit the same sequence numbers, but the retry's position is
-    greater, so its events supersede the lost task's.
+    An event's age is its key: the history position and clock of the workflow task that
+    emitted it (set in :attr:`position` before its statements are planned), then its number
+    in the instance's event stream. A workflow task Temporal never recorded and its retry
+    emit the same sequence numbers, but the retry's position is greater (or, when the server
+    lost the events before it too, its clock is later), so its events supersede the lost
+    task's.
     """
 
     def __init__(self, sql: Statements, metrics: MirrorMetrics) -> None:
@@ -52,8 +53,8 @@ class BatchPlan:
         self._start: dict[str, Any] | None = None
         self._changes: dict[str, Any] = {}
         self._steps: list[tuple[Key, dict[str, Any]]] = []  # each event's instance changes
-        self._key: Key = (0, 0)
-        self.position = 0  # history position of the event being planned
+        self._key: Key = (0, 0, 0)
+        self.position: tuple[int, int] = (0, 0)  # (history position, clock) of the event planned
 
     def first(self, stmt: Any, params: dict[str, Any]) -> None:
         self.head.append((stmt, params))
@@ -67,17 +68,17 @@ class BatchPlan:
                 f"a batch holds the events of one instance, got {self._instance_id} and {instance_id}"
             )
         self._instance_id = instance_id
-        self._key = max(self._key, (self.position, seq))
+        self._key = max(self._key, (*self.position, seq))
 
     def start_instance(self, instance_id: uuid.UUID, seq: int, values: dict[str, Any]) -> None:
         self._for(instance_id, seq)
         self._start = values
-        self._steps.append(((self.position, seq), {}))
+        self._steps.append(((*self.position, seq), {}))
 
     def instance(self, instance_id: uuid.UUID, seq: int, **changes: Any) -> None:
         self._for(instance_id, seq)
         self._changes.update(changes)
-        self._steps.append(((self.position, seq), changes))
+        self._steps.append(((*self.position, seq), changes))
 
     def sets_current_step(self, step_name: str) -> bool:
         """Whether the batch leaves the instance's ``current_step`` at ``step_name``."""
@@ -88,18 +89,20 @@ class BatchPlan:
         params: dict[str, Any] = {f"v_{col}": value for col, value in changes.items()}
         params.update(
             v_history_position=newest[0],
-            v_last_event_seq=newest[1],
+            v_history_clock=newest[1],
+            v_last_event_seq=newest[2],
             v_updated_at=_now(),
             b_id=self._instance_id,
             b_pos=key[0],
-            b_seq=key[1],
+            b_clock=key[1],
+            b_seq=key[2],
         )
         if "status" in changes:
             keep = changes["status"] == KEEP_PAUSED
             params["b_keep_paused"] = 1 if keep else 0
             if keep:
                 params["v_status"] = WorkflowStatus.RUNNING
-        columns = (*changes, "history_position", "last_event_seq", "updated_at")
+        columns = (*changes, "history_position", "history_clock", "last_event_seq", "updated_at")
         return self._sql.instance_update(columns), params
 
     def _instance_statement(self) -> tuple[Any, dict[str, Any]] | None:
@@ -113,9 +116,10 @@ class BatchPlan:
             values.update(self._changes)
             if values.get("status") == KEEP_PAUSED:
                 values["status"] = WorkflowStatus.RUNNING
-            values.update(history_position=self._key[0], last_event_seq=self._key[1], updated_at=_now())
+            pos, clock, seq = self._key
+            values.update(history_position=pos, history_clock=clock, last_event_seq=seq, updated_at=_now())
             stmt = self._sql.instance_upsert(tuple(values))
-            return stmt, {**values, "b_pos": oldest[0], "b_seq": oldest[1]}
+            return stmt, {**values, "b_pos": oldest[0], "b_clock": oldest[1], "b_seq": oldest[2]}
         return self._update(oldest, self._key, self._changes)
 
     async def execute(self, conn: AsyncConnection) -> None:

@@ -56,7 +56,7 @@ _TABLES = (
     ("workflow_task_comments", cast(Table, TaskCommentModel.__table__), "task_id"),
 )
 _BY_NAME = {name: table for name, table, _ in _TABLES}
-_IGNORED = {"created_at", "updated_at", "last_event_seq", "history_position"}
+_IGNORED = {"created_at", "updated_at", "last_event_seq", "history_position", "history_clock"}
 """Columns that record how a row was written, not what Temporal recorded."""
 
 _TIME_TOLERANCE_SECONDS = 1.0
@@ -180,7 +180,7 @@ async def _apply(conn: AsyncConnection, scratch: AsyncEngine, expected: Rows, ac
         changed = {c: v for c, v in want.items() if c not in _IGNORED and not _same(v, have.get(c))}
         if changed:
             # The ordering columns follow, so later live writes compare against the repair.
-            for column in ("last_event_seq", "history_position"):
+            for column in ("last_event_seq", "history_position", "history_clock"):
                 if column in want:
                     changed[column] = want[column]
             changed["updated_at"] = datetime.now(UTC)

@@ -57,17 +57,20 @@ def _id_is(table: Table) -> ColumnElement[bool]:
 
 
 def _older_than() -> ColumnElement[bool]:
-    """The instance row holds only events older than (``:b_pos``, ``:b_seq``).
+    """The instance row holds only events older than (``:b_pos``, ``:b_clock``, ``:b_seq``).
 
-    Row versions are ordered by the history position of the workflow task that wrote them,
-    then by event sequence number: a retried workflow task repeats the lost one's sequence
-    numbers at a greater position.
+    Row versions are ordered by the history position and clock of the workflow task that
+    wrote them, then by event sequence number: a retried workflow task repeats the lost
+    one's sequence numbers at a greater position, or at the same one later.
     """
     pos = bindparam("b_pos", type_=instances.c.history_position.type)
+    clock = bindparam("b_clock", type_=instances.c.history_clock.type)
     seq = bindparam("b_seq", type_=instances.c.last_event_seq.type)
+    same_position = instances.c.history_position == pos
     return or_(
         instances.c.history_position < pos,
-        and_(instances.c.history_position == pos, instances.c.last_event_seq < seq),
+        and_(same_position, instances.c.history_clock < clock),
+        and_(same_position, instances.c.history_clock == clock, instances.c.last_event_seq < seq),
     )
 
 
@@ -100,7 +103,7 @@ class Statements:
 
     def instance_upsert(self, columns: Sequence[str]) -> Insert:
         """Insert an instance row, or overwrite it when the row is older than the oldest event
-        the values fold in (``:b_pos``, ``:b_seq``; see :func:`_older_than`)."""
+        the values fold in (see :func:`_older_than`)."""
         cols = tuple(columns)
 
         def build() -> Insert:
@@ -114,7 +117,7 @@ class Statements:
         return self._memo(("instance_upsert", cols), build)
 
     def instance_update(self, columns: Sequence[str]) -> Update:
-        """Update an instance row if it is older than (``:b_pos``, ``:b_seq``).
+        """Update an instance row if it is older than the event (see :func:`_older_than`).
 
         A ``status`` of :data:`KEEP_PAUSED` is bound as ``v_status`` and applied only when the
         instance is not paused.
@@ -254,9 +257,14 @@ class Statements:
 
     def task_complete(self) -> Update:
         """Close a task (completed, expired): a pending one, or one closed at an earlier
-        history position (``:b_pos``) than this closing, which supersedes it: that closing
-        came from a workflow task Temporal never recorded."""
+        (history position, clock) (``:b_pos``, ``:b_clock``) than this closing, which
+        supersedes it: that closing came from a workflow task Temporal never recorded."""
         pos = bindparam("b_pos", type_=tasks.c.history_position.type)
+        clock = bindparam("b_clock", type_=tasks.c.history_clock.type)
+        earlier = or_(
+            tasks.c.history_position < pos,
+            and_(tasks.c.history_position == pos, tasks.c.history_clock < clock),
+        )
         columns = (
             "status",
             "completed_at",
@@ -264,6 +272,7 @@ class Statements:
             "form_data",
             "comment",
             "history_position",
+            "history_clock",
             "updated_at",
         )
         return self._memo(
@@ -273,7 +282,7 @@ class Statements:
                 .where(
                     and_(
                         _id_is(tasks),
-                        or_(tasks.c.status == TaskStatus.PENDING.value, tasks.c.history_position < pos),
+                        or_(tasks.c.status == TaskStatus.PENDING.value, earlier),
                     )
                 )
                 .values(_values(tasks, columns))

@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.enums.v1 import EventType
 
 from sdk import DevServer, TaskNotFoundError, TaskNotPendingError, WorkflowClient
 from sdk import WorkflowStatus as WS
@@ -391,16 +392,29 @@ async def retried_steps(engine: AsyncEngine, ids: list[str]) -> int:
 async def converge(client: WorkflowClient, writer: MirrorWriter, ids: list[str], timeout: float) -> float:
     """Seconds until the audit of ``ids`` is clean (fails, listing mismatches, after ``timeout``)."""
     last: list[str] = []
+    differing: list[str] = []
 
     async def clean() -> bool:
         report = await audit(client.temporal, writer, ids)
         last[:] = [str(m) for m in report.mismatches[:20]]
+        differing[:] = list(dict.fromkeys(m.workflow_id for m in report.mismatches))
         return report.clean and report.checked == len(ids)
 
     try:
         return await wait_for(clean, timeout, "a clean audit")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n" + "\n".join(last)) from None
+        histories = [await _history(client, w) for w in differing[:2]]
+        raise AssertionError("\n".join([str(exc), *last, *histories])) from None
+
+
+async def _history(client: WorkflowClient, workflow_id: str) -> str:
+    """A compact history (event id, time, type) for a failure message."""
+    history = await client.temporal.get_workflow_handle(workflow_id).fetch_history()
+    events = [
+        f"{e.event_id} {e.event_time.ToDatetime().time()} {EventType.Name(e.event_type)[11:]}"
+        for e in history.events
+    ]
+    return f"history of {workflow_id}:\n  " + "\n  ".join(events)
 
 
 async def assert_exact_rows(engine: AsyncEngine, ids: list[str]) -> None:

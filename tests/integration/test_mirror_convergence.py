@@ -42,12 +42,12 @@ AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def _batch(
-    run_id: str, items: list[events.WorkflowEvent], *, first_seq: int, pos: int
+    run_id: str, items: list[events.WorkflowEvent], *, first_seq: int, pos: int, clock: int = 0
 ) -> tuple[EventBatch, list[events.WorkflowEvent]]:
     payload = []
     for offset, event in enumerate(items):
         data = events.event_to_dict(event)
-        data.update(seq=first_seq + offset, pos=pos)
+        data.update(seq=first_seq + offset, pos=pos, clock=clock)
         payload.append(data)
     batch = EventBatch(
         workflow_id="wf-convergence",
@@ -144,6 +144,29 @@ async def test_the_recorded_workflow_task_supersedes_a_lost_ones_rows(empty_data
         assert (instance.status, instance.completed_at) == ("COMPLETED", real_at)
 
         await writer.write_batch(*lost)  # a late copy of the lost task's batch
+        instance, task = await _rows(writer, run)
+        assert (task.completed_by, task.completed_at, instance.completed_at) == ("bob", real_at, real_at)
+    finally:
+        await writer.close()
+
+
+async def test_at_the_same_position_the_later_workflow_task_wins(empty_database_url: str) -> None:
+    # The server lost the events before the lost workflow task too (a restart before they
+    # were persisted): its retry runs at the same history length, but later.
+    writer = await _writer(empty_database_url)
+    run = _Run()
+    lost_at, real_at = AT + timedelta(minutes=1), AT + timedelta(minutes=3)
+
+    def clock(at: datetime) -> int:
+        return int(at.timestamp() * 1_000_000)
+
+    try:
+        await writer.write_batch(*_batch(run.run_id, run.started(), first_seq=1, pos=3, clock=clock(AT)))
+        lost = _batch(run.run_id, run.approved("mallory", lost_at), first_seq=4, pos=8, clock=clock(lost_at))
+        await writer.write_batch(*lost)
+        real = _batch(run.run_id, run.approved("bob", real_at), first_seq=4, pos=8, clock=clock(real_at))
+        await writer.write_batch(*real)
+        await writer.write_batch(*lost)  # and a late copy of the lost one
         instance, task = await _rows(writer, run)
         assert (task.completed_by, task.completed_at, instance.completed_at) == ("bob", real_at, real_at)
     finally:

@@ -1,10 +1,11 @@
 """Order row versions by their position in Temporal's history.
 
-Adds ``history_position`` to instances and human tasks: the history length of the workflow
-task whose events last changed the row. A workflow task that Temporal never recorded (lost
-with its worker) and its retry emit the same events with the same sequence numbers, but the
-retry runs at a longer history; comparing (position, sequence) lets the recorded work
-supersede the lost one.
+Adds ``history_position`` and ``history_clock`` to instances and human tasks: the history
+length and the workflow time of the workflow task whose events last changed the row. A
+workflow task that Temporal never recorded (lost with its worker, or with the server's
+unpersisted state) and its retry emit the same events with the same sequence numbers, but the
+retry runs at a longer history or, when the server lost the events before it too, later;
+comparing (position, clock, sequence) lets the recorded work supersede the lost one.
 
 Revision ID: 0002_history_position
 Revises: 0001
@@ -28,11 +29,13 @@ _TABLES = ("workflow_instances", "workflow_human_tasks")
 
 def upgrade() -> None:
     for table in _TABLES:
-        op.add_column(
-            table, sa.Column("history_position", sa.BigInteger(), server_default=sa.text("0"), nullable=False)
-        )
+        for column in ("history_position", "history_clock"):
+            op.add_column(
+                table, sa.Column(column, sa.BigInteger(), server_default=sa.text("0"), nullable=False)
+            )
 
 
 def downgrade() -> None:
     for table in _TABLES:
-        op.drop_column(table, "history_position")
+        for column in ("history_clock", "history_position"):
+            op.drop_column(table, column)
