@@ -21,7 +21,14 @@ from typing import Protocol
 
 from temporalio import activity
 
-from sdk.events import HumanTaskCompleted, WorkflowEvent, event_from_dict
+from sdk.events import (
+    HumanTaskCompleted,
+    WorkflowCanceled,
+    WorkflowCompleted,
+    WorkflowEvent,
+    WorkflowFailed,
+    event_from_dict,
+)
 from sdk.mirror import MirrorWriter
 from sdk.protocol import PUBLISH_ACTIVITY
 from sdk.runtime import EventBatch
@@ -31,6 +38,8 @@ from ._verify import CompletionCheck
 __all__ = ["EventHandler", "EventPublisher", "EventSink"]
 
 logger = logging.getLogger("dwf.events")
+
+_ENDS = (WorkflowCompleted, WorkflowFailed, WorkflowCanceled)
 
 EventHandler = Callable[[WorkflowEvent], Awaitable[None] | None]
 """An application callback that receives every domain event."""
@@ -53,15 +62,17 @@ class EventPublisher:
     def _check_completions(
         self, writer: MirrorWriter, batch: EventBatch, events: Sequence[WorkflowEvent]
     ) -> None:
-        """Have the rows of tasks this batch completed checked against the workflow later
-        (see ``_verify``): the workflow task that completed them may never be recorded."""
+        """Have the rows of tasks this batch completed, and the instance's end, checked
+        against Temporal later (see ``_verify``): the workflow task that wrote them may never
+        be recorded."""
         completed = [e.task_id for e in events if isinstance(e, HumanTaskCompleted)]
-        if not completed:
+        ended = next((e.instance_id for e in events if isinstance(e, _ENDS)), None)
+        if not completed and ended is None:
             return
         if self.completion_check is None:
             self.completion_check = CompletionCheck(writer)
             writer.on_close(self.completion_check.close)
-        self.completion_check.schedule(activity.client(), batch.workflow_id, batch.run_id, completed)
+        self.completion_check.schedule(activity.client(), batch.workflow_id, batch.run_id, completed, ended)
 
     @activity.defn(name=PUBLISH_ACTIVITY)
     async def publish(self, batch: EventBatch) -> None:
