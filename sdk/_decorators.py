@@ -6,6 +6,7 @@ Each validates its input when applied and raises :class:`DefinitionError` naming
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
@@ -190,12 +191,15 @@ def human_step(
     """Declare a human step: a task for a person, answered with a pydantic form.
 
     The decorated function receives the step's input and may return the task's title (a
-    string); otherwise ``title`` gives it. ``assignee``, ``assignee_group``, ``title`` and
+    string); when it returns anything else (``None``), ``title`` gives it, and without either
+    the title is the step's name. A string the function returns always wins over ``title``;
+    a function annotated ``-> str`` together with ``title=`` is refused (``title=`` could never
+    apply), ``-> str | None`` with ``title=`` is a fallback. ``assignee``, ``assignee_group``, ``title`` and
     ``description`` are strings or functions of the step's input. ``due_in`` sets the task's
     due time; ``on_due`` says what happens then: ``"escalate"`` (to ``escalate_to`` /
     ``escalate_to_group``), ``"expire"`` (the step raises :class:`HumanTaskExpired`) or
     ``"complete"`` (with the ``default`` form value). ``reminder_in`` sends a reminder through
-    the application's notification hook.
+    the application's notification hook; it must be earlier than ``due_in``.
     """
     if not (isinstance(form, type) and issubclass(form, BaseModel)):
         raise DefinitionError(
@@ -203,6 +207,11 @@ def human_step(
         )
     _check_timedelta(due_in, "due_in")
     _check_timedelta(reminder_in, "reminder_in")
+    if due_in is not None and reminder_in is not None and reminder_in >= due_in:
+        raise DefinitionError(
+            f"reminder_in={reminder_in} is not earlier than due_in={due_in}: the reminder would "
+            "come when the task is already due; give a shorter reminder_in= or drop it"
+        )
     for option, value in (
         ("title", title),
         ("description", description),
@@ -245,11 +254,25 @@ def human_step(
     def decorate(func: Callable[P, Any]) -> HumanStep[P, F]:
         if not callable(func):
             raise DefinitionError(f"@human_step must decorate a function, got {func!r}")
+        if title is not None and _returns_str(func):
+            raise DefinitionError(
+                f"@human_step {func.__name__} both returns its title (-> str) and sets title=; "
+                "drop title=, or annotate the function -> str | None to use title= when it returns None"
+            )
         step = HumanStep(fn=func, name=_check_name(name or func.__name__, "step"), form=form, options=options)
         registry.add_step(step)
         return step
 
     return decorate
+
+
+def _returns_str(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is annotated to always return a string (``-> str``, not ``str | None``)."""
+    try:
+        returned = typing.get_type_hints(fn).get("return")
+    except Exception:  # an unresolvable hint: fall back to its text
+        returned = getattr(fn, "__annotations__", {}).get("return")
+    return returned is str or returned == "str"
 
 
 def workflow(

@@ -464,3 +464,92 @@ class InstanceHandle(Generic[R]):
             await self._handle.signal("resume", {"by": by})
         except RPCError as exc:
             raise _not_found(exc, self.id) from exc
+
+    # -- waiting for the next task (self-contained: next_task and its two polls) ----------------
+
+    async def next_task(self, *, timeout: float = 30.0, poll_interval: float = 0.1) -> TaskInfo:
+        """Wait until the instance has a pending human task, and return it (the oldest).
+
+        Right after :meth:`WorkflowClient.start` the workflow has not created its first task
+        yet; this polls until it has. With a client connected to the mirror (``database_url``)
+        each poll is one SQL read of the task rows (a task's row is committed before the
+        workflow waits on it), falling back to the ``state`` query while the mirror has no row
+        for the instance yet; without a mirror each poll is a ``state`` query. Polls start
+        ``poll_interval`` apart and back off to one a second. A task completed with
+        :meth:`complete_task` is no longer pending when that call returns, so the next call
+        returns the task after it.
+
+        Args:
+            timeout: Seconds to wait for a task.
+            poll_interval: Seconds between the first polls.
+
+        Raises:
+            TimeoutError: No task became pending within ``timeout`` seconds.
+            TaskNotFoundError: The instance ended (completed, failed, canceled, terminated,
+                timed out) with no task pending: none will come.
+            InstanceNotFoundError: No such instance (or another tenant's).
+        """
+        import asyncio  # local imports keep this block self-contained
+        import time
+
+        deadline = time.monotonic() + timeout
+        interval = poll_interval
+        while True:
+            polled = await self._poll_next_task_in_mirror()
+            if polled is None:
+                polled = await self._poll_next_task_in_state()
+            task, ended = polled
+            if task is not None:
+                return task
+            if ended is not None:
+                raise TaskNotFoundError(
+                    f"instance {self.id} is {ended.value} and has no pending task: none will come"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"instance {self.id} has no pending task after {timeout:g} s")
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(interval * 2, 1.0)
+
+    _NEXT_TASK_ENDED = frozenset(
+        {
+            WorkflowStatus.COMPLETED,
+            WorkflowStatus.FAILED,
+            WorkflowStatus.CANCELED,
+            WorkflowStatus.TERMINATED,
+            WorkflowStatus.TIMED_OUT,
+        }
+    )
+
+    async def _poll_next_task_in_mirror(self) -> tuple[TaskInfo | None, WorkflowStatus | None] | None:
+        """(oldest pending task, final status) from the mirror; None when it cannot tell."""
+        if self._queries is None:
+            return None
+        try:
+            if self.instance_id is not None:
+                instance = await self._queries.get_instance(self.instance_id, tenant_id=self.tenant_id)
+            else:
+                instance = await self._queries.instance_by_workflow_id(self.id, tenant_id=self.tenant_id)
+            rows = await self._queries.instance_tasks(
+                instance.id, tenant_id=self.tenant_id, status=TaskStatus.PENDING, limit=1
+            )
+        except Exception:  # not mirrored yet, or the database does not answer: ask the workflow
+            return None
+        if rows.items:
+            # None when the row stopped being pending meanwhile: the next poll tells.
+            return await self._mirrored_pending_task(rows.items[0].id), None
+        return None, instance.status if instance.status in self._NEXT_TASK_ENDED else None
+
+    async def _poll_next_task_in_state(self) -> tuple[TaskInfo | None, WorkflowStatus | None]:
+        """(oldest pending task, final status) from the ``state`` query and Temporal."""
+        state = await self.state()
+        if state.pending_tasks:
+            return min(state.pending_tasks, key=lambda t: (t.created_at, t.task_id)), None
+        if state.status in self._NEXT_TASK_ENDED:
+            return None, state.status
+        try:  # a terminated or timed-out run never told its workflow code
+            described = await self._handle.describe()
+        except RPCError as exc:
+            raise _not_found(exc, self.id) from exc
+        status = _TEMPORAL_STATUS.get(described.status) if described.status else None
+        return None, status if status in self._NEXT_TASK_ENDED else None

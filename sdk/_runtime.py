@@ -177,16 +177,22 @@ class WorkflowRuntime(TaskCommands):
     def state(self) -> InstanceState:
         definition = self.definition
         tasks = [t.model_copy() for t in self.tasks.values() if t.task_id not in self._unpublished]
+        pending = [t for t in tasks if t.status is TaskStatus.PENDING]
+        # The mirror's vocabulary: an instance that is not paused and has a task out waits on
+        # a human (WAITING). Only the answer changes; ``self.status`` drives the commands.
+        status = self.status
+        if status is WorkflowStatus.RUNNING and pending:
+            status = WorkflowStatus.WAITING
         return InstanceState(
             instance_id=str(self.instance_id),
             workflow_name=definition.name if definition else workflow.info().workflow_type,
             workflow_version=definition.version if definition else "",
-            status=self.status,
+            status=status,
             current_step=self.current_step,
             tenant_id=self.tenant_id,
             created_by=self.created_by,
             paused=self.paused,
-            pending_tasks=[t for t in tasks if t.status is TaskStatus.PENDING],
+            pending_tasks=pending,
             tasks=tasks,
             rejections=list(self.rejections),
         )

@@ -27,7 +27,6 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-
 __all__ = [
     "MIRROR_METRICS",
     "CORE_LOGGER",
@@ -43,6 +42,7 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
 
 logger = logging.getLogger("dwf.worker")
 

@@ -1,5 +1,9 @@
 """The declarative base of the mirror: naming convention, UTC timestamps, UUID keys.
 
+UUIDs are PostgreSQL's native ``uuid`` and, on SQLite, the canonical 36-character text
+(``0a1b2c3d-...``), the form every tool prints, so ``WHERE id = '<printed id>'`` finds the row
+on both databases.
+
 Every mirror table gets the same three columns from :class:`UUIDAuditMixin` (``id``,
 ``created_at``, ``updated_at``), the shape ``advanced_alchemy.base.UUIDAuditBase`` gives the
 seed's models, without depending on advanced-alchemy.
@@ -12,14 +16,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, Uuid
+from sqlalchemy import CHAR, JSON, DateTime, Dialect, MetaData, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "NAMING_CONVENTION",
     "JSONType",
+    "TextUUID",
     "MirrorBase",
     "UTCDateTime",
     "UUIDAuditMixin",
@@ -76,11 +81,46 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class TextUUID(TypeDecorator[uuid.UUID]):
+    """A UUID column: native ``uuid`` on PostgreSQL, ``CHAR(36)`` canonical text elsewhere.
+
+    SQLAlchemy's own ``Uuid`` stores 32 hex digits without dashes where there is no native
+    type, which the ids users copy from the command line or the logs never match. Binds
+    accept a ``uuid.UUID`` or any string ``uuid.UUID`` parses; results are ``uuid.UUID``.
+
+    Raises:
+        ValueError: A bound string is not a UUID.
+    """
+
+    impl = CHAR(36)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Uuid())
+        return dialect.type_descriptor(CHAR(36))
+
+    def process_bind_param(self, value: uuid.UUID | str | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        parsed = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        return parsed if dialect.name == "postgresql" else str(parsed)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
+        if value is None or isinstance(value, uuid.UUID):
+            return value
+        return uuid.UUID(str(value))
+
+    @property
+    def python_type(self) -> type[uuid.UUID]:
+        return uuid.UUID
+
+
 class MirrorBase(DeclarativeBase):
     """Declarative base of every mirror table; its ``metadata`` is the mirror's schema."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid()}
+    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: TextUUID()}
 
 
 class UUIDAuditMixin:
@@ -90,7 +130,7 @@ class UUIDAuditMixin:
     not run ``onupdate`` hooks, so :func:`sdk.mirror.upsert` sets it explicitly.
     """
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4, sort_order=-100)
+    id: Mapped[uuid.UUID] = mapped_column(TextUUID(), primary_key=True, default=uuid.uuid4, sort_order=-100)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, sort_order=3001)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, sort_order=3002

@@ -9,6 +9,7 @@ import pytest
 from tests.faults.harness import (  # noqa: F401  (fixtures, registered by name)
     fixture_fleets,
     fixture_mirror_writer_factory,
+    fixture_postgres_database,
     fixture_private_postgres,
     fixture_temporal,
 )

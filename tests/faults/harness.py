@@ -53,6 +53,7 @@ from sdk.mirror import (
     rebuild,
 )
 from tests.faults.app import FaultApproval, FaultOrder, faults_order
+from tests.integration.support import DatabaseFactory
 
 REPO = Path(__file__).resolve().parents[2]
 INSTANCES: Table = WorkflowInstanceModel.__table__  # type: ignore[assignment]
@@ -449,6 +450,14 @@ async def prove_the_check_fails(client: WorkflowClient, writer: MirrorWriter, id
     return len(report.mismatches)
 
 
+@pytest.fixture(name="postgres_database")
+async def fixture_postgres_database(tmp_path: Path) -> AsyncIterator[str]:
+    """A new database on the shared PostgreSQL server (dropped afterwards)."""
+    factory = DatabaseFactory(tmp_path)
+    yield await factory.create("postgresql")
+    await factory.drop_all()
+
+
 @pytest.fixture(name="mirror_writer_factory")
 async def fixture_mirror_writer_factory() -> AsyncIterator[Callable[[str], Awaitable[MirrorWriter]]]:
     writers: list[MirrorWriter] = []
@@ -468,6 +477,7 @@ __all__ = [
     "Driver",
     "fixture_fleets",
     "fixture_mirror_writer_factory",
+    "fixture_postgres_database",
     "fixture_private_postgres",
     "fixture_temporal",
     "Fleet",

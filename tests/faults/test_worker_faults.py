@@ -14,7 +14,6 @@ from typing import Any
 
 from sdk import WorkflowClient
 from sdk.mirror import MirrorWriter
-from tests.dbfixtures import fixture_database_factory  # noqa: F401  (a fixture, registered by name)
 from tests.faults.harness import (
     Driver,
     PrivateTemporal,
@@ -81,10 +80,10 @@ async def _at_least(driver: Driver, share: float) -> bool:
 async def test_two_workers_on_one_task_queue_and_one_mirror(
     temporal: PrivateTemporal,
     fleets: Any,
-    database_factory: Any,
+    postgres_database: str,
     mirror_writer_factory: Callable[[str], Awaitable[MirrorWriter]],
 ) -> None:
-    url = await database_factory.create("postgresql")
+    url = postgres_database
     writer = await mirror_writer_factory(url)
     fleet = fleets(temporal.target, url, count=2)
     fleet.start()

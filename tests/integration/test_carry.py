@@ -34,23 +34,10 @@ from activities import EventPublisher
 from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
 from sdk import DevServer, InstanceHandle, StepStatus, TaskStatus, WorkflowClient, events
 from sdk import WorkflowStatus as WS
-from sdk.protocol import CARRY_HEADER, PUBLISH_ACTIVITY
 from sdk._types import EventBatch
 from sdk.mirror import MirrorWriter
-from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered by name)
-    Eventually,
-    PendingTask,
-    fixture_backend,
-    fixture_database_factory,
-    fixture_database_url,
-    fixture_db,
-    fixture_mirror_client,
-    fixture_worker,
-    fixture_writer,
-    instance_row,
-    step_rows,
-    task_rows,
-)
+from sdk.protocol import CARRY_HEADER, PUBLISH_ACTIVITY
+from tests.integration.support import Eventually, PendingTask, instance_row, step_rows, task_rows
 from tests.workflows import carrying, mirrored
 from tests.workflows.mirrored import CLERKS, Order
 from worker import create_worker, sandbox_runner, worker_components

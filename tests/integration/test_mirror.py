@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
@@ -30,7 +30,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from examples.expense_approval import Approval, Expense, ExpenseOutcome, expense_approval
-from sdk import DevServer, InstanceHandle, StepStatus, StepType, TaskInfo, TaskStatus, WorkflowClient, events
+from sdk import InstanceHandle, StepStatus, StepType, TaskInfo, TaskStatus, WorkflowClient, events
 from sdk import WorkflowStatus as WS
 from sdk._types import EventBatch
 from sdk.events import event_from_dict
@@ -43,28 +43,27 @@ from sdk.mirror import (
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
     audit,
-    create_engine,
     definition_id_for,
     rebuild,
     rebuild_instance,
     replay_batches,
 )
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    DatabaseFactory,
-    fixture_backend,
-    fixture_database_factory,
+from tests.integration.support import (
+    INSTANCES,
+    STEPS,
+    TASKS,
+    Eventually,
+    PendingTask,
+    Row,
+    fetch,
+    instance_row,
+    step_rows,
+    task_rows,
 )
 from tests.workflows import mirrored
 from tests.workflows.mirrored import Order
 
-PendingTask = Callable[..., Awaitable[TaskInfo]]
-Eventually = Callable[..., Awaitable[Any]]
-Row = dict[str, Any]
-
 DEFINITIONS = (expense_approval, *mirrored.WORKFLOWS)
-INSTANCES: Table = WorkflowInstanceModel.__table__  # type: ignore[assignment]
-STEPS: Table = StepExecutionModel.__table__  # type: ignore[assignment]
-TASKS: Table = HumanTaskModel.__table__  # type: ignore[assignment]
 ALL_TABLES: tuple[Table, ...] = tuple(
     m.__table__  # type: ignore[misc]
     for m in (
@@ -78,74 +77,7 @@ ALL_TABLES: tuple[Table, ...] = tuple(
 )
 
 
-# -- fixtures: one database, writer, client and worker per backend -----------------------------
-
-
-@pytest.fixture(name="database_url", scope="module")
-async def fixture_database_url(backend: str, database_factory: DatabaseFactory) -> str:
-    return await database_factory.create(backend)
-
-
-def module_definitions(request: pytest.FixtureRequest) -> tuple[Any, ...]:
-    """The ``DEFINITIONS`` of the test module using the fixtures (modules import them)."""
-    return tuple(getattr(request.module, "DEFINITIONS", DEFINITIONS))
-
-
-@pytest.fixture(name="writer", scope="module")
-async def fixture_writer(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[MirrorWriter]:
-    writer = MirrorWriter.from_url(database_url)
-    await writer.upgrade_schema()
-    await writer.register_definitions(module_definitions(request))
-    yield writer
-    await writer.close()
-
-
-@pytest.fixture(name="db", scope="module")
-async def fixture_db(writer: MirrorWriter, database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A read engine of its own (the tests' plain SQL), apart from the writer's."""
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(name="mirror_client", scope="module")
-async def fixture_mirror_client(server: DevServer, database_url: str) -> AsyncIterator[WorkflowClient]:
-    connected = await WorkflowClient.connect(server.target, database_url=database_url)
-    yield connected
-    await connected.close()
-
-
-@pytest.fixture(name="worker", scope="module")
-async def fixture_worker(
-    new_worker: Any, writer: MirrorWriter, request: pytest.FixtureRequest
-) -> AsyncIterator[Worker]:
-    async with new_worker(*module_definitions(request), mirror=writer) as running:
-        yield running
-
-
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-async def fetch(db: AsyncEngine, table: Table, *where: Any) -> list[Row]:
-    """Rows of ``table`` matching ``where``, as dicts, in a stable order."""
-    order = [table.c.started_at, table.c.id] if "started_at" in table.c else [table.c.id]
-    async with db.connect() as conn:
-        result = await conn.execute(select(table).where(*where).order_by(*order))
-        return [dict(row) for row in result.mappings()]
-
-
-async def instance_row(db: AsyncEngine, handle: InstanceHandle[Any]) -> Row:
-    rows = await fetch(db, INSTANCES, INSTANCES.c.id == handle.instance_id)
-    assert len(rows) == 1, f"instance rows of {handle.id}: {rows}"
-    return rows[0]
-
-
-async def step_rows(db: AsyncEngine, handle: InstanceHandle[Any]) -> list[Row]:
-    return await fetch(db, STEPS, STEPS.c.instance_id == handle.instance_id)
-
-
-async def task_rows(db: AsyncEngine, handle: InstanceHandle[Any]) -> list[Row]:
-    return await fetch(db, TASKS, TASKS.c.instance_id == handle.instance_id)
 
 
 async def snapshot(db: AsyncEngine) -> dict[str, dict[str, Row]]:

@@ -25,14 +25,7 @@ from sdk import (
     TaskNotPendingError,
     WorkflowClient,
 )
-from tests.integration.test_mirror import (  # noqa: F401  (fixtures, registered by name)
-    PendingTask,
-    fixture_backend,
-    fixture_database_factory,
-    fixture_database_url,
-    fixture_worker,
-    fixture_writer,
-)
+from tests.integration.support import PendingTask
 
 DEFINITIONS = (expense_approval,)
 
@@ -125,3 +118,25 @@ async def test_what_the_mirror_does_not_show_is_asked_of_the_workflow(
         )
     assert counter.calls == Counter({"query:state": 2})
     await handle.cancel(reason="test over", by="mia")
+
+
+async def test_next_task_reads_the_mirror_rows(
+    counted_client: WorkflowClient, counter: CallCounter, worker: Worker, pending_task: PendingTask
+) -> None:
+    expense = Expense(employee="ann", amount=64.0, description="train")
+    handle = await counted_client.start(
+        expense_approval, expense, task_queue=worker.task_queue, tenant_id="t1"
+    )
+    task = await handle.next_task(timeout=15)  # no wait before: the task does not exist yet
+    assert task == await pending_task(handle)  # the row says what the workflow says
+    counter.calls.clear()
+    assert await handle.next_task(timeout=15) == task  # mirrored now: one SQL read, no query
+    assert counter.calls == Counter()
+
+    await handle.complete_task(task.task_id, Approval(approved=True), user="mia", groups=["managers"])
+    outcome = await handle.result()
+    assert isinstance(outcome, ExpenseOutcome) and outcome.status == "paid"
+    counter.calls.clear()
+    with pytest.raises(TaskNotFoundError, match="is COMPLETED"):  # the row says it ended
+        await handle.next_task(timeout=15)
+    assert counter.calls == Counter()

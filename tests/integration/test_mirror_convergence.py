@@ -31,12 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sdk import StepStatus, events
 from sdk._types import EventBatch
 from sdk.mirror import HumanTaskModel, MirrorWriter, StepExecutionModel, WorkflowInstanceModel
-from tests.conftest import assert_eventually
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    fixture_backend,
-    fixture_database_factory,
-    fixture_empty_database_url,
-)
+from tests.integration.support import Eventually
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -226,7 +221,9 @@ async def test_a_later_attempt_supersedes_an_earlier_attempts_final_row(empty_da
         await writer.close()
 
 
-async def test_writes_wait_out_a_locked_database_in_order(tmp_path: Path) -> None:
+async def test_writes_wait_out_a_locked_database_in_order(
+    tmp_path: Path, assert_eventually: Eventually
+) -> None:
     # SQLite's outage: a file nobody can write for a while (tests/faults also stops a private
     # PostgreSQL server under a running worker).
     path = tmp_path / "locked.db"

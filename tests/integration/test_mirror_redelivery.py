@@ -15,11 +15,6 @@ from sqlalchemy import select
 from sdk import events
 from sdk._types import EventBatch
 from sdk.mirror import HumanTaskModel, MirrorWriter, StepExecutionModel, WorkflowInstanceModel
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    fixture_backend,
-    fixture_database_factory,
-    fixture_empty_database_url,
-)
 
 
 def _batch(

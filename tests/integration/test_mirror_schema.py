@@ -37,13 +37,6 @@ from sdk.mirror import (
     upgrade,
     upsert,
 )
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    fixture_backend,
-    fixture_database_factory,
-    fixture_empty_database_url,
-    fixture_migrated_database_url,
-    fixture_sessions,
-)
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
@@ -155,8 +148,8 @@ async def test_json_columns_are_jsonb_on_postgresql(backend: str, empty_database
 async def test_upgrade_is_idempotent_and_downgrade_reverses_it(empty_database_url: str) -> None:
     await upgrade(empty_database_url)
     await upgrade(empty_database_url)
+    await upgrade(empty_database_url, head_revision())
     assert await current_revision(empty_database_url) == head_revision()
-
     await downgrade(empty_database_url, "0001")
     assert await current_revision(empty_database_url) == "0001"
     columns = await _inspect(

@@ -31,12 +31,6 @@ from sdk.mirror import (
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    fixture_backend,
-    fixture_database_factory,
-    fixture_migrated_database_url,
-    fixture_sessions,
-)
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -37,11 +37,7 @@ from sdk import (
     events,
 )
 from sdk.mirror import AssignmentAction, InstanceRow, MirrorQueries, MirrorWriter, TaskRow
-from tests.dbfixtures import (  # noqa: F401  (fixtures, registered by name)
-    DatabaseFactory,
-    fixture_backend,
-    fixture_database_factory,
-)
+from tests.integration.support import DatabaseFactory
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import ANN, BOSS, CHIEFS, CLERKS, Resolution, Ticket, Verdict
 
@@ -659,6 +655,8 @@ async def test_cancel_marks_pending_tasks_canceled_in_sql_and_in_state(
     assert [(t.task_id, t.status) for t in state.tasks] == [(str(row.id), TaskStatus.CANCELED)]
     (event,) = lab.events_of(handle, events.WorkflowCanceled)
     assert (event.reason, event.canceled_by, event.current_step) == ("duplicate", "ops", "lc_to_group")
+    # Documented: a canceled instance keeps the step where it stopped, in SQL and in the state.
+    assert (await lab.instance_row(handle)).current_step == state.current_step == "lc_to_group"
 
     with pytest.raises(TaskNotPendingError, match="canceled"):
         await lab.client.complete_task(row.id, {"approved": True}, **BOB)
@@ -721,7 +719,7 @@ async def test_resume_sets_the_instance_running_again(lab: Lab, assert_eventuall
     # Resumed while still waiting on its task: running (or waiting on the human), not paused.
     await assert_eventually(lambda: instance_status({WorkflowStatus.RUNNING, WorkflowStatus.WAITING}))
     state = await handle.state()
-    assert (state.status, state.paused) == (WorkflowStatus.RUNNING, False)
+    assert (state.status, state.paused) == (WorkflowStatus.WAITING, False)  # its task is still out
     assert len(lab.events_of(handle, events.WorkflowResumed)) == 1
 
     await lab.client.complete_task(row.id, {"approved": False}, **BOB)
@@ -781,7 +779,7 @@ async def test_tenants_see_and_touch_only_their_own_tasks_and_instances(
 
     assert await _command_count(mine) == before
     state = await mine.state()
-    assert (state.status, state.paused, state.rejections) == (WorkflowStatus.RUNNING, False, [])
+    assert (state.status, state.paused, state.rejections) == (WorkflowStatus.WAITING, False, [])
     assert await lab.row(row.id) == row
     assert await lab.instance_row(mine) == instance_before
 

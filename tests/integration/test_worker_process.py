@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from examples.expense_approval import Expense, ExpenseOutcome, expense_approval
 from sdk import DevServer, WorkflowClient, registry
 from sdk._devserver import free_port
-from tests.dbfixtures import fixture_database_factory  # noqa: F401
+from tests.integration.support import DatabaseFactory
 
 T = TypeVar("T")
 
@@ -490,12 +490,13 @@ async def test_survives_temporal_restart_without_spinning(
         server.stop()
 
 
+@pytest.mark.postgresql  # a PostgreSQL database behind a proxy the test stops
 async def test_survives_the_database_going_away(
     server: DevServer,
     tmp_path: Path,
     app_dir: Path,
     worker_factory: Callable[[dict[str, str]], WorkerProcess],
-    database_factory: Any,
+    database_factory: DatabaseFactory,
 ) -> None:
     if not mirror_available():
         pytest.skip("this build has no SQL mirror")

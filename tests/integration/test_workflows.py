@@ -174,7 +174,7 @@ async def test_approve_with_client_complete_task(
         assert task.form_schema["required"] == ["approved"]
         state = await handle.state()
         assert state.current_step == "tests.review_step"
-        assert state.status in {WorkflowStatus.RUNNING, WorkflowStatus.WAITING}
+        assert state.status is WorkflowStatus.WAITING  # the mirror's word for it
         assert (state.tenant_id, state.created_by) == ("acme", "ann")
 
         completed = await client.complete_task(
@@ -245,7 +245,7 @@ async def test_an_error_raised_by_workflow_code_fails_the_workflow_not_the_task(
     client: WorkflowClient, new_worker: Any
 ) -> None:
     # A plain exception in workflow code would fail only the workflow task, which Temporal
-    # retries forever (DESIGN.md, fact 7); the runtime turns it into a workflow failure.
+    # retries forever; the runtime turns it into a workflow failure.
     seen: list[events.WorkflowEvent] = []
     async with new_worker(machine.refuses, event_handlers=[seen.append]) as worker:
         handle = await client.start(machine.refuses, "nothing to do", task_queue=worker.task_queue)

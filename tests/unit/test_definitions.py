@@ -210,11 +210,48 @@ def test_unresolvable_type_hints_name_the_fix() -> None:
         ({"on_due": "complete", "due_in": timedelta(hours=1)}, r"needs default= \(the form value"),
         ({"default": {"approved": "perhaps"}}, "default= is not a valid Form"),
         ({"assignee": 42}, "assignee= must be a string or a function of the step's input"),
+        (
+            {"due_in": timedelta(hours=1), "reminder_in": timedelta(hours=2)},
+            r"reminder_in=2:00:00 is not earlier than due_in=1:00:00: .*give a shorter reminder_in=",
+        ),
+        ({"due_in": timedelta(hours=1), "reminder_in": timedelta(hours=1)}, "is not earlier than due_in="),
     ],
 )
 def test_human_step_option_errors(options: dict[str, Any], match: str) -> None:
     with pytest.raises(DefinitionError, match=match):
         human_step(form=Form, **options)
+
+
+def test_a_reminder_before_the_due_time_or_without_one_is_accepted() -> None:
+    hour = timedelta(hours=1)
+    early = human_step(form=Form, name="unit.early", due_in=2 * hour, reminder_in=hour)
+    alone = human_step(form=Form, name="unit.alone", reminder_in=timedelta(hours=5))
+    assert early(lambda value: None).options.reminder_in == timedelta(hours=1)
+    assert alone(lambda value: None).options.reminder_in == timedelta(hours=5)
+
+
+def test_title_option_with_a_body_that_always_returns_the_title_is_refused() -> None:
+    def approve(value: int) -> str:
+        return f"Approve {value}"
+
+    with pytest.raises(DefinitionError, match=r"returns its title \(-> str\) and sets title=; drop title="):
+        human_step(form=Form, name="unit.both_titles", title="Fixed")(approve)
+    assert "unit.both_titles" not in registry.steps
+
+
+def test_title_option_is_the_fallback_of_a_body_that_may_return_none() -> None:
+    def maybe(value: int) -> str | None:
+        return None
+
+    def untyped(value):  # type: ignore[no-untyped-def]  # no annotation: decided at run time
+        return None
+
+    def returns_nothing(value: int) -> None:
+        return None
+
+    for fn, name in ((maybe, "unit.maybe"), (untyped, "unit.untyped"), (returns_nothing, "unit.nothing")):
+        assert human_step(form=Form, name=name, title="Fixed")(fn).options.title == "Fixed"
+    assert human_step(form=Form, name="unit.only_body")(lambda value: "t").options.title is None
 
 
 def test_definition_error_is_a_type_error() -> None:

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 
 import sdk.mirror
 from sdk.mirror import VERSION_TABLE, MirrorBase, alembic_config, head_revision
+from sdk.mirror._base import TextUUID
 
 MIGRATIONS = Path(sdk.mirror.__file__).parent / "migrations"
 
@@ -18,10 +19,9 @@ MIGRATIONS = Path(sdk.mirror.__file__).parent / "migrations"
 def test_one_linear_history_ending_at_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())
-    assert [r.revision for r in revisions] == ["0002_history_position", "0001"]
-    assert head_revision() == "0002_history_position"
-    assert revisions[0].down_revision == "0001"
-    assert revisions[1].down_revision is None
+    assert [r.revision for r in revisions] == ["0003_sqlite_uuid_text", "0002_history_position", "0001"]
+    assert head_revision() == "0003_sqlite_uuid_text"
+    assert [r.down_revision for r in revisions] == ["0002_history_position", "0001", None]
 
 
 def test_the_scripts_are_inside_the_package() -> None:
@@ -50,3 +50,15 @@ def test_offline_sql_creates_every_table(url: str, json_type: str) -> None:
     assert f"CREATE TABLE {VERSION_TABLE}" in sql
     assert f"context_data {json_type} NOT NULL" in sql
     assert "CREATE UNIQUE INDEX ix_workflow_definitions_name_version" in sql
+
+
+def test_the_uuid_text_revision_rewrites_every_uuid_column_of_its_time() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    module = script.get_revision("0003_sqlite_uuid_text").module
+    uuid_columns = {
+        (table.name, column.name)
+        for table in MirrorBase.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, TextUUID)
+    }
+    assert {(t, c) for t, columns in module.UUID_COLUMNS.items() for c in columns} == uuid_columns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -22,7 +23,7 @@ from sdk.mirror import (
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
-from sdk.mirror._base import column_values
+from sdk.mirror._base import TextUUID, column_values
 
 AUDIT = ["id", "created_at", "updated_at"]
 
@@ -249,7 +250,7 @@ def test_column_types_per_dialect() -> None:
     lite = str(instances.compile(dialect=sqlite.dialect()))
     assert "context_data JSONB NOT NULL" in pg and "metadata JSONB NOT NULL" in pg
     assert "context_data JSON NOT NULL" in lite
-    assert "id UUID NOT NULL" in pg and "id CHAR(32) NOT NULL" in lite
+    assert "id UUID NOT NULL" in pg and "id CHAR(36) NOT NULL" in lite  # canonical text, as printed
     assert "started_at TIMESTAMP WITH TIME ZONE NOT NULL" in pg
     # Enums are stored as VARCHAR(50) with no CHECK constraint (new members need no migration).
     assert "status VARCHAR(50) NOT NULL" in pg and "CHECK" not in pg
@@ -287,6 +288,42 @@ class TestUTCDateTime:
         converted = kind.process_result_value(other, postgresql.dialect())
         assert converted is not None and converted.tzinfo is UTC and converted == other
         assert kind.process_bind_param(None, sqlite.dialect()) is None
+
+
+class TestTextUUID:
+    ID = uuid.UUID("3f2b6c1e-9a4d-5e8f-b2c7-0d1e2f3a4b5c")
+
+    def test_every_id_column_uses_it(self) -> None:
+        kinds = {
+            (table.name, column.name): type(column.type)
+            for table in sdk.mirror.MirrorBase.metadata.tables.values()
+            for column in table.columns
+            if column.name == "id" or (column.name.endswith("_id") and column.name not in _TEXT_IDS)
+        }
+        assert kinds and set(kinds.values()) == {TextUUID}, kinds
+
+    def test_sqlite_binds_the_canonical_text_whatever_form_it_is_given(self) -> None:
+        kind, lite = TextUUID(), sqlite.dialect()
+        for given in (self.ID, str(self.ID), self.ID.hex, str(self.ID).upper()):
+            assert kind.process_bind_param(given, lite) == "3f2b6c1e-9a4d-5e8f-b2c7-0d1e2f3a4b5c"
+        assert kind.process_bind_param(None, lite) is None
+
+    def test_postgresql_binds_a_native_uuid(self) -> None:
+        assert TextUUID().process_bind_param(str(self.ID), postgresql.dialect()) == self.ID
+
+    def test_results_are_uuids_also_from_the_old_hex_form(self) -> None:
+        kind = TextUUID()
+        for stored in (str(self.ID), self.ID.hex, self.ID):
+            assert kind.process_result_value(stored, sqlite.dialect()) == self.ID
+        assert kind.process_result_value(None, sqlite.dialect()) is None
+
+    def test_a_string_that_is_no_uuid_is_refused(self) -> None:
+        with pytest.raises(ValueError):
+            TextUUID().process_bind_param("expense_approval-1", sqlite.dialect())
+
+
+_TEXT_IDS = {"workflow_id", "run_id", "tenant_id", "assignee_id"}
+"""Columns named ``*_id`` that hold Temporal's or the application's strings, not UUIDs."""
 
 
 def test_column_values_translates_attribute_names() -> None:

@@ -1,0 +1,101 @@
+"""The figures a benchmark run produces: targets, statistics, and the result records."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+TARGET_RATIO = 0.8
+TARGET_LAG_P95 = 0.100
+TARGET_QUERY_P95 = 0.010
+POLL_FIRST, POLL_FACTOR, POLL_CAP = 0.1, 1.5, 0.25  # per-driver polling of a Temporal query
+PROBE_INTERVAL = 0.005  # end-to-end probes at light load
+PROBE_INTERVAL_LOADED = 0.025  # during the throughput run, where lags are seconds: cheaper
+TENANT = "bench"
+APPROVER, APPROVER_GROUPS = "maria", ["managers"]
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile (nan for no values)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return "     -" if math.isnan(seconds) else f"{seconds * 1000:6.1f}"
+
+
+def p50_p95(values: Sequence[float]) -> str:
+    return f"{ms(quantile(values, 0.5))} / {ms(quantile(values, 0.95))} ms (n={len(values)})"
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a " if ok is None else ("PASS" if ok else "MISS")
+
+
+@dataclass
+class ThroughputResult:
+    name: str
+    instances: int
+    wall: float = math.nan
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    cpu: str = ""
+    cpu_ms: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    profile: str = ""
+    waits: list[float] = field(default_factory=list)
+    note: str = ""
+    logs: str = ""
+
+    @property
+    def throughput(self) -> float:
+        done = len(self.latencies)
+        return done / self.wall if self.wall and done else math.nan
+
+
+@dataclass
+class LagSample:
+    """Mirror figures over one phase."""
+
+    metric: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
+    e2e: list[float] = field(default_factory=list)
+    batch_write: list[float] = field(default_factory=list)
+    attempt_write: list[float] = field(default_factory=list)
+
+
+@dataclass
+class MirrorResult:
+    load: LagSample = field(default_factory=LagSample)
+    light: LagSample = field(default_factory=LagSample)
+    light_instances: int = 0
+    poller: str = ""
+
+
+@dataclass
+class QueryResult:
+    rows: int = 0
+    seed_seconds: float = math.nan
+    inbox: list[float] = field(default_factory=list)
+    pending: list[float] = field(default_factory=list)
+    inbox_rows: list[int] = field(default_factory=list)
+    pending_rows: list[int] = field(default_factory=list)
+    inbox_sql: list[float] = field(default_factory=list)  # of which inside the database driver
+    pending_sql: list[float] = field(default_factory=list)
+    inbox_statements: list[int] = field(default_factory=list)
+    pending_statements: list[int] = field(default_factory=list)
+    explain: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConfigResult:
+    throughput: ThroughputResult
+    mirror: MirrorResult | None = None
+    queries: QueryResult | None = None
