@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from sdk import human_step, machine_step, workflow
 
@@ -104,4 +105,23 @@ async def states_retrying(ticket: Ticket) -> str:
     return await states_refused(ticket)
 
 
-WORKFLOWS = (states_two_tasks, states_urgent_flow, states_gated_flow, states_retrying)
+@machine_step(timeout=timedelta(seconds=5), max_attempts=1)
+async def states_explode(ticket: Ticket) -> str:
+    """Fails at once, for good."""
+    raise ApplicationError(f"cannot handle {ticket.item}", type="Broken", non_retryable=True)
+
+
+@workflow(name="tests.states_review_then_fail", version="1.0.0")
+async def states_review_then_fail(ticket: Ticket) -> str:
+    """A review, then a step that fails the run while the review's update may still answer."""
+    await states_first(ticket)
+    return await states_explode(ticket)
+
+
+WORKFLOWS = (
+    states_two_tasks,
+    states_urgent_flow,
+    states_gated_flow,
+    states_retrying,
+    states_review_then_fail,
+)
