@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 
 from sdk import TaskStatus, WorkflowClient, events
@@ -22,7 +23,8 @@ from tests.workflows.states import Check, Ticket
 
 
 class SlowCompletions:
-    """A sink that takes twelve seconds (longer than a workflow task may: Temporal lets the run go on meanwhile) over batches that complete a task."""
+    """A sink that takes twelve seconds over batches that complete a task: longer than a
+    workflow task may last, so Temporal lets the run go on meanwhile."""
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
@@ -48,8 +50,6 @@ async def test_a_completion_is_answered_when_the_run_fails_before_its_update_ret
             await handle.result()
     history = await handle.temporal.fetch_history()
     kinds = [event.event_type for event in history.events]
-    from temporalio.api.enums.v1 import EventType
-
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED in kinds
     assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
     assert any("HumanTaskCompleted" in batch for batch in sink.batches)
