@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sdk import WorkflowClient
 from sdk.mirror import MirrorWriter
 from tests.faults.harness import (
@@ -147,6 +149,7 @@ async def _run_through_outage(
         await client.close()
 
 
+@pytest.mark.postgresql  # the shared server, or its binaries for a private cluster
 async def test_postgresql_mirror_down_for_20s(
     temporal: PrivateTemporal,
     fleets: Any,

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sdk import WorkflowClient
 from sdk.mirror import MirrorWriter
 from tests.faults.harness import (
@@ -77,6 +79,7 @@ async def _at_least(driver: Driver, share: float) -> bool:
     return len(driver.completed) >= share * len(driver.ids) and len(driver.ids) > 0
 
 
+@pytest.mark.postgresql  # the shared server, or its binaries for a private cluster
 async def test_two_workers_on_one_task_queue_and_one_mirror(
     temporal: PrivateTemporal,
     fleets: Any,
