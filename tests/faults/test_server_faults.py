@@ -23,18 +23,15 @@ import pytest
 
 from sdk import WorkflowClient
 from sdk.mirror import MirrorWriter
-from tests.faults.harness import (
+from tests.faults.driving import (
     Driver,
-    Fleet,
-    PrivatePostgres,
-    PrivateTemporal,
     assert_exact_rows,
     completing,
     converge,
-    figures,
     prove_the_check_fails,
     wait_for,
 )
+from tests.faults.harness import Fleet, PrivatePostgres, PrivateTemporal, figures
 
 INSTANCES = 40
 OUTAGE_SECONDS = 20.0

@@ -16,17 +16,16 @@ import pytest
 
 from sdk import WorkflowClient
 from sdk.mirror import MirrorWriter
-from tests.faults.harness import (
+from tests.faults.driving import (
     Driver,
-    PrivateTemporal,
     assert_exact_rows,
     completing,
     converge,
-    figures,
     prove_the_check_fails,
     retried_steps,
     wait_for,
 )
+from tests.faults.harness import PrivateTemporal, figures
 
 KILLED_INSTANCES = 100
 """At least 100 instances, as the fault asks; about a minute on a 2-core machine."""
@@ -56,7 +55,7 @@ async def test_worker_sigkilled_three_times_while_tasks_are_completed(
                 fleet.start()
             recovered = time.monotonic()
             await wait_for(driver.all_finished, 240, "every instance to complete")
-        converged = await converge(client, writer, driver.ids, 90)
+        converged = await converge(client, writer, driver.ids, 180)
         after_recovery = time.monotonic() - recovered
         await assert_exact_rows(writer.engine, driver.ids)
         caught = await prove_the_check_fails(client, writer, driver.ids)
