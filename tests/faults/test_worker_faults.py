@@ -96,7 +96,7 @@ async def test_two_workers_on_one_task_queue_and_one_mirror(
         async with completing(driver):
             await driver.start(SHARED_INSTANCES)
             await wait_for(driver.all_finished, 240, "every instance to complete")
-        converged = await converge(client, writer, driver.ids, 60)
+        converged = await converge(client, writer, driver.ids, 120)
         await assert_exact_rows(writer.engine, driver.ids)
         written = [await w.metric("dwf_mirror_rows_written_total") for w in fleet.workers]
         assert all(rows > 0 for rows in written), f"both workers did work: {written}"
