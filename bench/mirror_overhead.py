@@ -215,7 +215,7 @@ def main() -> None:
         handler.addFilter(LOGS)
     args = parse_args()
     code = asyncio.run(amain(args))
-    time.sleep(1.0)  # let temporalio's Rust threads wind down before the process exits
+    time.sleep(1.0)  # let temporalio's Rust threads wind down (docs/temporal-facts.md)
     sys.stdout.flush()
     sys.exit(code)
 

@@ -136,7 +136,7 @@ async def run_demo() -> None:
         await print_sql(database_url, INSTANCES_SQL, tenant="acme")
         print("\nStopping the dev server.")
     await mirror.close()
-    await asyncio.sleep(1.0)  # let temporalio's Rust threads finish before the process exits
+    await asyncio.sleep(1.0)  # let temporalio's Rust threads finish (docs/temporal-facts.md)
     print_next_steps(database_file, *last)
     print("\nDemo finished.")
 

@@ -7,6 +7,9 @@ stops the process it started (by PID).
 The server runs under a small watchdog process holding the read end of a pipe whose write
 end only this process holds: when this process dies, however abruptly (SIGKILL, a test
 run's timeout), the pipe closes and the watchdog stops the server, so none is left behind.
+temporalio's ``WorkflowEnvironment.start_local`` starts the same binary but cannot do that
+(its server outlives a killed starter), and it logs to our stderr, needs an event loop and
+connects a client: docs/temporal-facts.md has the measurements.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``python -m worker``: run the durable-workflows worker until SIGTERM or SIGINT.
 
 Exit codes: 0 after a clean shutdown, 2 for bad configuration (one line on stderr naming the
-flag or variable), 1 for any other error (one line; the traceback too with ``--debug``).
+flag or variable, ``python -m worker: error: ...``, as argparse words its own usage errors), 1
+for any other error (one line; the traceback too with ``--debug``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from ._process import configure_logging, run_worker
+from ._logging import configure_logging
+from ._process import run_worker
 from ._settings import ConfigurationError, WorkerSettings, add_worker_arguments
 
 __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_OK", "build_parser", "main"]
@@ -20,14 +22,16 @@ __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_OK", "build_parser", "main"]
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+PROG = "python -m worker"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m worker``."""
     parser = argparse.ArgumentParser(
-        prog="python -m worker",
+        prog=PROG,
         description="Run the durable-workflows worker: poll a Temporal task queue, write the SQL mirror, "
-        "serve /healthz, /readyz and /metrics. Stops cleanly on SIGTERM or SIGINT.",
+        "serve /healthz, /readyz and /metrics. Stops cleanly on SIGTERM or SIGINT. Settings come "
+        "from the flags below, the DWF_* environment variables, or a .env file (in that order).",
     )
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     add_worker_arguments(parser)
@@ -35,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> None:
-    print(f"dwf worker: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

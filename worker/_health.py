@@ -1,7 +1,13 @@
 """The worker's small HTTP server: ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Plain ``asyncio.start_server``, one request per connection, GET and HEAD only: enough for
-probes and a Prometheus scrape, with no web framework to install.
+probes and a Prometheus scrape, with no web framework to install. It runs on the worker's
+event loop on purpose: the readiness checks are coroutines of that loop (the Temporal client,
+the async database engine), and ``/healthz`` proves the loop itself still runs.
+``prometheus_client``'s own server answers from a thread (so a blocked loop would still look
+alive, and each check would have to cross threads); aiohttp or an ASGI server would add several
+packages for three fixed routes. The page itself comes from ``prometheus_client`` (see
+``_metrics``).
 
 - ``/healthz`` (liveness) answers 200 whenever the event loop runs the handler at all: a
   blocked loop or a dead process fails the probe by not answering.
@@ -17,6 +23,9 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
+
+from ._metrics import CONTENT_TYPE
 
 __all__ = ["HealthServer", "ReadinessCheck"]
 
@@ -25,14 +34,6 @@ logger = logging.getLogger("dwf.worker")
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """A readiness check: returns None when ready, else why not (one short line)."""
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    503: "Service Unavailable",
-}
-_PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _MAX_REQUEST = 16 * 1024
 
 
@@ -100,7 +101,7 @@ class HealthServer:
             method, path = await self._read_request(reader)
             status, content_type, body = await self._respond(method, path)
             header = (
-                f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
                 f"Content-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\n"
                 "Cache-Control: no-store\r\n"
@@ -144,7 +145,7 @@ class HealthServer:
                 200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": report}
             )
         page = await self.metrics()
-        return 200, _PROMETHEUS_TYPE, page.encode("utf-8")
+        return 200, CONTENT_TYPE, page.encode("utf-8")
 
 
 def _json(status: int, body: object) -> tuple[int, str, bytes]:

@@ -6,9 +6,6 @@ Temporal (retrying with backoff while either is unreachable), runs the worker bu
 and gives in-flight activities ``shutdown_grace`` seconds to finish (temporalio's graceful
 shutdown), then closes the mirror. Once the server is up, Temporal's worker retries its polls
 by itself while the server is away; the process stays up and catches up when it returns.
-
-:func:`configure_logging` sets up one-line text or JSON logs whose records carry the
-workflow id, run id and step (activity) when they come from workflow or activity code.
 """
 
 from __future__ import annotations
@@ -23,11 +20,9 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
-import temporalio.activity
-import temporalio.workflow
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -39,13 +34,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from sdk import DefinitionError, WorkflowClient, WorkflowDefinition, registry
+from sdk.mirror import MirrorWriter
 
 from ._build import create_worker
 from ._health import HealthServer
+from ._logging import configure_logging
 from ._metrics import create_runtime, render_metrics, scrape_sdk_metrics
 from ._settings import ConfigurationError, WorkerSettings
 
-__all__ = ["JsonLogFormatter", "LogContextFilter", "TextLogFormatter", "configure_logging", "run_worker"]
+# configure_logging lives in ._logging; named here too for the command line's current import.
+__all__ = ["WorkerProcess", "configure_logging", "import_app", "run_worker"]
 
 logger = logging.getLogger("dwf.worker")
 
@@ -58,145 +56,6 @@ _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     InterfaceError,
 )
 _TRANSIENT_TEMPORAL_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, OSError, TimeoutError, RPCError)
-
-
-# ---------------------------------------------------------------------------------------------
-# Logging
-
-
-_CONTEXT_FIELDS = ("workflow_id", "run_id", "workflow_type", "step", "activity_id", "attempt", "task_queue")
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class LogContextFilter(logging.Filter):
-    """Copies workflow and activity context onto each record as flat attributes.
-
-    temporalio's ``workflow.logger`` and ``activity.logger`` put a ``temporal_workflow`` or
-    ``temporal_activity`` dict in ``extra``; records from plain loggers used inside an activity
-    or workflow get the same fields from the current context. The fields are
-    :data:`_CONTEXT_FIELDS`; ``step`` is the activity type (a machine step's name).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        details: dict[str, Any] = {}
-        wf = getattr(record, "temporal_workflow", None)
-        act = getattr(record, "temporal_activity", None)
-        if act is None and wf is None:
-            act, wf = _current_context()
-        if isinstance(wf, dict):
-            details.update({k: wf.get(k) for k in ("workflow_id", "run_id", "workflow_type", "attempt")})
-            details["task_queue"] = wf.get("task_queue")
-        if isinstance(act, dict):
-            details.update(
-                workflow_id=act.get("workflow_id"),
-                run_id=act.get("workflow_run_id"),
-                workflow_type=act.get("workflow_type"),
-                step=act.get("activity_type"),
-                activity_id=act.get("activity_id"),
-                attempt=act.get("attempt"),
-                task_queue=act.get("task_queue"),
-            )
-        for key, value in details.items():
-            if value is not None and getattr(record, key, None) is None:
-                setattr(record, key, value)
-        return True
-
-
-def _current_context() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    try:
-        if temporalio.activity.in_activity():
-            info = temporalio.activity.info()
-            return {
-                "workflow_id": info.workflow_id,
-                "workflow_run_id": info.workflow_run_id,
-                "workflow_type": info.workflow_type,
-                "activity_type": info.activity_type,
-                "activity_id": info.activity_id,
-                "attempt": info.attempt,
-                "task_queue": info.task_queue,
-            }, None
-        if temporalio.workflow.in_workflow():
-            winfo = temporalio.workflow.info()
-            return None, {
-                "workflow_id": winfo.workflow_id,
-                "run_id": winfo.run_id,
-                "workflow_type": winfo.workflow_type,
-                "attempt": winfo.attempt,
-                "task_queue": winfo.task_queue,
-            }
-    except Exception:  # never let logging fail because of context lookup
-        pass
-    return None, None
-
-
-def _timestamp(record: logging.LogRecord) -> str:
-    return (
-        datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, context fields, extras, exc."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in _CONTEXT_FIELDS:
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value
-        for key, value in record.__dict__.items():
-            if key in _STANDARD_ATTRS or key in entry or key.startswith("_") or key.startswith("temporal_"):
-                continue
-            if key in ("workflow_info", "activity_info"):
-                continue
-            entry[key] = value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-class TextLogFormatter(logging.Formatter):
-    """``<ts> <LEVEL> <logger>: <message> [workflow_id=... step=...]`` on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        context = " ".join(
-            f"{key}={getattr(record, key)}"
-            for key in _CONTEXT_FIELDS
-            if getattr(record, key, None) is not None
-        )
-        if context:
-            line += f" [{context}]"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def configure_logging(level: str = "INFO", fmt: str = "text", *, stream: Any = None) -> logging.Handler:
-    """Send every log record to ``stream`` (stderr) as one line of text or JSON.
-
-    Replaces the root logger's handlers, and stops temporalio's loggers from also appending
-    their context dict to the message (the formatter shows it as fields instead).
-
-    Returns:
-        The installed handler.
-    """
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonLogFormatter() if fmt == "json" else TextLogFormatter())
-    handler.addFilter(LogContextFilter())
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    temporalio.workflow.logger.workflow_info_on_message = False
-    temporalio.activity.logger.activity_info_on_message = False
-    return handler
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,26 +84,6 @@ def import_app(modules: Sequence[str]) -> list[WorkflowDefinition[..., Any]]:
     if not definitions:
         raise ConfigurationError(f"DWF_APP: no @workflow is defined in {', '.join(modules)}")
     return definitions
-
-
-def _mirror_writer_class() -> Any | None:
-    """THE MIRROR SEAM: ``sdk.mirror.MirrorWriter`` when this build has one, else None.
-
-    The worker codes against exactly this API: ``MirrorWriter.from_url(url)``,
-    ``await writer.upgrade_schema()``, ``await writer.register_definitions(definitions)``,
-    ``writer.metrics.snapshot() -> dict[str, float]``, ``await writer.close()``, and the writer
-    is the worker's event sink (``write_batch``).
-    """
-    return getattr(importlib.import_module("sdk.mirror"), "MirrorWriter", None)
-
-
-def _mirror_worker_options(writer: Any | None) -> dict[str, Any]:
-    """THE MIRROR SEAM, second half: how ``create_worker`` receives the writer.
-
-    ``mirror=`` makes the writer the event sink and adds its activity interceptor (step
-    attempts); without a writer the worker runs with no sink.
-    """
-    return {"mirror": writer}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -309,8 +148,8 @@ class WorkerProcess:
     Args:
         settings: The worker's settings.
         stop: Set it to stop the worker (SIGTERM and SIGINT set it too).
-        exit_delay: Seconds to sleep after the Temporal worker shut down (see DESIGN.md fact 9:
-            it keeps the interpreter from crashing at exit).
+        exit_delay: Seconds to sleep after the Temporal worker shut down: it keeps the
+            interpreter from crashing at exit (docs/temporal-facts.md, "Exit after a worker").
     """
 
     def __init__(
@@ -321,7 +160,7 @@ class WorkerProcess:
         self.exit_delay = exit_delay
         self.client: WorkflowClient | None = None
         self.worker: Worker | None = None
-        self.mirror: Any | None = None
+        self.mirror: MirrorWriter | None = None
         self.health: HealthServer | None = None
         self._runtime: Runtime | None = None
         self._sdk_metrics_url: str | None = None
@@ -412,14 +251,10 @@ class WorkerProcess:
 
     # -- start-up
 
-    async def _open_mirror(self, definitions: list[WorkflowDefinition[..., Any]]) -> Any | None:
-        writer_class = _mirror_writer_class()
-        if writer_class is None:
-            logger.warning("this build has no SQL mirror (sdk.mirror.MirrorWriter): running without one")
-            return None
-        writer = writer_class.from_url(self.settings.database_url)
+    async def _open_mirror(self, definitions: list[WorkflowDefinition[..., Any]]) -> MirrorWriter | None:
+        writer = MirrorWriter.from_url(self.settings.database_url)
 
-        async def prepare() -> Any:
+        async def prepare() -> MirrorWriter:
             await writer.upgrade_schema()
             await writer.register_definitions(definitions)
             return writer
@@ -498,9 +333,11 @@ class WorkerProcess:
             logger.info("workflows: %s", names)
             self._runtime, self._sdk_metrics_url = create_runtime(prometheus=settings.http_port != 0)
             if settings.http_port != 0:
-                checks = {"temporal": self._check_temporal, "worker": self._check_worker}
-                if _mirror_writer_class() is not None:
-                    checks["database"] = self._check_database
+                checks = {
+                    "temporal": self._check_temporal,
+                    "worker": self._check_worker,
+                    "database": self._check_database,
+                }
                 self.health = HealthServer(
                     settings.http_host, settings.http_port, checks=checks, metrics=self._render_metrics
                 )
@@ -515,7 +352,7 @@ class WorkerProcess:
                 self.client,
                 task_queue=settings.task_queue,
                 workflows=definitions,
-                **_mirror_worker_options(self.mirror),
+                mirror=self.mirror,
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace),
@@ -556,8 +393,8 @@ class WorkerProcess:
             await self.health.close()
         self._remove_signal_handlers()
         if used_temporal and self.exit_delay > 0:
-            # DESIGN.md fact 9: a process that ran a Worker can crash at interpreter exit
-            # unless the core's threads get a moment after shutdown.
+            # A process that ran a Worker can crash at interpreter exit unless the core's
+            # threads get a moment after shutdown (docs/temporal-facts.md, "Exit after a worker").
             await asyncio.sleep(self.exit_delay)
 
 

@@ -1,4 +1,4 @@
-"""``dwf``: the durable-workflows command line.
+"""``dwf``: the durable-workflows command line, on Typer and Rich.
 
 ::
 
@@ -19,38 +19,62 @@ import asyncio
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
+
+import typer
 
 from ._context import Context
-from ._exit import ExitCode, classify
+from ._exit import ExitCode, classify, one_line
 from ._output import Output
-from ._parser import build_parser
 from ._target import Target, import_app
 
-__all__ = ["ExitCode", "build_parser", "main"]
+__all__ = ["ExitCode", "main", "parse"]
 
-_IMPORTS_APP = frozenset({"start", "instances", "tasks", "mirror"})
+_IMPORTS_APP = ("start", "instances", "tasks", "mirror")
 """Commands that import ``--app`` first (``worker`` and ``dev`` import it in the worker)."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dwf`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+def parse(argv: Sequence[str]) -> Any:
+    """The invocation ``argv`` asks for: ``.handler``, ``.command``, ``.flags`` (the global
+    options given), ``.json``, ``.debug`` and the command's own arguments by name; or the exit
+    code when Typer answered by itself (``--help``).
 
-    Usage errors exit through argparse (``SystemExit(2)``).
+    Raises:
+        typer.TyperException: A usage error found by Typer (its ``exit_code`` is 2).
+        CommandError: A usage error found by a command's own checks.
     """
-    parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
-    if extras and args.command != "graph":
-        parser.error(f"unrecognized arguments: {' '.join(extras)}")
-    debug = bool(getattr(args, "debug", False))
-    out = Output(json_mode=bool(getattr(args, "json", False)))
+    from ._app import app
+
+    command = typer.main.get_command(app)
+    return command.main(list(argv), prog_name="dwf", standalone_mode=False)
+
+
+def _usage_line(exc: typer.TyperException) -> str:
+    context = getattr(exc, "ctx", None)
+    where = context.command_path if context is not None else "dwf"
+    return f"{one_line(exc.format_message())} (see '{where} --help')"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dwf`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    out = Output(json_mode="--json" in argv)
     try:
-        target = Target.resolve(args)
-        if args.command in _IMPORTS_APP and target.app:
+        invocation = parse(argv)
+        if isinstance(invocation, int):
+            return invocation
+        debug, out = invocation.debug, Output(json_mode=invocation.json)
+        target = Target.resolve(invocation.flags)
+        if invocation.command.split()[0] in _IMPORTS_APP and target.app:
             import_app(target.app)
-        return int(asyncio.run(args.handler(Context(args, target, out))))
+        return int(asyncio.run(invocation.handler(Context(invocation, target, out))))
     except KeyboardInterrupt:
         out.note("dwf: interrupted")
         return ExitCode.INTERRUPTED
+    except typer.TyperException as exc:
+        print(f"dwf: error: {_usage_line(exc)}", file=sys.stderr, flush=True)
+        return exc.exit_code
     except Exception as exc:
         code, message, details = classify(exc)
         if debug:

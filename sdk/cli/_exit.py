@@ -32,13 +32,13 @@ class ExitCode(IntEnum):
     FAILED = 1
     """The operation ran and failed: the audit found mismatches, the workflow failed."""
     USAGE = 2
-    """A bad argument, flag or variable (argparse's own code)."""
+    """A bad argument, flag or variable (the code Typer gives its own usage errors)."""
     NOT_FOUND = 3
     PERMISSION_DENIED = 4
     INVALID_DATA = 5
     """Form or workflow input that does not validate; each failing field is printed."""
     CONFLICT = 6
-    """The task is claimed by someone else, or no longer pending."""
+    """A claim lost to someone else's, a task no longer pending, a workflow id in use."""
     CANNOT_CONNECT = 7
     """Temporal or the database cannot be reached."""
     INTERRUPTED = 130
@@ -63,7 +63,7 @@ class CommandError(Exception):
 
 
 class UsageError(CommandError):
-    """A bad argument that argparse could not catch by itself (exit 2)."""
+    """A bad argument, flag or variable (exit 2)."""
 
     code = ExitCode.USAGE
 
@@ -132,15 +132,12 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, list[str]]:
     """The exit code, the one-line message and any detail lines for an exception."""
     from alembic.util.exc import CommandError as AlembicCommandError
 
-    from worker._settings import ConfigurationError
-
     if isinstance(exc, CommandError):
         return exc.code, one_line(exc), exc.details
     if isinstance(exc, FormValidationError):
         details = [f"{e.get('field', '?')}: {one_line(e.get('message', ''))}" for e in exc.errors]
         return ExitCode.INVALID_DATA, f"invalid data for {exc.form_name}:", details
     simple: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], ExitCode], ...] = (
-        (ConfigurationError, ExitCode.USAGE),
         (NotFoundError, ExitCode.NOT_FOUND),
         (PermissionDeniedError, ExitCode.PERMISSION_DENIED),
         ((TaskClaimConflictError, TaskNotPendingError), ExitCode.CONFLICT),
@@ -157,6 +154,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, list[str]]:
     if isinstance(exc, ConnectionError | TimeoutError) or type(exc).__name__ == "gaierror":
         return ExitCode.CANNOT_CONNECT, f"cannot connect: {one_line(exc) or type(exc).__name__}", []
     if isinstance(exc, ValueError):
-        # The SDK's checks of caller input (a reassignment without a reason, an empty comment).
+        # The SDK's checks of caller input (a reassignment without a reason, an empty comment),
+        # and the worker's ConfigurationError (a bad setting of ``dwf worker`` or ``dwf dev``).
         return ExitCode.USAGE, one_line(exc), []
     return ExitCode.FAILED, f"{type(exc).__name__}: {one_line(exc)}", []

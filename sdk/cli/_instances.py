@@ -3,20 +3,23 @@
 ``start`` finds the workflow among the definitions imported with ``--app`` (validating the
 input against its model before anything is sent), else in the mirror's
 ``workflow_definitions`` (the worker registers them). ``instances`` reads the mirror; ``show``
-falls back to Temporal's own description for an instance the mirror does not have.
+takes a unique start of an id too, adds a completed run's result (from Temporal: the mirror
+keeps none), and falls back to Temporal's own description for an instance the mirror does not
+have.
 """
 
 from __future__ import annotations
 
-import uuid
+import asyncio
 from typing import Any
 
-from sdk import InstanceNotFoundError, WorkflowDefinition, WorkflowNotFoundError, registry
+from sdk import InstanceNotFoundError, WorkflowDefinition, WorkflowNotFoundError, WorkflowStatus, registry
 
 from ._context import Context
 from ._exit import CommandError, ExitCode, UsageError, one_line
 from ._output import Column, attr
-from ._target import open_client, open_queries, sqlite_path
+from ._prefix import instance_key, is_uuid
+from ._target import CONNECT_TIMEOUT, open_client, open_queries, sqlite_path
 
 __all__ = ["NO_INPUT", "list_instances", "show_instance", "start_workflow", "workflow_arguments"]
 
@@ -24,7 +27,7 @@ NO_INPUT: Any = object()
 """The default of ``--input``: nothing given (``null`` is a valid input)."""
 
 INSTANCE_COLUMNS = (
-    Column("WORKFLOW ID", attr("workflow_id"), 48),
+    Column("WORKFLOW ID", attr("workflow_id"), key=True),
     Column("WORKFLOW", lambda r: f"{r.workflow_name}@{r.workflow_version}"),
     Column("STATUS", attr("status")),
     Column("STEP", attr("current_step")),
@@ -45,7 +48,7 @@ STEP_COLUMNS = (
     Column("ERROR", attr("error"), 60),
 )
 INSTANCE_TASK_COLUMNS = (
-    Column("ID", attr("id")),
+    Column("ID", attr("id"), key=True),
     Column("TITLE", attr("title"), 40),
     Column("STATUS", attr("status")),
     Column("ASSIGNEE", lambda r: r.assignee_id or (r.assignee_group and f"group {r.assignee_group}")),
@@ -165,22 +168,15 @@ async def list_instances(ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 async def _from_mirror(ctx: Context, key: str) -> tuple[Any, Any, Any] | None:
     path = sqlite_path(ctx.target.database_url)
     if path is not None and not path.exists():
         return None
     tenant = ctx.args.tenant
+    key = await instance_key(ctx.target, key, tenant)
     async with open_queries(ctx.target) as queries:
         try:
-            if _is_uuid(key):
+            if is_uuid(key):
                 try:
                     row = await queries.get_instance(key, tenant_id=tenant)
                 except InstanceNotFoundError:
@@ -192,6 +188,19 @@ async def _from_mirror(ctx: Context, key: str) -> tuple[Any, Any, Any] | None:
         steps = await queries.step_history(row.id)
         tasks = await queries.instance_tasks(row.id, limit=500)
     return row, steps.items, tasks.items
+
+
+async def _result(ctx: Context, status: Any, workflow_id: str, run_id: str | None) -> Any:
+    """A completed run's result, from Temporal (the mirror does not keep results); else None."""
+    if status != WorkflowStatus.COMPLETED:
+        return None
+    try:
+        async with open_client(ctx.target, database=False) as client:
+            handle = client.temporal.get_workflow_handle(workflow_id, run_id=run_id)
+            return await asyncio.wait_for(handle.result(), CONNECT_TIMEOUT)
+    except Exception as exc:  # the rest of the instance is still worth showing
+        ctx.out.note(f"the result is not available: {one_line(exc)}")
+        return None
 
 
 async def show_instance(ctx: Context) -> int:
@@ -207,8 +216,9 @@ async def show_instance(ctx: Context) -> int:
                 raise InstanceNotFoundError(
                     f"no workflow instance {key!r} in the mirror or in Temporal"
                 ) from None
+        result = await _result(ctx, description.status, description.workflow_id, description.run_id)
         if out.json_mode:
-            out.json({"source": "temporal", **description.__dict__})
+            out.json({"source": "temporal", **description.__dict__, "result": result})
             return ExitCode.OK
         out.note("not in the mirror: showing Temporal's description")
         out.fields(
@@ -223,19 +233,21 @@ async def show_instance(ctx: Context) -> int:
                 ("Created by", description.created_by),
                 ("Started", description.start_time),
                 ("Closed", description.close_time),
+                ("Result", result),
             ]
         )
         out.line()
         out.line("Pending tasks")
         pending_columns = (
-            Column("ID", attr("task_id")),
+            Column("ID", attr("task_id"), key=True),
             *[c for c in INSTANCE_TASK_COLUMNS if c.header not in ("ID", "COMPLETED BY")],
         )
         out.table(description.pending_tasks, pending_columns, empty="no pending tasks")
         return ExitCode.OK
     row, steps, tasks = found
+    result = await _result(ctx, row.status, row.workflow_id, row.run_id)
     if out.json_mode:
-        out.json({"source": "mirror", **row.model_dump(), "steps": steps, "tasks": tasks})
+        out.json({"source": "mirror", **row.model_dump(), "steps": steps, "tasks": tasks, "result": result})
         return ExitCode.OK
     out.fields(
         [
@@ -251,6 +263,7 @@ async def show_instance(ctx: Context) -> int:
             ("Started", row.started_at),
             ("Completed", row.completed_at),
             ("Error", row.error),
+            ("Result", result),
         ]
     )
     out.line()

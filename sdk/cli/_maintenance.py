@@ -1,7 +1,8 @@
 """``dwf db upgrade|current``, ``dwf mirror audit|rebuild`` and ``dwf graph``.
 
 Audit and rebuild replay Temporal's histories with the workflow code, so they need the
-application's modules (``--app``); each shows a counter on stderr while it works.
+application's modules (``--app``); each shows its progress on stderr while it works (a bar on
+a terminal). A workflow id may be given as a unique start of one the mirror has.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from ._context import Context
 from ._exit import CannotConnectError, CommandError, ExitCode, UsageError
 from ._output import Progress
+from ._prefix import workflow_ids
 from ._target import open_client, require_database, sqlite_path
 
 __all__ = ["audit_mirror", "current_schema", "graph", "rebuild_mirror", "upgrade_schema"]
@@ -83,7 +85,7 @@ async def audit_mirror(ctx: Context) -> int:
 
     _require_definitions(ctx, "dwf mirror audit")
     require_database(ctx.target)
-    ids: list[str] | None = ctx.args.workflow_ids or None
+    ids: list[str] | None = await workflow_ids(ctx.target, ctx.args.workflow_ids) or None
     progress = Progress("audited", len(ids) if ids else None, ctx.out.stderr)
     writer = MirrorWriter.from_url(ctx.target.database_url)
     try:
@@ -116,7 +118,7 @@ async def rebuild_mirror(ctx: Context) -> int:
         raise UsageError("dwf mirror rebuild: name the WORKFLOW_IDs to rebuild, or pass --all (not both)")
     _require_definitions(ctx, "dwf mirror rebuild")
     require_database(ctx.target)
-    ids: list[str] | None = a.workflow_ids or None
+    ids: list[str] | None = await workflow_ids(ctx.target, a.workflow_ids) or None
     progress = Progress("rebuilt", len(ids) if ids else None, ctx.out.stderr)
     rebuilt: list[dict[str, Any]] = []
 

@@ -1,8 +1,14 @@
-"""What commands print: aligned tables and key/value blocks for people, JSON for scripts,
-and a progress counter on stderr for long operations."""
+"""What commands print: Rich tables and label/value blocks for people, JSON for scripts, and a
+progress bar on stderr for long operations.
+
+On a terminal, tables fit its width: long cells wrap, but an id a user must paste
+(``Column(key=True)``) is never cut or wrapped. Elsewhere (a pipe, a file) a row is one line,
+as wide as it needs, with the long free-text cells cut at their ``width`` with ``…``.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +19,10 @@ from typing import Any, TextIO
 
 import pydantic_core
 
-__all__ = ["Column", "Output", "Progress", "format_value", "jsonable", "render_table"]
+__all__ = ["Column", "Output", "Progress", "attr", "format_value", "jsonable", "render_table"]
+
+_UNBOUNDED = 100_000
+"""The width of a table that is not printed to a terminal: never wrapped."""
 
 
 def jsonable(value: Any) -> Any:
@@ -39,27 +48,17 @@ def format_value(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: its header, how to get its value from a row, and an optional width cap."""
+    """A table column: its header, how to get its value from a row, and how it may shrink.
+
+    Attributes:
+        width: Off a terminal, longer cells are cut to this width with ``…``.
+        key: An id a user pastes into another command: shown whole, never wrapped.
+    """
 
     header: str
     get: Callable[[Any], Any]
     width: int | None = None
-
-
-def _cell(column: Column, row: Any) -> str:
-    text = format_value(column.get(row))
-    if column.width is not None and len(text) > column.width:
-        text = text[: column.width - 1] + "…"
-    return text
-
-
-def render_table(rows: Sequence[Any], columns: Sequence[Column]) -> str:
-    """An aligned plain-text table: a header line, then one line per row (no trailing spaces)."""
-    cells = [[c.header for c in columns], *([_cell(c, row) for c in columns] for row in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return "\n".join(
-        "  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip() for line in cells
-    )
+    key: bool = False
 
 
 def attr(name: str) -> Callable[[Any], Any]:
@@ -69,6 +68,46 @@ def attr(name: str) -> Callable[[Any], Any]:
         return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
 
     return get
+
+
+def render_table(
+    rows: Sequence[Any], columns: Sequence[Column], *, width: int | None = None, header: bool = True
+) -> str:
+    """``rows`` as a table two spaces between columns, no trailing spaces.
+
+    Args:
+        width: The terminal's width, to fit in (keys whole); None: one line per row.
+        header: Print the column headers.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = [[format_value(c.get(row)) for c in columns] for row in rows]
+    natural = [max(len(c.header), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    # On a terminal: the keys whole, and every other column at least as wide as its header or
+    # ten characters (less when its cells are shorter), even when that is wider than the terminal.
+    least = [n if c.key else min(n, max(len(c.header), 10)) for n, c in zip(natural, columns, strict=True)]
+    table = Table(box=None, show_header=header, pad_edge=False, padding=(0, 1), header_style="bold")
+    for column, floor in zip(columns, least, strict=True):
+        if column.key:
+            table.add_column(column.header, no_wrap=True, min_width=floor)
+        elif width is not None:
+            table.add_column(column.header, overflow="fold", min_width=floor)
+        else:
+            table.add_column(column.header, no_wrap=True, overflow="ellipsis", max_width=column.width)
+    for line in cells:
+        table.add_row(*(Text(text) for text in line))
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=_UNBOUNDED if width is None else max(width, sum(least) + 2 * len(columns)),
+        force_terminal=False,
+        no_color=True,
+        highlight=False,
+    )
+    console.print(table)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
 
 
 class Output:
@@ -82,6 +121,14 @@ class Output:
         self.json_mode = json_mode
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+
+    def _width(self) -> int | None:
+        """The terminal's width when results go to one, else None (no wrapping)."""
+        if not getattr(self.stdout, "isatty", lambda: False)():
+            return None
+        from rich.console import Console
+
+        return Console(file=self.stdout).width
 
     def line(self, text: str = "") -> None:
         """A line of the result (stdout)."""
@@ -101,13 +148,12 @@ class Output:
 
     def table(self, rows: Sequence[Any], columns: Sequence[Column], *, empty: str) -> None:
         """``rows`` as a table, or the ``empty`` sentence when there are none."""
-        self.line(render_table(rows, columns) if rows else empty)
+        self.line(render_table(rows, columns, width=self._width()) if rows else empty)
 
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
-        """A block of aligned ``label  value`` lines."""
-        width = max((len(label) for label, _ in pairs), default=0)
-        for label, value in pairs:
-            self.line(f"{label.ljust(width)}  {format_value(value)}".rstrip())
+        """A block of aligned ``label  value`` lines (long values wrap on a terminal)."""
+        columns = (Column("", lambda p: p[0], key=True), Column("", lambda p: p[1]))
+        self.line(render_table(pairs, columns, width=self._width(), header=False))
 
     def page(self, page: Any, columns: Sequence[Column], *, noun: str) -> None:
         """A page of query results (a JSON list, or a table) and, on stderr, a note on what follows."""
@@ -121,8 +167,8 @@ class Output:
 
 
 class Progress:
-    """A counter on ``stream`` that rewrites itself (``\\r``) on a terminal, one line per step
-    otherwise (so logs of a non-interactive run stay readable).
+    """Progress on ``stream``: a Rich progress bar on a terminal, one line per step otherwise
+    (so logs of a non-interactive run stay readable).
 
     Use it as the ``progress(n, workflow_id)`` callback of ``sdk.mirror.audit`` and
     ``rebuild``; call :meth:`close` at the end.
@@ -132,24 +178,36 @@ class Progress:
         self.verb = verb
         self.total = total
         self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.count = 0
-        self._width = 0
+        self._bar: Any = None
+        if getattr(self.stream, "isatty", lambda: False)():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[current]}"),
+                console=Console(file=self.stream),
+                auto_refresh=False,
+            )
+            self._task = self._bar.add_task(verb, total=total, current="")
+            self._bar.start()
 
     def __call__(self, count: int, workflow_id: str) -> None:
         self.count = count
+        if self._bar is not None:
+            self._bar.update(self._task, completed=count, current=workflow_id, refresh=True)
+            return
         of = f"/{self.total}" if self.total is not None else ""
-        text = f"{self.verb} {count}{of}: {workflow_id}"
-        if self.tty:
-            # Pad over the longer text of the previous step instead of relying on escape codes.
-            self.stream.write("\r" + text.ljust(self._width))
-            self._width = max(self._width, len(text))
-        else:
-            self.stream.write(text + "\n")
+        self.stream.write(f"{self.verb} {count}{of}: {workflow_id}\n")
         self.stream.flush()
 
     def close(self) -> None:
-        """End the counter's line on a terminal."""
-        if self.tty and self.count:
-            self.stream.write("\n")
-            self.stream.flush()
+        """Stop the bar (it stays on the terminal with its final count)."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

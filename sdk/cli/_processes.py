@@ -1,9 +1,12 @@
-"""``dwf worker`` and ``dwf dev``: the commands that run until SIGTERM or Ctrl-C.
+"""``dwf worker`` and ``dwf dev``: the commands that run until SIGTERM or Ctrl-C, and the only
+ones that import the worker.
 
-Both delegate to the worker process (``worker._process.run_worker``), which stops polling on
-SIGTERM/SIGINT, lets in-flight activities finish, closes the mirror and then pauses a moment
-(DESIGN.md fact 9) so the interpreter does not crash at exit. ``dev`` also starts the official
-Temporal dev server first, and stops it, by its PID, after the worker is done.
+Both delegate to the worker process (``worker.run_worker``), which stops polling on
+SIGTERM/SIGINT, lets in-flight activities finish, closes the mirror and then pauses a moment so
+the interpreter does not crash at exit (docs/temporal-facts.md). ``dwf worker`` takes
+the worker's own flags, declared once with its settings, and hands them over as they are.
+``dev`` also starts the official Temporal dev server first, and stops it, by its PID, after the
+worker is done.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ import asyncio
 import json
 import signal
 import socket
-
-from worker._settings import WorkerSettings
+from typing import Any
 
 from ._context import Context
-from ._exit import CommandError, ExitCode
-from ._target import GLOBAL_FLAGS, global_dest
+from ._exit import CommandError, ExitCode, UsageError
 
-__all__ = ["DEFAULT_DEV_APP", "DEFAULT_DEV_DB_FILE", "DEFAULT_DEV_PORT", "dev", "worker"]
+__all__ = [
+    "DEFAULT_DEV_APP",
+    "DEFAULT_DEV_DB_FILE",
+    "DEFAULT_DEV_PORT",
+    "check_port_free",
+    "dev",
+    "worker",
+    "worker_argv",
+    "worker_settings",
+]
 
 DEFAULT_DEV_APP = ("examples.expense_approval",)
 DEFAULT_DEV_PORT = 7233
@@ -30,33 +40,78 @@ DEFAULT_DEV_DB_FILE = "dwf-temporal.db"
 ephemeral server with a lasting mirror would leave the mirror describing instances that no
 longer exist)."""
 
+_WORKER_FLAGS = {
+    "address": "--temporal-address",
+    "namespace": "--namespace",
+    "task_queue": "--task-queue",
+    "database_url": "--database-url",
+    "app": "--app",
+}
+"""The worker's flag for each global option."""
 
-def worker_settings(args: argparse.Namespace) -> WorkerSettings:
-    """``dwf worker``'s settings: its own flags, then the global flags given before ``worker``,
-    then the ``DWF_*`` variables.
+
+def worker_argv(args: Any) -> list[str]:
+    """The worker's command line: the global options given, as the worker's flags, then
+    ``dwf worker``'s own arguments (so a flag after ``worker`` wins over a global one)."""
+    given = [(flag, args.flags[field]) for field, flag in _WORKER_FLAGS.items() if args.flags.get(field)]
+    return [*(part for pair in given for part in pair), *args.worker_args]
+
+
+def _worker_parser() -> argparse.ArgumentParser:
+    from worker import add_worker_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="dwf worker",
+        add_help=False,
+        exit_on_error=False,
+        description="Run the long-lived worker until SIGTERM or SIGINT (same as python -m worker). "
+        "The global options (--address, --debug, ...) apply too.",
+    )
+    return add_worker_arguments(parser)
+
+
+def worker_settings(args: Any) -> Any:
+    """``dwf worker``'s settings (``worker.WorkerSettings``): its own flags, then the global
+    options, then the ``DWF_*`` variables.
 
     Raises:
+        UsageError: An unknown flag, or one without its value.
         ConfigurationError: A setting is missing or malformed (exit 2).
     """
-    for field in GLOBAL_FLAGS:
-        given = getattr(args, global_dest(field), None)
-        if getattr(args, field, None) is None and given is not None:
-            setattr(args, field, given)
-    return WorkerSettings.load(args)
+    return _load_settings(worker_argv(args))
+
+
+def _load_settings(argv: list[str]) -> Any:
+    from worker import WorkerSettings
+
+    try:
+        known, unknown = _worker_parser().parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise UsageError(f"dwf worker: {exc} (see 'dwf worker --help')") from None
+    if unknown:
+        raise UsageError(f"dwf worker: no such option: {' '.join(unknown)} (see 'dwf worker --help')")
+    return WorkerSettings.load(known)
 
 
 async def worker(ctx: Context) -> int:
     """Run the long-lived worker until SIGTERM or SIGINT."""
-    from worker._process import configure_logging, run_worker
+    from worker import configure_logging, run_worker
 
+    if {"-h", "--help"} & set(ctx.args.worker_args):
+        ctx.out.line(_worker_parser().format_help().rstrip())
+        return ExitCode.OK
     settings = worker_settings(ctx.args)
     configure_logging(settings.log_level, settings.log_format)
     await run_worker(settings)
     return ExitCode.OK
 
 
-def _check_port_free(port: int, flag: str) -> None:
+def check_port_free(port: int, flag: str) -> None:
+    """Fail when something listens on ``port`` (a port whose last connections are in TIME_WAIT,
+    as after a restart within a minute, is free: the server can bind it, and so can the probe).
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -81,14 +136,14 @@ def _release_signals() -> None:
 async def dev(ctx: Context) -> int:
     """The embedded development setup: Temporal's dev server plus a worker with the SQL mirror."""
     from sdk import DevServer
-    from worker._process import configure_logging, run_worker
+    from worker import configure_logging, run_worker
 
     a, target = ctx.args, ctx.target
     port = a.port or DEFAULT_DEV_PORT
-    _check_port_free(port, "--port")
+    check_port_free(port, "--port")
     ui_port = a.ui_port or port + 1000
     if a.ui:
-        _check_port_free(ui_port, "--ui-port")
+        check_port_free(ui_port, "--ui-port")
     app = target.app or DEFAULT_DEV_APP
     server = DevServer(
         port=port,
@@ -105,15 +160,12 @@ async def dev(ctx: Context) -> int:
         except RuntimeError as exc:
             raise CommandError(f"the Temporal dev server did not start: {exc}") from exc
         try:
-            settings = WorkerSettings.load(
-                argparse.Namespace(
-                    temporal_address=server.target,
-                    temporal_namespace=target.namespace,
-                    task_queue=target.task_queue,
-                    database_url=target.database_url,
-                    app=",".join(app),
-                    http_port=str(a.http_port),
-                )
+            settings = _load_settings(
+                [
+                    *("--temporal-address", server.target, "--namespace", target.namespace),
+                    *("--task-queue", target.task_queue, "--database-url", target.database_url),
+                    *("--app", ",".join(app), "--http-port", str(a.http_port)),
+                ]
             )
             _announce(ctx, server.target, f"http://127.0.0.1:{ui_port}" if a.ui else None, settings)
             if not stop.is_set():
@@ -130,27 +182,42 @@ async def dev(ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _announce(ctx: Context, address: str, ui: str | None, settings: WorkerSettings) -> None:
+def _announce(ctx: Context, address: str, ui: str | None, settings: Any) -> None:
+    namespace, queue, database = (
+        settings.temporal_namespace,
+        settings.task_queue,
+        settings.database_url_redacted,
+    )
+    environment = {
+        "DWF_TEMPORAL_ADDRESS": address,
+        "DWF_TEMPORAL_NAMESPACE": namespace,
+        "DWF_TASK_QUEUE": queue,
+        "DWF_DATABASE_URL": database,
+        # The official temporal CLI's own variables.
+        "TEMPORAL_ADDRESS": address,
+        "TEMPORAL_NAMESPACE": namespace,
+    }
     facts = {
         "address": address,
-        "namespace": settings.temporal_namespace,
+        "namespace": namespace,
         "ui": ui,
-        "task_queue": settings.task_queue,
-        "database_url": settings.database_url_redacted,
+        "task_queue": queue,
+        "database_url": database,
         "app": list(settings.app),
+        "environment": environment,
     }
     out = ctx.out
     if out.json_mode:
         out.line(json.dumps(facts))
         return
-    out.line(f"dwf dev: Temporal dev server at {address} (namespace {settings.temporal_namespace})")
+    out.line(f"dwf dev: Temporal dev server at {address} (namespace {namespace})")
     if ui:
         out.line(f"dwf dev: Temporal Web UI at {ui}")
-    out.line(f"dwf dev: worker for {', '.join(settings.app)} on task queue {settings.task_queue}")
-    out.line(f"dwf dev: SQL mirror at {settings.database_url_redacted}")
-    out.line("dwf dev: from another terminal:")
-    out.line(
-        f"  export DWF_TEMPORAL_ADDRESS={address} DWF_TASK_QUEUE={settings.task_queue} "
-        f"DWF_DATABASE_URL={settings.database_url_redacted}"
-    )
+    out.line(f"dwf dev: worker for {', '.join(settings.app)} on task queue {queue}")
+    out.line(f"dwf dev: SQL mirror at {database}")
+    out.line("dwf dev: from another terminal, for dwf and for the temporal CLI:")
+    dwf = [f"{k}={v}" for k, v in environment.items() if k.startswith("DWF_")]
+    temporal = [f"{k}={v}" for k, v in environment.items() if k.startswith("TEMPORAL_")]
+    out.line(f"  export {' '.join(dwf)}")
+    out.line(f"  export {' '.join(temporal)}")
     out.line("dwf dev: press Ctrl-C to stop")

@@ -1,37 +1,38 @@
-"""Where a command connects: the global options over the worker's ``DWF_*`` variables.
+"""Where ``dwf`` connects: the global options over their ``DWF_*`` variables over the defaults.
 
-The command line and the worker read the same variables with the same parsers
-(``worker._settings.OPTIONS``), so ``DWF_TEMPORAL_ADDRESS`` means the same thing to
-``dwf tasks list`` as to the worker, and a bad value gets the same one-line error.
+They are the worker's connection settings (the same variables, defaults and rules, so
+``DWF_TEMPORAL_ADDRESS`` means the same thing to ``dwf tasks list`` as to the worker), read
+here without importing the worker: only ``dwf worker`` and ``dwf dev`` load it. A bad value is
+a usage error (exit 2) naming the flag or the variable it came from.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import importlib
 import os
+import re
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from sdk import DefinitionError, WorkflowClient
-from worker._settings import OPTIONS, SettingOption, WorkerSettings
+from sdk import DEFAULT_TASK_QUEUE, DefinitionError, WorkflowClient
 
 from ._exit import CannotConnectError, UsageError, temporal_connect_reason
 
 __all__ = [
     "CLIENT_SETTLE",
     "CONNECT_TIMEOUT",
-    "GLOBAL_FLAGS",
+    "SETTINGS",
+    "Setting",
     "Target",
     "connect",
-    "global_dest",
     "import_app",
     "open_client",
     "open_queries",
@@ -47,105 +48,167 @@ CLIENT_SETTLE = 0.1
 
 temporalio's core calls back into Python shortly after a connection is made; when the
 interpreter is already finalizing, that aborts the process (about 1 run in 4 for a command that
-connects and exits at once; measured 0 in 120 with a pause of 20 ms or more, see DESIGN.md fact 9).
+connects and exits at once; none with a pause of 20 ms or more: docs/temporal-facts.md).
 """
 
-GLOBAL_FLAGS: dict[str, str] = {
-    "temporal_address": "--address",
-    "temporal_namespace": "--namespace",
-    "task_queue": "--task-queue",
-    "database_url": "--database-url",
-    "app": "--app",
-}
-"""The global flags, by the :class:`worker._settings.WorkerSettings` field they set."""
 
-_ENV_ONLY = ("temporal_api_key", "temporal_tls", "temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
+def _address(raw: str, source: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{source}: expected host:port (e.g. localhost:7233), got {raw!r}")
+    return raw
 
 
-def global_dest(field: str) -> str:
-    """The argparse destination of a global flag.
-
-    Prefixed so that ``dwf worker``'s own flags (which set the plain field names, default None)
-    cannot overwrite a global flag given before the command name.
-    """
-    return f"global_{field}"
+def _text(raw: str, source: str) -> str:
+    if not raw:
+        raise UsageError(f"{source}: must not be empty")
+    return raw
 
 
-def _option(field: str) -> SettingOption:
-    return next(o for o in OPTIONS if o.field == field)
+def _database_url(raw: str, source: str) -> str:
+    """The mirror's URL, which must name its async driver (the mirror's own rule, ``async_url``)."""
+    from sdk.mirror import async_url
+
+    try:
+        given, wanted = make_url(raw), async_url(raw)
+    except ArgumentError:
+        raise UsageError(
+            f"{source}: not a database URL: {raw!r} "
+            "(e.g. sqlite+aiosqlite:///dwf.db or postgresql+asyncpg://user:pw@host:5432/dwf)"
+        ) from None
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+    if given.drivername != wanted.drivername:
+        raise UsageError(
+            f"{source}: the mirror needs the async driver: write {wanted.drivername}://... "
+            f"instead of {given.drivername}://..."
+        )
+    return raw
+
+
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _modules(raw: str, source: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    bad = next((name for name in names if not _MODULE.match(name)), None)
+    if bad is not None or not names:
+        raise UsageError(f"{source}: {bad or raw!r} is not a module path (e.g. examples.expense_approval)")
+    return names
+
+
+def _bool(raw: str, source: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return raw.lower() in ("1", "true", "yes", "on")
+    raise UsageError(f"{source}: expected true or false, got {raw!r}")
+
+
+def _file(raw: str, source: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise UsageError(f"{source}: no readable file at {raw}")
+    return path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One connection setting: its field, variable, global flag (None: variable only) and parser."""
+
+    field: str
+    env: str
+    flag: str | None
+    parse: Callable[[str, str], Any]
+
+
+SETTINGS = (
+    Setting("address", "DWF_TEMPORAL_ADDRESS", "--address", _address),
+    Setting("namespace", "DWF_TEMPORAL_NAMESPACE", "--namespace", _text),
+    Setting("task_queue", "DWF_TASK_QUEUE", "--task-queue", _text),
+    Setting("database_url", "DWF_DATABASE_URL", "--database-url", _database_url),
+    Setting("app", "DWF_APP", "--app", _modules),
+    Setting("tls", "DWF_TEMPORAL_TLS", None, _bool),
+    Setting("tls_cert", "DWF_TEMPORAL_TLS_CERT", None, _file),
+    Setting("tls_key", "DWF_TEMPORAL_TLS_KEY", None, _file),
+    Setting("tls_ca", "DWF_TEMPORAL_TLS_CA", None, _file),
+    Setting("api_key", "DWF_TEMPORAL_API_KEY", None, _text),
+)
+"""The settings every command shares, in the worker's names (``dwf worker`` passes them on)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """The resolved global options: a flag, else its ``DWF_*`` variable, else the worker's default.
+    """The resolved connection settings (the worker's defaults for what is not given).
 
     TLS and the Temporal Cloud API key come from the worker's variables only
     (``DWF_TEMPORAL_TLS``, ``DWF_TEMPORAL_TLS_CERT``/``_KEY``/``_CA``, ``DWF_TEMPORAL_API_KEY``).
     """
 
-    settings: WorkerSettings
-
-    @property
-    def address(self) -> str:
-        return self.settings.temporal_address
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.temporal_namespace
-
-    @property
-    def task_queue(self) -> str:
-        return self.settings.task_queue
-
-    @property
-    def database_url(self) -> str:
-        return self.settings.database_url
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    database_url: str = "sqlite+aiosqlite:///dwf.db"
+    app: tuple[str, ...] = ()
+    tls: bool | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    api_key: str | None = None
 
     @property
     def database_shown(self) -> str:
         """The database URL with its password hidden."""
-        return self.settings.database_url_redacted
-
-    @property
-    def app(self) -> tuple[str, ...]:
-        return self.settings.app
+        return make_url(self.database_url).render_as_string(hide_password=True)
 
     @classmethod
-    def resolve(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Target:
-        """Resolve the global options of parsed ``args``.
+    def resolve(cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Target:
+        """The settings from the global ``flags`` given (by field), else ``environ``'s variables
+        (by default the environment, then a ``.env`` file in the current directory, as the worker
+        reads them).
 
         Raises:
-            ConfigurationError: A flag or variable has a malformed value (exit 2).
+            UsageError: A flag or variable has a malformed value (exit 2).
         """
-        environ = os.environ if environ is None else environ
+        environ = _environment() if environ is None else environ
         values: dict[str, Any] = {}
-        for field in (*GLOBAL_FLAGS, *_ENV_ONLY):
-            option = _option(field)
-            flag_value = getattr(args, global_dest(field), None)
-            if flag_value is not None:
-                source, raw = GLOBAL_FLAGS[field], str(flag_value)
-            elif environ.get(option.env, "").strip():
-                source, raw = option.env, environ[option.env]
-            else:
-                continue
-            values[field] = option.parse(raw.strip(), source)
-        return cls(settings=WorkerSettings(**values))
+        for setting in SETTINGS:
+            flag_value = flags.get(setting.field)
+            if flag_value is not None and setting.flag is not None:
+                values[setting.field] = setting.parse(flag_value.strip(), setting.flag)
+            elif environ.get(setting.env, "").strip():
+                values[setting.field] = setting.parse(environ[setting.env].strip(), setting.env)
+        if (values.get("tls_cert") is None) != (values.get("tls_key") is None):
+            raise UsageError(
+                "DWF_TEMPORAL_TLS_CERT and DWF_TEMPORAL_TLS_KEY go together: give both or neither"
+            )
+        return cls(**values)
 
-    def tls(self) -> Any:
-        """``tls=`` for ``WorkflowClient.connect``: False, True, or a ``TLSConfig``."""
-        settings = self.settings
-        if settings.temporal_tls_cert is None and settings.temporal_tls_ca is None:
-            return settings.use_tls
+    def client_tls(self) -> Any:
+        """``tls=`` for ``WorkflowClient.connect``: False, True, or a ``TLSConfig``.
+
+        TLS is on when asked for, or implied by a certificate, a CA or an API key.
+        """
+        implied = any(v is not None for v in (self.tls_cert, self.tls_ca, self.api_key))
+        if self.tls_cert is None and self.tls_ca is None:
+            return bool(self.tls) or (self.tls is None and implied)
         from temporalio.service import TLSConfig
 
         def read(path: Path | None) -> bytes | None:
             return path.read_bytes() if path is not None else None
 
         return TLSConfig(
-            server_root_ca_cert=read(settings.temporal_tls_ca),
-            client_cert=read(settings.temporal_tls_cert),
-            client_private_key=read(settings.temporal_tls_key),
+            server_root_ca_cert=read(self.tls_ca),
+            client_cert=read(self.tls_cert),
+            client_private_key=read(self.tls_key),
         )
+
+
+def _environment() -> Mapping[str, str]:
+    """The process's environment over the ``.env`` file of the current directory, if any."""
+    if not os.path.isfile(".env"):
+        return os.environ
+    from dotenv import dotenv_values
+
+    return {**{k: v for k, v in dotenv_values(".env").items() if v is not None}, **os.environ}
 
 
 def import_app(modules: tuple[str, ...]) -> None:
@@ -205,8 +268,8 @@ async def connect(target: Target, *, database: bool) -> WorkflowClient:
                 namespace=target.namespace,
                 task_queue=target.task_queue,
                 database_url=target.database_url if database else None,
-                api_key=target.settings.temporal_api_key,
-                tls=target.tls(),
+                api_key=target.api_key,
+                tls=target.client_tls(),
             ),
             CONNECT_TIMEOUT,
         )

@@ -1,9 +1,9 @@
 """``dwf tasks``: list, show, claim, release, complete, reassign and comment on human tasks.
 
-Lists and details read the SQL mirror only. Actions go through ``sdk.WorkflowClient``
-connected with the mirror, so a task id alone finds its instance (within ``--tenant``) and the
-client's checks apply before anything is sent: the task exists and is pending, the user may act,
-the data fits the form.
+Lists and details read the SQL mirror only. A task id may be given as a unique start of one.
+Actions go through ``sdk.WorkflowClient`` connected with the mirror, so a task id alone finds
+its instance (within ``--tenant``) and the client's checks apply before anything is sent: the
+task exists and is pending, the user may act, the data fits the form.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sdk import TaskInfo
 from ._context import Context
 from ._exit import ExitCode, UsageError
 from ._output import Column, attr
+from ._prefix import task_id
 from ._target import open_client, open_queries
 
 __all__ = [
@@ -29,14 +30,14 @@ __all__ = [
 ]
 
 TASK_COLUMNS = (
-    Column("ID", attr("id")),
+    Column("ID", attr("id"), key=True),
     Column("TITLE", attr("title"), 40),
     Column("ASSIGNEE", attr("assignee_id")),
     Column("GROUP", attr("assignee_group")),
     Column("CLAIMED BY", attr("claimed_by")),
     Column("DUE", attr("due_at")),
     Column("TENANT", attr("tenant_id")),
-    Column("WORKFLOW ID", attr("workflow_id"), 48),
+    Column("WORKFLOW ID", attr("workflow_id"), key=True),
 )
 COMMENT_COLUMNS = (
     Column("POSTED", attr("posted_at")),
@@ -79,7 +80,7 @@ async def show_task(ctx: Context) -> int:
     """One task from the mirror, with its comments and its assignment history."""
     a = ctx.args
     async with open_queries(ctx.target) as queries:
-        task = await queries.get_task(a.task_id, tenant_id=a.tenant)
+        task = await queries.get_task(await task_id(ctx.target, a.task_id, a.tenant), tenant_id=a.tenant)
         comments = await queries.task_comments(task.id, limit=500)
         assignments = await queries.task_assignments(task.id, limit=500)
     out = ctx.out
@@ -132,23 +133,29 @@ def _identity(ctx: Context) -> dict[str, Any]:
     return {"user": a.user, "groups": a.groups, "admin": a.admin, "tenant_id": a.tenant}
 
 
+async def _task(ctx: Context) -> str:
+    return await task_id(ctx.target, ctx.args.task_id, ctx.args.tenant)
+
+
 async def claim_task(ctx: Context) -> int:
+    task = await _task(ctx)
     async with open_client(ctx.target) as client:
-        info = await client.claim_task(ctx.args.task_id, **_identity(ctx))
+        info = await client.claim_task(task, **_identity(ctx))
     return _report(ctx, info, f"claimed by {info.claimed_by}")
 
 
 async def release_task(ctx: Context) -> int:
+    task = await _task(ctx)
     async with open_client(ctx.target) as client:
-        info = await client.release_task(ctx.args.task_id, **_identity(ctx))
+        info = await client.release_task(task, **_identity(ctx))
     holder = info.assignee_group or info.assignee_id
     return _report(ctx, info, f"released to {holder}" if holder else "released")
 
 
 async def complete_task(ctx: Context) -> int:
-    a = ctx.args
+    a, task = ctx.args, await _task(ctx)
     async with open_client(ctx.target) as client:
-        info = await client.complete_task(a.task_id, a.data, comment=a.comment, **_identity(ctx))
+        info = await client.complete_task(task, a.data, comment=a.comment, **_identity(ctx))
     return _report(ctx, info, f"completed by {info.completed_by or a.user}")
 
 
@@ -156,9 +163,10 @@ async def reassign_task(ctx: Context) -> int:
     a = ctx.args
     if not (a.to_user or a.to_group):
         raise UsageError("tasks reassign: give --to-user USER and/or --to-group GROUP")
+    task = await _task(ctx)
     async with open_client(ctx.target) as client:
         info = await client.reassign_task(
-            a.task_id, to_user=a.to_user, to_group=a.to_group, reason=a.reason, **_identity(ctx)
+            task, to_user=a.to_user, to_group=a.to_group, reason=a.reason, **_identity(ctx)
         )
     to = " and ".join(
         x for x in (info.assignee_id, info.assignee_group and f"group {info.assignee_group}") if x
@@ -167,7 +175,7 @@ async def reassign_task(ctx: Context) -> int:
 
 
 async def comment_task(ctx: Context) -> int:
-    a = ctx.args
+    a, task = ctx.args, await _task(ctx)
     async with open_client(ctx.target) as client:
-        info = await client.comment_task(a.task_id, a.body, **_identity(ctx))
+        info = await client.comment_task(task, a.body, **_identity(ctx))
     return _report(ctx, info, f"commented ({len(info.comments)} comment(s))")

@@ -112,7 +112,7 @@ async def record() -> list[Path]:
             history = histories[scenario.name]
             path.write_text(history.to_json() + "\n")
             written.append(path)
-    await asyncio.sleep(1.0)  # let temporalio's threads wind down before the process exits
+    await asyncio.sleep(1.0)  # let temporalio's threads wind down (docs/temporal-facts.md)
     return written
 
 

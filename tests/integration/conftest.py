@@ -140,7 +140,7 @@ async def new_worker(client: WorkflowClient) -> AsyncIterator[WorkerFactory]:
     yield factory
     await factory.shutdown()
     # A process that ran a worker can crash at interpreter exit while temporalio's Rust
-    # threads wind down; giving them a second avoids the rc 139 exit.
+    # threads wind down; a second avoids the rc 139 exit (docs/temporal-facts.md).
     await asyncio.sleep(1.0)
 
 

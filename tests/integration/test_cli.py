@@ -211,7 +211,18 @@ async def test_start_then_list_and_show_instances(
     await wait_for_task(setup, eventually, f"cli-{tenant}")
 
     cli = setup.cli
-    listed, filtered, nothing, paged, shown, by_instance, other_tenant, unknown = await asyncio.gather(
+    (
+        listed,
+        filtered,
+        nothing,
+        paged,
+        shown,
+        by_instance,
+        other_tenant,
+        unknown,
+        by_prefix,
+        by_instance_prefix,
+    ) = await asyncio.gather(
         cli("--json", "instances", "list", "--tenant", tenant),
         cli(
             "instances", "list", "--tenant", tenant, "--workflow", "expense_approval", "--status", "waiting",
@@ -223,6 +234,9 @@ async def test_start_then_list_and_show_instances(
         cli("--json", "instances", "show", started["instance_id"]),
         cli("instances", "show", started["workflow_id"], "--tenant", "other"),
         cli("instances", "show", "no-such-workflow"),
+        cli("--json", "instances", "show", f"cli-{tenant}"[:-2], "--tenant", tenant),
+        # Instance ids are Temporal run ids (UUIDv7): their first digits are the start time.
+        cli("--json", "instances", "show", started["instance_id"][:-4]),
     )  # fmt: skip
     rows = ok(listed).json()
     assert {i["workflow_id"] for i in rows} == {f"cli-{tenant}", started["workflow_id"]}
@@ -231,6 +245,7 @@ async def test_start_then_list_and_show_instances(
     header, *lines = ok(filtered).stdout.strip().splitlines()
     assert header.split()[:3] == ["WORKFLOW", "ID", "WORKFLOW"] and len(lines) == 1
     assert "WAITING" in lines[0] and "manager_approval" in lines[0] and "ann" in lines[0]
+    assert lines[0].split()[0] == started["workflow_id"]  # whole: it is pasted into other commands
     assert ok(nothing).stdout.strip() == "no instances"
     assert "next page: --offset 1" in ok(paged).stderr
     text = ok(shown).stdout
@@ -242,6 +257,9 @@ async def test_start_then_list_and_show_instances(
     assert detail["tasks"][0]["status"] == "pending"
     error_line(other_tenant, 3)
     error_line(unknown, 3, "no-such-workflow")
+    assert ok(by_prefix).json()["workflow_id"] == f"cli-{tenant}"
+    assert ok(by_instance_prefix).json()["workflow_id"] == started["workflow_id"]
+    assert detail["result"] is None  # still waiting
 
     # Not in the mirror (no worker ever ran it): Temporal's own description.
     lone = await client.temporal.start_workflow(
@@ -292,6 +310,16 @@ async def test_start_wait_reports_the_result_or_the_failure(setup: Setup, eventu
     assert done["workflow_id"] == workflow_id and done["status"] == "COMPLETED"
     assert done["result"] == {"status": "paid", "payment_id": "pay-cy-300"}
 
+    async def closed() -> None:
+        assert (await setup.queries.instance_by_workflow_id(workflow_id)).status is WorkflowStatus.COMPLETED
+
+    await eventually(_tolerant(closed), timeout=20)
+    shown, detail = await asyncio.gather(
+        setup.cli("instances", "show", workflow_id), setup.cli("--json", "instances", "show", workflow_id)
+    )
+    assert "pay-cy-300" in next(line for line in ok(shown).stdout.splitlines() if line.startswith("Result"))
+    assert ok(detail).json()["result"] == {"status": "paid", "payment_id": "pay-cy-300"}
+
     failed = await asyncio.wait_for(failing, 30)
     assert failed.stdout.startswith("started expense_approval-")
     error_line(failed, 1, "failed", "amount above the 10,000 limit")
@@ -322,6 +350,8 @@ async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, ev
         malformed,
         missing,
         elsewhere,
+        by_prefix,
+        no_prefix,
     ) = await asyncio.gather(
         cli("tasks", "list", "--tenant", tenant),
         cli("--json", "tasks", "list", "--user", "bob", "--group", "managers", "--tenant", tenant),
@@ -335,9 +365,12 @@ async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, ev
         ),
         cli("tasks", "complete", unknown, "--user", "dan", "--data", "{}"),
         cli("tasks", "show", task_id, "--tenant", "another"),
+        cli("--json", "tasks", "show", task_id[:8], "--tenant", tenant),
+        cli("tasks", "show", "zz"),
     )
     lines = ok(table).stdout.splitlines()
     assert lines[0].split()[:2] == ["ID", "TITLE"] and task_id in lines[1] and "managers" in lines[1]
+    assert lines[1].split()[0] == task_id and lines[1].split()[-1] == handle.id  # both whole
     assert [t["id"] for t in ok(inbox).json()] == [task_id]
     assert ok(assigned).stdout.strip() == "no pending tasks"
     assert [t["id"] for t in ok(grouped).json()] == [task_id]
@@ -347,16 +380,20 @@ async def test_task_commands_end_to_end(setup: Setup, client: WorkflowClient, ev
     error_line(malformed, 2, "--data", "not valid JSON")
     error_line(missing, 3, unknown)
     error_line(elsewhere, 3)
+    assert ok(by_prefix).json()["id"] == task_id
+    error_line(no_prefix, 3, "'zz'")
 
     claimed = ok(await cli("tasks", "claim", task_id, "--user", "carol", "--group", "managers"))
     assert claimed.stdout.startswith(f"claimed by carol: task {task_id}")
-    conflict, commented = await asyncio.gather(
+    conflict, not_holder, commented = await asyncio.gather(
         cli("tasks", "claim", task_id, "--user", "dan", "--group", "managers"),
+        cli("tasks", "complete", task_id[:13], "--user", "dan", "--group", "managers", "--data", "{}"),
         cli(
             "tasks", "comment", task_id, "--user", "bob", "--group", "managers", "--body", "Receipt attached?"
         ),
     )
-    error_line(conflict, 6, "carol")
+    error_line(conflict, 6, "carol")  # a claim lost to another: conflict
+    error_line(not_holder, 4, "claimed by 'carol'")  # acting on a task another holds: permission
     ok(commented)
     ok(await cli("tasks", "release", task_id, "--user", "carol", "--group", "managers"))
     reassigned = ok(
@@ -461,7 +498,7 @@ async def test_each_bad_argument_gets_its_error_and_exit_code(setup: Setup, serv
     dead = f"127.0.0.1:{free_port()}"
     # Errors found before anything is contacted are covered in tests/unit/test_cli_args.py.
     checks: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
-        (("frobnicate",), 2, ("invalid choice: 'frobnicate'",)),
+        (("frobnicate",), 2, ("No such command 'frobnicate'",)),
         (("start", "expense_approval", "--input", "{nope"), 2, ("--input", "not valid JSON")),
         (("tasks", "show", absent), 3, (absent,)),
         (("start", "no_such_workflow"), 3, ("no_such_workflow",)),
@@ -515,6 +552,8 @@ async def test_dev_runs_a_server_and_a_worker_until_sigterm(
         announced = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
         assert announced["address"] == f"127.0.0.1:{port}" and announced["task_queue"] == "dev-queue"
         assert announced["app"] == [APP]
+        assert announced["environment"]["TEMPORAL_ADDRESS"] == announced["address"]  # for temporal CLI
+        assert announced["environment"]["DWF_TEMPORAL_ADDRESS"] == announced["address"]
         started = ok(
             await setup.cli(
                 "--address", announced["address"], "--json", "start", "expense_approval", "--app", APP,

@@ -293,12 +293,6 @@ def assert_clean_log(output: str) -> None:
         assert {"ts", "level", "logger", "message"} <= entry.keys()
 
 
-def mirror_available() -> bool:
-    import sdk.mirror
-
-    return getattr(sdk.mirror, "MirrorWriter", None) is not None
-
-
 async def audit_mirror(
     client: WorkflowClient, app_dir: Path, mirror_url: str, workflow_ids: list[str]
 ) -> Any:
@@ -335,6 +329,7 @@ async def test_bad_configuration_exits_2_with_one_line() -> None:
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines
     assert "DWF_MAX_CONCURRENT_ACTIVITIES" in lines[0] and "'abc'" in lines[0]
+    assert lines[0].startswith("python -m worker: error: DWF_MAX_CONCURRENT_ACTIVITIES: ")
 
     env.pop("DWF_MAX_CONCURRENT_ACTIVITIES")
     env["DWF_APP"] = "no_such_module_for_dwf"
@@ -381,8 +376,7 @@ async def test_health_metrics_and_sigterm_during_work(
     assert "dwf_worker_up 1" in page
     assert "# TYPE temporal_num_pollers gauge" in page  # Temporal's own SDK metrics, relayed
     assert "temporal_workflow_task_execution_latency" in page or "temporal_request" in page
-    if mirror_available():
-        assert "dwf_mirror_rows_written_total" in page
+    assert "dwf_mirror_rows_written_total" in page and "dwf_mirror_batches_total" in page
 
     # SIGTERM while a task waits for a human and an activity runs: the activity finishes.
     stopped_at = time.monotonic()
@@ -405,9 +399,8 @@ async def test_health_metrics_and_sigterm_during_work(
     outcome = await asyncio.wait_for(waiting.result(), 30)
     assert isinstance(outcome, ExpenseOutcome) and outcome.status == "paid"
     assert marks(tmp_path, "inflight", "started") == 1
-    if mirror_available():
-        report = await audit_mirror(client, app_dir, sqlite_mirror(tmp_path), [waiting.id, slow.id])
-        assert report.checked == 2 and report.clean, "\n".join(map(str, report.mismatches))
+    report = await audit_mirror(client, app_dir, sqlite_mirror(tmp_path), [waiting.id, slow.id])
+    assert report.checked == 2 and report.clean, "\n".join(map(str, report.mismatches))
 
 
 async def test_sigkill_then_restart_completes_every_workflow(
@@ -441,10 +434,9 @@ async def test_sigkill_then_restart_completes_every_workflow(
     assert results[3:] == ["k0", "k1", "k2"]
     # The killed attempts were retried after their start-to-close timeout.
     assert all(marks(tmp_path, f"k{i}", "finished") >= 1 for i in range(3))
-    if mirror_available():
-        ids = [h.id for h in expenses] + [s.id for s in slows]
-        report = await audit_mirror(client, app_dir, sqlite_mirror(tmp_path), ids)
-        assert report.checked == 6 and report.clean, "\n".join(map(str, report.mismatches))
+    ids = [h.id for h in expenses] + [s.id for s in slows]
+    report = await audit_mirror(client, app_dir, sqlite_mirror(tmp_path), ids)
+    assert report.checked == 6 and report.clean, "\n".join(map(str, report.mismatches))
 
 
 async def test_survives_temporal_restart_without_spinning(
@@ -498,8 +490,6 @@ async def test_survives_the_database_going_away(
     worker_factory: Callable[[dict[str, str]], WorkerProcess],
     database_factory: DatabaseFactory,
 ) -> None:
-    if not mirror_available():
-        pytest.skip("this build has no SQL mirror")
     url = make_url(await database_factory.create("postgresql"))
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()

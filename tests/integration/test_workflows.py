@@ -245,7 +245,7 @@ async def test_an_error_raised_by_workflow_code_fails_the_workflow_not_the_task(
     client: WorkflowClient, new_worker: Any
 ) -> None:
     # A plain exception in workflow code would fail only the workflow task, which Temporal
-    # retries forever; the runtime turns it into a workflow failure.
+    # retries forever (docs/temporal-facts.md); the runtime turns it into a workflow failure.
     seen: list[events.WorkflowEvent] = []
     async with new_worker(machine.refuses, event_handlers=[seen.append]) as worker:
         handle = await client.start(machine.refuses, "nothing to do", task_queue=worker.task_queue)

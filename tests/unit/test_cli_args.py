@@ -7,10 +7,12 @@ Commands that stop before connecting run through ``sdk.cli.main`` in a thread (i
 
 from __future__ import annotations
 
-import argparse
+import ast
 import concurrent.futures
 import io
+import socket
 import tomllib
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import typer
 from sqlalchemy.exc import OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -33,21 +36,22 @@ from sdk import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from sdk.cli import ExitCode, build_parser, main
-from sdk.cli._exit import CannotConnectError, classify, temporal_connect_reason
+from sdk.cli import ExitCode, main
+from sdk.cli import parse as parse_argv
+from sdk.cli._app import iso_datetime
+from sdk.cli._exit import CannotConnectError, CommandError, UsageError, classify, temporal_connect_reason
 from sdk.cli._instances import NO_INPUT, workflow_arguments
 from sdk.cli._output import Column, Progress, attr, format_value, render_table
-from sdk.cli._parser import iso_datetime
-from sdk.cli._processes import worker_settings
+from sdk.cli._processes import check_port_free, worker_settings
 from sdk.cli._target import Target
-from worker._settings import ConfigurationError
+from worker import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "examples.expense_approval"
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+def parse(*argv: str) -> Any:
+    return parse_argv(argv)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -91,7 +95,20 @@ def test_console_script_points_at_main() -> None:
             "dev",
             {"port": 7000, "ui": True, "db_file": "t.db"},
         ),
-        (["worker", "--app", APP], "worker", {"app": APP}),
+        (
+            ["worker", "--app", APP, "--tls"],
+            "worker",
+            {
+                "flags": {
+                    "address": None,
+                    "namespace": None,
+                    "task_queue": None,
+                    "database_url": None,
+                    "app": APP,
+                },
+                "worker_args": ["--tls"],
+            },
+        ),
         (
             ["start", "expense_approval", "--input", '{"amount": 1}', "--id", "x", "--tenant", "t", "--wait"],
             "start_workflow",
@@ -179,21 +196,21 @@ def test_global_options_go_before_or_after_the_command() -> None:
     before = parse("--json", "--address", "a:1", "--namespace", "ns", "tasks", "list")
     after = parse("tasks", "list", "--namespace", "ns", "--address", "a:1", "--json")
     for args in (before, after):
-        target = Target.resolve(args, environ={})
+        target = Target.resolve(args.flags, environ={})
         assert (target.address, target.namespace, args.json) == ("a:1", "ns", True)
     # Given twice, the one after the command name wins (it is parsed last).
     both = parse("--address", "a:1", "tasks", "list", "--address", "b:2")
-    assert Target.resolve(both, environ={}).address == "b:2"
+    assert Target.resolve(both.flags, environ={}).address == "b:2"
 
 
 def test_defaults_are_the_workers() -> None:
-    target = Target.resolve(parse("tasks", "list"), environ={})
+    target = Target.resolve(parse("tasks", "list").flags, environ={})
     assert target.address == "localhost:7233"
     assert target.namespace == "default"
     assert target.task_queue == "durable-workflows"
     assert target.database_url == "sqlite+aiosqlite:///dwf.db"
     assert target.app == ()
-    assert target.tls() is False
+    assert target.client_tls() is False
 
 
 def test_flags_override_variables_which_override_defaults() -> None:
@@ -205,12 +222,12 @@ def test_flags_override_variables_which_override_defaults() -> None:
         "DWF_APP": "a.b, c",
         "DWF_TEMPORAL_API_KEY": "key",
     }
-    from_env = Target.resolve(parse("tasks", "list"), environ)
+    from_env = Target.resolve(parse("tasks", "list").flags, environ)
     assert (from_env.address, from_env.namespace, from_env.task_queue) == ("env:7233", "env-ns", "env-q")
-    assert from_env.app == ("a.b", "c") and from_env.tls() is True  # an API key implies TLS
+    assert from_env.app == ("a.b", "c") and from_env.client_tls() is True  # an API key implies TLS
     assert "secret" not in from_env.database_shown
     flagged = Target.resolve(
-        parse("--address", "flag:1", "--app", "x", "tasks", "list", "--task-queue", "q"), environ
+        parse("--address", "flag:1", "--app", "x", "tasks", "list", "--task-queue", "q").flags, environ
     )
     assert (flagged.address, flagged.app, flagged.task_queue, flagged.namespace) == (
         "flag:1",
@@ -218,6 +235,16 @@ def test_flags_override_variables_which_override_defaults() -> None:
         "q",
         "env-ns",
     )
+
+
+def test_a_dotenv_file_counts_under_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DWF_TASK_QUEUE", "DWF_TEMPORAL_NAMESPACE", "DWF_TEMPORAL_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("DWF_TASK_QUEUE=from-file\nDWF_TEMPORAL_NAMESPACE=file-ns\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DWF_TEMPORAL_NAMESPACE", "env-ns")
+    target = Target.resolve(parse("--address", "flag:1", "tasks", "list").flags)
+    assert (target.task_queue, target.namespace, target.address) == ("from-file", "env-ns", "flag:1")
 
 
 @pytest.mark.parametrize(
@@ -228,13 +255,16 @@ def test_flags_override_variables_which_override_defaults() -> None:
         (["--database-url", "sqlite:///x.db"], {}, ("--database-url", "sqlite+aiosqlite")),
         ([], {"DWF_DATABASE_URL": "mysql://x/y"}, ("DWF_DATABASE_URL", "mysql")),
         (["--app", "not a module"], {}, ("--app",)),
+        # A URL without the async driver gets the URL to write instead (a usage error, exit 2).
+        (["--database-url", "postgres://u@db/dwf"], {}, ("--database-url", "postgresql+asyncpg://")),
+        ([], {"DWF_DATABASE_URL": "postgresql://u@db/dwf"}, ("DWF_DATABASE_URL", "postgresql+asyncpg://")),
     ],
 )
 def test_bad_global_values_name_their_flag_or_variable(
     argv: list[str], environ: dict[str, str], fragments: tuple[str, ...]
 ) -> None:
-    with pytest.raises(ConfigurationError) as raised:
-        Target.resolve(parse(*argv, "tasks", "list"), environ)
+    with pytest.raises(UsageError) as raised:
+        Target.resolve(parse(*argv, "tasks", "list").flags, environ)
     for fragment in fragments:
         assert fragment in str(raised.value)
 
@@ -255,9 +285,9 @@ def test_worker_takes_its_own_flags_then_global_ones_then_variables() -> None:
 @pytest.mark.parametrize(
     ("argv", "fragments"),
     [
-        (["frobnicate"], ("invalid choice: 'frobnicate'", "(see 'dwf --help')")),
-        ([], ("COMMAND",)),
-        (["tasks"], ("ACTION",)),
+        (["frobnicate"], ("No such command 'frobnicate'", "(see 'dwf --help')")),
+        ([], ("Missing command", "(see 'dwf --help')")),
+        (["tasks"], ("Missing command", "(see 'dwf tasks --help')")),
         (
             ["tasks", "complete", "T", "--user", "u", "--data", "{'a': 1}"],
             ("--data", "not valid JSON", "line 1"),
@@ -267,7 +297,7 @@ def test_worker_takes_its_own_flags_then_global_ones_then_variables() -> None:
         (["tasks", "reassign", "T", "--user", "u", "--to-user", "v"], ("--reason",)),
         (["tasks", "list", "--user", "u", "--assignee", "v"], ("--assignee", "not allowed with", "--user")),
         (["tasks", "list", "--overdue", "--due-before", "2024-01-01"], ("not allowed with",)),
-        (["tasks", "list", "--limit", "0"], ("--limit", "at least 1")),
+        (["tasks", "list", "--limit", "0"], ("--limit", "greater than or equal to 1")),
         (["tasks", "list", "--offset", "-1"], ("--offset",)),
         (["instances", "list", "--since", "yesterday"], ("--since", "ISO 8601")),
         (["instances", "list", "--status", "sleepy"], ("--status", "sleepy", "WAITING")),
@@ -277,7 +307,8 @@ def test_worker_takes_its_own_flags_then_global_ones_then_variables() -> None:
         ),
         (["start", "wf", "--input-file", "/no/such/file.json"], ("--input-file", "cannot read")),
         (["dev", "--port", "99999"], ("--port",)),
-        (["tasks", "show", "T", "--bogus"], ("unrecognized arguments: --bogus",)),
+        (["tasks", "show", "T", "--bogus"], ("No such option: --bogus",)),
+        (["worker", "--app", APP, "--bogus"], ("no such option: --bogus",)),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(
@@ -292,7 +323,7 @@ def test_input_file_is_read_as_json(tmp_path: Path) -> None:
     (tmp_path / "in.json").write_text('[1, {"a": 2}]')
     assert parse("start", "wf", "--input-file", str(tmp_path / "in.json")).input == [1, {"a": 2}]
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(SystemExit):
+    with pytest.raises(typer.BadParameter):
         parse("start", "wf", "--input-file", str(tmp_path / "bad.json"))
 
 
@@ -300,7 +331,7 @@ def test_times_without_a_zone_are_utc() -> None:
     assert iso_datetime("2024-05-01T10:00:00") == datetime(2024, 5, 1, 10, tzinfo=UTC)
     assert iso_datetime("2024-05-01T10:00:00Z") == datetime(2024, 5, 1, 10, tzinfo=UTC)
     assert iso_datetime("2024-05-01T10:00:00-05:00").utcoffset() == timedelta(hours=-5)
-    with pytest.raises(argparse.ArgumentTypeError):
+    with pytest.raises(typer.BadParameter):
         iso_datetime("May 1st")
 
 
@@ -399,8 +430,6 @@ def test_workflow_arguments_fit_the_definition(module_from_source: Callable[[str
     assert workflow_arguments(module.none, NO_INPUT) == []
     assert workflow_arguments(None, {"a": 1}) == [{"a": 1}]
     assert workflow_arguments(None, NO_INPUT) == []
-    from sdk.cli._exit import UsageError
-
     for definition, value in (
         (module.two, {"sku": "x"}),
         (module.none, {"a": 1}),
@@ -503,16 +532,161 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_otherwise() -> None:
+def test_progress_draws_a_bar_on_a_terminal_and_prints_lines_otherwise() -> None:
     terminal = _Terminal()
     progress = Progress("rebuilt", 2, terminal)
     progress(1, "wf-long-name")
     progress(2, "wf-2")
     progress.close()
-    assert terminal.getvalue() == "\rrebuilt 1/2: wf-long-name\rrebuilt 2/2: wf-2        \n"
+    drawn = terminal.getvalue()
+    assert "rebuilt" in drawn and "2/2" in drawn and "wf-2" in drawn  # the bar's last state
+    assert "rebuilt 1/2: wf-long-name\n" not in drawn  # redrawn in place, not a line per step
     plain = io.StringIO()
     progress = Progress("audited", None, plain)
     progress(1, "a")
     progress(2, "b")
     progress.close()
     assert plain.getvalue() == "audited 1: a\naudited 2: b\n"
+
+
+def test_ids_are_never_cut_even_on_a_narrow_terminal() -> None:
+    workflow_id = "expense_approval-" + "7" * 36
+    rows = [{"id": workflow_id, "title": "Approve a rather long expense claim for the offsite " * 2}]
+    columns = [Column("WORKFLOW ID", attr("id"), key=True), Column("TITLE", attr("title"), 20)]
+    for width in (None, 40, 120):
+        text = render_table(rows, columns, width=width)
+        assert workflow_id in text.splitlines()[1], (width, text)
+    piped = render_table(rows, columns).splitlines()
+    assert len(piped) == 2 and piped[1].endswith("…")  # off a terminal: one line, free text cut
+    wrapped = render_table(rows, columns, width=120).splitlines()
+    assert len(wrapped) > 2 and "…" not in "".join(wrapped)  # on a terminal: free text wraps
+
+
+def test_a_port_in_time_wait_is_free_and_a_listened_one_is_not() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    with pytest.raises(CommandError, match=f"port {port} is in use"):
+        check_port_free(port, "--port")
+    accepted.close()  # the server side closes first: its end stays in TIME_WAIT
+    client.close()
+    listener.close()
+    check_port_free(port, "--port")  # a dev server restarted within a minute can bind it again
+
+
+# -- ids given by a unique prefix --------------------------------------------------------------------
+
+
+async def test_ids_are_found_by_a_unique_prefix(tmp_path: Path) -> None:
+    from sdk import StepStatus, StepType
+    from sdk.cli._prefix import instance_key, task_id, workflow_ids
+    from sdk.mirror import (
+        HumanTaskModel,
+        StepExecutionModel,
+        WorkflowDefinitionModel,
+        WorkflowInstanceModel,
+        create_engine,
+        session_factory,
+        upgrade,
+    )
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'prefix.db'}"
+    await upgrade(url)
+    now = datetime(2024, 5, 1, tzinfo=UTC)
+    definition = WorkflowDefinitionModel(id=uuid.uuid4(), name="wf", version="1")
+    instances = {
+        workflow_id: WorkflowInstanceModel(
+            id=uuid.UUID(instance_id),
+            definition_id=definition.id,
+            workflow_name="wf",
+            workflow_version="1",
+            status=WorkflowStatus.WAITING,
+            started_at=now,
+            workflow_id=workflow_id,
+            run_id=workflow_id,
+            tenant_id=tenant,
+        )
+        for workflow_id, instance_id, tenant in (
+            ("order-17", "aaaa0000-0000-4000-8000-000000000001", "acme"),
+            ("order-170", "abcd0000-0000-4000-8000-000000000002", "acme"),
+            ("Order-2", "bbbb0000-0000-4000-8000-000000000003", "globex"),
+        )
+    }
+    step = StepExecutionModel(
+        id=uuid.uuid4(),
+        instance_id=instances["order-17"].id,
+        step_name="approve",
+        step_type=StepType.HUMAN,
+        status=StepStatus.WAITING,
+        started_at=now,
+    )
+    tasks = [
+        HumanTaskModel(
+            id=uuid.UUID(text),
+            instance_id=step.instance_id,
+            step_execution_id=step.id,
+            step_name="approve",
+            title="t",
+            tenant_id=tenant,
+            workflow_id="order-17",
+        )
+        for text, tenant in (
+            ("3f2a1b00-0000-4000-8000-000000000001", "acme"),
+            ("3f2a1b99-0000-4000-8000-000000000002", "acme"),
+            ("3f2b0000-0000-4000-8000-000000000003", "globex"),
+        )
+    ]
+    engine = create_engine(url)
+    async with session_factory(engine)() as session, session.begin():
+        for rows in ([definition], instances.values(), [step], tasks):
+            session.add_all(rows)
+            await session.flush()
+    await engine.dispose()
+    target = Target(database_url=url)
+
+    whole = "3f2a1b00-0000-4000-8000-000000000001"
+    assert await task_id(target, whole, None) == whole  # a whole id is taken as it is
+    assert await task_id(target, "3f2a1b0", None) == whole
+    assert await task_id(target, "3F2A1B99-0", None) == "3f2a1b99-0000-4000-8000-000000000002"
+    assert await task_id(target, "3f2", "globex") == "3f2b0000-0000-4000-8000-000000000003"
+    with pytest.raises(UsageError, match="ambiguous") as raised:
+        await task_id(target, "3f2a", None)
+    assert "3f2a1b00-" in str(raised.value) and "3f2a1b99-" in str(raised.value)
+    with pytest.raises(TaskNotFoundError):
+        await task_id(target, "3f2c", None)
+    with pytest.raises(TaskNotFoundError):
+        await task_id(target, "not-hex", None)
+
+    assert await instance_key(target, "order-17", None) == "order-17"  # exact beats longer ids
+    assert await instance_key(target, "order-170", None) == "order-170"
+    assert await instance_key(target, "Ord", None) == "Order-2"  # case counts, on SQLite too
+    assert await instance_key(target, "abcd", None) == "abcd0000-0000-4000-8000-000000000002"
+    assert await instance_key(target, "elsewhere", None) == "elsewhere"  # left to Temporal
+    with pytest.raises(UsageError, match="ambiguous") as raised:
+        await instance_key(target, "a", "acme")  # a workflow id and an instance id start so
+    assert "aaaa0000-" in str(raised.value) and "abcd0000-" in str(raised.value)
+    assert await workflow_ids(target, ["order-17", "Order", "gone-1"]) == ["order-17", "Order-2", "gone-1"]
+    with pytest.raises(UsageError, match="'order-1' is ambiguous"):
+        await workflow_ids(target, ["order-1"])
+
+
+def test_only_the_commands_that_run_a_worker_import_it() -> None:
+    """``worker`` (and ``activities``) are imported inside ``dwf worker``'s and ``dwf dev``'s
+    code only, never when ``sdk.cli`` is loaded (``lint-imports`` cannot tell the two apart)."""
+    importers: dict[str, list[tuple[str, bool]]] = {}
+    for path in sorted((REPO / "sdk" / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        at_top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            if any(name.split(".")[0] in ("worker", "activities") for name in names):
+                importers.setdefault(path.name, []).append((names[0], id(node) in at_top))
+    assert set(importers) == {"_processes.py"}, importers
+    assert not any(top for _, top in importers["_processes.py"]), importers

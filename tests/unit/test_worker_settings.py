@@ -8,13 +8,17 @@ import asyncio
 import io
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from worker import settings_from
+from worker.__main__ import main as worker_main
 from worker._health import HealthServer
-from worker._metrics import render_metrics, render_mirror_metrics
-from worker._process import JsonLogFormatter, LogContextFilter, TextLogFormatter, configure_logging
+from worker._logging import LogContextFilter, configure_logging, json_formatter, text_formatter
+from worker._metrics import render_metrics
 from worker._settings import (
     ENVIRONMENT_VARIABLES,
     OPTIONS,
@@ -102,6 +106,56 @@ def test_every_setting_has_a_flag_and_a_variable() -> None:
     assert all(o.flag in help_text and o.env in help_text for o in OPTIONS)
 
 
+def test_dot_env_file_is_read_below_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("DWF_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DWF_APP=examples.expense_approval\nDWF_TASK_QUEUE=from-dotenv\nOTHER=x\n")
+    assert (settings_from({}).app, settings_from({}).task_queue) == (
+        ("examples.expense_approval",),
+        "from-dotenv",
+    )
+    monkeypatch.setenv("DWF_TASK_QUEUE", "from-env")
+    assert settings_from({}).task_queue == "from-env"
+    assert settings_from({"task_queue": "from-flag"}).task_queue == "from-flag"
+    # An explicit environment replaces both the process's and the file's.
+    with pytest.raises(ConfigurationError, match="DWF_APP is not set"):
+        settings_from({}, environ={})
+
+
+def test_settings_from_takes_typed_values_and_names_the_flag() -> None:
+    settings = settings_from(
+        {"app": ("a.b",), "http_port": 0, "temporal_tls": True, "log_level": None}, environ={}
+    )
+    assert (settings.app, settings.http_port, settings.temporal_tls, settings.log_level) == (
+        ("a.b",),
+        0,
+        True,
+        "INFO",
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"^--http-port: expected a port number 0-65535 .*got '70000'$"
+    ):
+        settings_from({"app": "a.b", "http_port": 70000}, environ={})
+    # A value given under another flag (a global --address) is named by that flag.
+    with pytest.raises(ConfigurationError, match=r"^--address: expected host:port"):
+        settings_from(
+            {"temporal_address": "nowhere"}, environ={}, check=False, flags={"temporal_address": "--address"}
+        )
+    # Without the checks (a command that only connects needs no application).
+    assert settings_from({}, environ={}, check=False).app == ()
+
+
+def test_options_come_from_the_model() -> None:
+    assert [o.field for o in OPTIONS] == list(WorkerSettings.model_fields)
+    for option in OPTIONS:
+        info = WorkerSettings.model_fields[option.field]
+        assert option.help == info.description and option.help
+        assert option.default == info.default
+    assert {o.field for o in OPTIONS if o.boolean} == {"temporal_tls", "otel_tracing"}
+    assert [o.field for o in OPTIONS if o.secret] == ["temporal_api_key"]
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -170,8 +224,26 @@ def test_otel_tracing_needs_opentelemetry() -> None:
 # -- /metrics ----------------------------------------------------------------------------------
 
 
+def samples(page: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text page: (name, sorted labels) -> value (parses it all)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+    }
+
+
+def types(page: str) -> dict[str, str]:
+    """``# TYPE`` of each family on the page, by the name the page gives it."""
+    return dict(line.split()[2:4] for line in page.splitlines() if line.startswith("# TYPE "))  # type: ignore[misc]
+
+
+def mirror_page(snapshot: dict[str, float]) -> str:
+    return render_metrics(worker_up=True, info={}, mirror_snapshot=snapshot)
+
+
 def test_mirror_snapshot_becomes_prometheus_families() -> None:
-    page = render_mirror_metrics(
+    page = mirror_page(
         {
             "rows_written_total": 12,
             "write_failures_total": 1,
@@ -182,16 +254,46 @@ def test_mirror_snapshot_becomes_prometheus_families() -> None:
             "lag_seconds_sum": 3.0,
         }
     )
-    assert "# TYPE dwf_mirror_rows_written_total counter\ndwf_mirror_rows_written_total 12\n" in page
-    assert "# TYPE dwf_mirror_write_failures_total counter\ndwf_mirror_write_failures_total 1\n" in page
-    assert "# TYPE dwf_mirror_batches_total counter\ndwf_mirror_batches_total 4\n" in page
-    assert "# TYPE dwf_mirror_lag_seconds summary" in page
-    assert 'dwf_mirror_lag_seconds{quantile="0.5"} 0.25' in page
-    assert 'dwf_mirror_lag_seconds{quantile="0.95"} 1.5' in page
-    assert "dwf_mirror_lag_seconds_count 8\n" in page and "dwf_mirror_lag_seconds_sum 3\n" in page
+    values, kinds = samples(page), types(page)
+    assert (
+        kinds["dwf_mirror_rows_written_total"] == "counter"
+        and values[("dwf_mirror_rows_written_total", ())] == 12
+    )
+    assert kinds["dwf_mirror_write_failures_total"] == "counter"
+    assert values[("dwf_mirror_write_failures_total", ())] == 1
+    assert kinds["dwf_mirror_batches_total"] == "counter" and values[("dwf_mirror_batches_total", ())] == 4
+    assert kinds["dwf_mirror_lag_seconds"] == "summary"
+    assert values[("dwf_mirror_lag_seconds", (("quantile", "0.5"),))] == 0.25
+    assert values[("dwf_mirror_lag_seconds", (("quantile", "0.95"),))] == 1.5
+    assert (
+        values[("dwf_mirror_lag_seconds_count", ())] == 8 and values[("dwf_mirror_lag_seconds_sum", ())] == 3
+    )
     # The short names of the same counters render the same way.
-    short = render_mirror_metrics({"rows_written": 3, "failures": 0})
-    assert "dwf_mirror_rows_written_total 3\n" in short and "dwf_mirror_write_failures_total 0\n" in short
+    short = samples(mirror_page({"rows_written": 3, "failures": 0}))
+    assert (
+        short[("dwf_mirror_rows_written_total", ())] == 3
+        and short[("dwf_mirror_write_failures_total", ())] == 0
+    )
+
+
+def test_every_key_of_the_mirror_snapshot_is_exported() -> None:
+    page = mirror_page(
+        {"rows_written_total": 1, "queue_depth": 5, "retries_total": 2, "lag_seconds_max": 0.5}
+    )
+    values, kinds = samples(page), types(page)
+    assert (kinds["dwf_mirror_queue_depth"], values[("dwf_mirror_queue_depth", ())]) == ("gauge", 5)
+    assert (kinds["dwf_mirror_retries_total"], values[("dwf_mirror_retries_total", ())]) == ("counter", 2)
+    assert "# HELP dwf_mirror_lag_seconds_max Largest recent lag, in seconds." in page
+    # The writer's own snapshot, whatever keys it has today: one sample for each key.
+    from sdk.mirror import MirrorMetrics
+
+    snapshot = {key: float(i + 1) for i, key in enumerate(MirrorMetrics().snapshot())}
+    exported = {
+        key: value
+        for key, value in samples(mirror_page(snapshot)).items()
+        if key[0].startswith("dwf_mirror_") and key[0] != "dwf_mirror_enabled"
+    }
+    assert len(exported) == len(snapshot) and sorted(exported.values()) == sorted(snapshot.values())
 
 
 def test_metrics_page_has_the_worker_families_and_relays_the_sdk_page() -> None:
@@ -199,12 +301,16 @@ def test_metrics_page_has_the_worker_families_and_relays_the_sdk_page() -> None:
     page = render_metrics(
         worker_up=True, info={"task_queue": 'q"1'}, mirror_snapshot={"rows_written": 2}, sdk_metrics=sdk_page
     )
-    assert "dwf_worker_up 1\n" in page
-    assert 'dwf_worker_info{task_queue="q\\"1"} 1\n' in page
-    assert "dwf_mirror_enabled 1\n" in page and "dwf_temporal_sdk_metrics_up 1\n" in page
+    values = samples(page)
+    assert values[("dwf_worker_up", ())] == 1
+    assert values[("dwf_worker_info", (("task_queue", 'q"1'),))] == 1
+    assert 'dwf_worker_info{task_queue="q\\"1"} 1.0\n' in page
+    assert values[("dwf_mirror_enabled", ())] == 1 and values[("dwf_temporal_sdk_metrics_up", ())] == 1
     assert page.endswith('temporal_request{operation="X"} 3\n')
     down = render_metrics(worker_up=False, info={})
-    assert "dwf_worker_up 0\n" in down and "dwf_mirror_enabled 0\n" in down and "dwf_mirror_rows" not in down
+    down_values = samples(down)
+    assert down_values[("dwf_worker_up", ())] == 0 and down_values[("dwf_mirror_enabled", ())] == 0
+    assert "dwf_mirror_rows" not in down
     for line in page.splitlines():  # every sample line is `name{labels} value`
         if not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])
@@ -233,7 +339,7 @@ def test_log_records_carry_workflow_and_step() -> None:
         "workflow_run_id": "run-1",
         "workflow_type": "expense_approval@1.0.0",
     }
-    entry = json.loads(JsonLogFormatter().format(_record(temporal_activity=activity, order=7)))
+    entry = json.loads(json_formatter().format(_record(temporal_activity=activity, order=7)))
     assert entry["message"] == "hello x" and entry["level"] == "INFO" and entry["logger"] == "dwf.test"
     assert (entry["workflow_id"], entry["run_id"], entry["step"], entry["attempt"]) == (
         "wf-1",
@@ -249,9 +355,9 @@ def test_log_records_carry_workflow_and_step() -> None:
         "attempt": 1,
         "task_queue": "q",
     }
-    line = TextLogFormatter().format(_record(temporal_workflow=workflow))
+    line = text_formatter().format(_record(temporal_workflow=workflow))
     assert "dwf.test: hello x [workflow_id=wf-2 run_id=run-2 workflow_type=t attempt=1 task_queue=q]" in line
-    plain = json.loads(JsonLogFormatter().format(_record()))
+    plain = json.loads(json_formatter().format(_record()))
     assert "workflow_id" not in plain
 
 
@@ -333,3 +439,20 @@ def test_operations_guide_documents_every_setting() -> None:
     guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     for option in OPTIONS:
         assert f"| `{option.env}` | `{option.flag}` |" in guide, option.env
+
+
+def test_the_documented_configuration_error_is_the_one_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [n for n in os.environ if n.startswith("DWF_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DWF_APP", "examples.expense_approval")
+    monkeypatch.setenv("DWF_MAX_CONCURRENT_ACTIVITIES", "abc")
+    assert worker_main([]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "python -m worker: error: DWF_MAX_CONCURRENT_ACTIVITIES: expected a positive integer, got 'abc'"
+    )
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    assert f"`{line}`" in guide
