@@ -16,6 +16,9 @@ happened (:class:`ExitCode`). See docs/cli.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -72,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.note("dwf: interrupted")
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``dwf tasks list | head -1``): stop quietly, with the code of a
+        # program that SIGPIPE ended, and keep the interpreter from failing to flush at exit.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.BROKEN_PIPE
     except typer.TyperException as exc:
         print(f"dwf: error: {_usage_line(exc)}", file=sys.stderr, flush=True)
         return exc.exit_code

@@ -10,7 +10,10 @@ from __future__ import annotations
 import ast
 import concurrent.futures
 import io
+import os
 import socket
+import subprocess
+import sys
 import tomllib
 import uuid
 from collections.abc import Callable
@@ -401,6 +404,23 @@ def test_db_upgrade_and_current_on_a_new_sqlite_file(
     assert (code, out.strip(), err) == (0, "[]", "")
     code, out, _ = run(capsys, "--database-url", url, "tasks", "list")
     assert out.strip() == "no pending tasks"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    read, write = os.pipe()
+    os.close(read)  # like `dwf db current | head -0`
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "sdk._cli", "--database-url", url, "db", "current"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert (process.returncode, process.stderr) == (ExitCode.BROKEN_PIPE, b"")
 
 
 # -- workflow input ------------------------------------------------------------------------------
