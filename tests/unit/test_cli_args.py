@@ -10,9 +10,7 @@ from __future__ import annotations
 import ast
 import concurrent.futures
 import io
-import os
 import socket
-import subprocess
 import sys
 import tomllib
 import uuid
@@ -406,21 +404,19 @@ def test_db_upgrade_and_current_on_a_new_sqlite_file(
     assert out.strip() == "no pending tasks"
 
 
-def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
-    read, write = os.pipe()
-    os.close(read)  # like `dwf db current | head -0`
-    try:
-        process = subprocess.run(
-            [sys.executable, "-m", "sdk._cli", "--database-url", url, "db", "current"],
-            stdout=write,
-            stderr=subprocess.PIPE,
-            cwd=REPO,
-            timeout=60,
-        )
-    finally:
-        os.close(write)
-    assert (process.returncode, process.stderr) == (ExitCode.BROKEN_PIPE, b"")
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader went away (``dwf ... | head -0``)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    code, _, err = run(capsys, "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "db", "current")
+    assert (code, err) == (ExitCode.BROKEN_PIPE, "")
 
 
 # -- workflow input ------------------------------------------------------------------------------
