@@ -2,17 +2,17 @@
 
 It also delivers the events a step activity carries in its ``dwf-events`` header (see
 ``sdk._runtime``): to the mirror, in the transaction that records the attempt's start, and
-then to the application's event handlers. A failure to write them fails the attempt before
-the author's code runs.
+then to the application's event handlers.
 
 It runs outside the sandbox, once per attempt. The step's row id comes from the activity id
 the workflow gave the step (``step-<seq>``) and the run id, the same derivation workflow code
 and a rebuild use, so every writer lands on the same row.
 
-A failure to record the *start* of an attempt fails the attempt before the author's code
-runs (nothing happened yet; Temporal retries). A failure to record its *end* is logged and
-counted, never turned into a failed attempt (that would repeat side effects); the workflow's
-own StepCompleted/StepFailed event, published at its next flush, repairs the row.
+The mirror's availability never changes a step's outcome: each write waits a few seconds at
+most (``MirrorWriter.commit_wait``); while the database is unavailable the writes stay queued
+in the writer, in order, and the author's code runs meanwhile. No mirror failure fails an
+attempt or spends its retries: a write refused for another reason is logged and counted, and
+the workflow's own events, published at its next flush, repair the row.
 """
 
 from __future__ import annotations
@@ -103,26 +103,8 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
         writer = self._writer
         mirrored = writer is not None and self._publisher.sink is writer
         if writer is not None:
-            try:
-                await writer.step_attempt_started(
-                    step_execution_id=row_id,
-                    instance_id=instance_id,
-                    workflow_id=info.workflow_id or "",
-                    step_name=step.name,
-                    step_seq=seq,
-                    attempt=info.attempt,
-                    input_data=as_data(list(input.args)),
-                    started_at=info.started_time if info.started_time.tzinfo else datetime.now(UTC),
-                    carried=carried if mirrored else None,
-                )
-            except IntegrityError:
-                # The instance row is not committed yet (a step started alongside the first
-                # publish): the workflow's own StepStarted/StepCompleted events create the row.
-                if carried is not None and mirrored:
-                    await writer.write_batch(*carried)
-                logger.warning(
-                    "step %s started before its instance row existed; the workflow's events will", row_id
-                )
+            own = carried if mirrored else None
+            await self._record_start(writer, input, info, step.name, seq, row_id, own)
         if carried is not None:
             await self._publisher.deliver(*carried)
         if writer is None:
@@ -138,6 +120,45 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
             row_id, info.attempt, output=output if isinstance(output, dict) else {"value": output}
         )
         return result
+
+    async def _record_start(
+        self,
+        writer: MirrorWriter,
+        input: ExecuteActivityInput,
+        info: activity.Info,
+        step_name: str,
+        seq: int,
+        row_id: Any,
+        carried: tuple[EventBatch, list[WorkflowEvent]] | None,
+    ) -> None:
+        """Mirror the attempt's start (and the carried events); never fails the attempt."""
+        instance_id = instance_id_for(info.workflow_run_id or "")
+        try:
+            await writer.step_attempt_started(
+                step_execution_id=row_id,
+                instance_id=instance_id,
+                workflow_id=info.workflow_id or "",
+                step_name=step_name,
+                step_seq=seq,
+                attempt=info.attempt,
+                input_data=as_data(list(input.args)),
+                started_at=info.started_time if info.started_time.tzinfo else datetime.now(UTC),
+                carried=carried,
+                wait=writer.commit_wait,
+            )
+        except IntegrityError:
+            # The instance row is not committed yet (a step started alongside the first
+            # publish): the workflow's own StepStarted/StepCompleted events create the row.
+            logger.warning(
+                "step %s started before its instance row existed; the workflow's events will", row_id
+            )
+            if carried is not None:
+                try:
+                    await writer.write_batch(*carried, wait=writer.commit_wait)
+                except Exception as exc:
+                    logger.warning("could not mirror the events step %s carried: %s", row_id, exc)
+        except Exception as exc:
+            logger.warning("could not mirror the start of step attempt %s: %s", row_id, exc)
 
     async def _carried_events(
         self, input: ExecuteActivityInput, attempt: int, row_id: Any
@@ -158,7 +179,7 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
                 return None
             return carried  # written with the attempt's row
         if sink is not None:
-            await sink.write_batch(*carried)
+            await sink.write_batch(*carried)  # an application's sink: its failure retries
             return carried
         return carried if attempt == 1 else None
 
@@ -175,10 +196,17 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
             return
         try:
             await self._writer.step_attempt_finished(
-                step_execution_id=row_id, attempt=attempt, output_data=output, error=error, final=final
+                step_execution_id=row_id,
+                attempt=attempt,
+                output_data=output,
+                error=error,
+                final=final,
+                wait=self._writer.commit_wait,
             )
-        except Exception:
-            logger.warning("could not mirror the end of step attempt %s; the workflow's event will", row_id)
+        except Exception as exc:
+            logger.warning(
+                "could not mirror the end of step attempt %s (%s); the workflow's event will", row_id, exc
+            )
 
 
 def _describe(err: BaseException) -> str:

@@ -98,6 +98,11 @@ class EventOutbox:
         self._event_seq += 1
         payload = ev.event_to_dict(event)
         payload["seq"] = self._event_seq
+        # The workflow task's position in the history and its clock: a retry of a task
+        # Temporal never recorded repeats its sequence numbers at a greater position, or
+        # later (the mirror orders row versions by them).
+        payload["pos"] = workflow.info().get_current_history_length()
+        payload["clock"] = int(workflow.now().timestamp() * 1_000_000)
         if not urgent:
             payload["urgent"] = False
         self._events.append(payload)

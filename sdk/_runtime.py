@@ -9,7 +9,9 @@ commands (``_commands``), the lifecycle here, and the step executors (``_steps``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import traceback
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
     from ._definition import WorkflowDefinition
 
 __all__ = ["SYSTEM_USER", "WorkflowRuntime", "current_runtime"]
+
+HANDLERS_PATCH = "dwf-handlers-answer-before-close"
+"""Patch marker: a failing or canceled run lets its updates in flight answer first."""
+_HANDLERS_WAIT = timedelta(seconds=30)
 
 SYSTEM_USER = "system"
 """The user recorded for what the workflow does by itself (an escalation, a default)."""
@@ -97,11 +103,13 @@ class WorkflowRuntime(TaskCommands):
             if not (self._carrying and workflow.all_handlers_finished()):
                 await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
+            await self._let_handlers_answer()
             await self._finish_canceled()
             raise
         except Exception as err:
             if _is_engine_error(err):
                 raise
+            await self._let_handlers_answer()
             await self._finish_failed(err)
             if isinstance(err, FailureError):
                 raise
@@ -119,6 +127,19 @@ class WorkflowRuntime(TaskCommands):
         )
         await self.flush(force=True)
         return result
+
+    async def _let_handlers_answer(self) -> None:
+        """Before the run closes: let updates in flight answer their callers.
+
+        An update that applied a command (recorded in the history) and is still publishing
+        its events would otherwise be abandoned, and its caller told it failed. The wait is
+        bounded, since publishing never waits long for the mirror. Instances whose history
+        predates this wait (no patch marker) close as they did.
+        """
+        if workflow.all_handlers_finished() or not workflow.patched(HANDLERS_PATCH):
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(workflow.all_handlers_finished, timeout=_HANDLERS_WAIT)
 
     async def _finish_canceled(self) -> None:
         self.status = WorkflowStatus.CANCELED

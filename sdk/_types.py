@@ -213,7 +213,10 @@ class EventBatch(BaseModel):
     """What workflow code hands to the publish local activity: events in emission order.
 
     Each event is ``sdk.events.event_to_dict(event)`` plus ``"seq"``, its position in the
-    instance's event stream (so a writer can order batches that overlap).
+    instance's event stream (so a writer can order batches that overlap), and ``"pos"``, the
+    history length of the workflow task that emitted it, and ``"clock"``, that task's workflow
+    time in microseconds (so the work Temporal recorded supersedes a lost workflow task's,
+    which repeats the same sequence numbers).
     """
 
     workflow_id: str

@@ -38,12 +38,10 @@ from sdk.mirror import MirrorWriter
 
 from ._build import create_worker
 from ._health import HealthServer
-from ._logging import configure_logging
 from ._metrics import create_runtime, render_metrics, scrape_sdk_metrics
 from ._settings import ConfigurationError, WorkerSettings
 
-# configure_logging lives in ._logging; named here too for the command line's current import.
-__all__ = ["WorkerProcess", "configure_logging", "import_app", "run_worker"]
+__all__ = ["WorkerProcess", "import_app", "run_worker"]
 
 logger = logging.getLogger("dwf.worker")
 
@@ -221,6 +219,8 @@ class WorkerProcess:
     async def _check_database(self) -> str | None:
         if self.mirror is None:
             return "mirror not open yet"
+        if not self.mirror.available:
+            return f"mirror database unavailable ({self.mirror.metrics.backlog} writes queued)"
         if self._engine is None:
             self._engine = create_async_engine(self.settings.database_url, poolclass=NullPool)
         try:

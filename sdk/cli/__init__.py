@@ -16,6 +16,9 @@ happened (:class:`ExitCode`). See docs/cli.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -43,10 +46,15 @@ def parse(argv: Sequence[str]) -> Any:
         typer.TyperException: A usage error found by Typer (its ``exit_code`` is 2).
         CommandError: A usage error found by a command's own checks.
     """
+    return _command().main(list(argv), prog_name="dwf", standalone_mode=False)
+
+
+@functools.cache
+def _command() -> Any:
+    """The click command Typer builds from the app (built once: it takes ~30 ms)."""
     from ._app import app
 
-    command = typer.main.get_command(app)
-    return command.main(list(argv), prog_name="dwf", standalone_mode=False)
+    return typer.main.get_command(app)
 
 
 def _usage_line(exc: typer.TyperException) -> str:
@@ -72,6 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.note("dwf: interrupted")
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``dwf tasks list | head -1``): stop quietly, with the code of a
+        # program that SIGPIPE ended, and keep the interpreter from failing to flush at exit.
+        with contextlib.suppress(OSError, ValueError):
+            stdout, devnull = sys.stdout.fileno(), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stdout)
+            os.close(devnull)
+        return ExitCode.BROKEN_PIPE
     except typer.TyperException as exc:
         print(f"dwf: error: {_usage_line(exc)}", file=sys.stderr, flush=True)
         return exc.exit_code

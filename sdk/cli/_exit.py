@@ -42,6 +42,8 @@ class ExitCode(IntEnum):
     CANNOT_CONNECT = 7
     """Temporal or the database cannot be reached."""
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    """The reader of the output went away (``| head``); nothing is printed."""
 
 
 class CommandError(Exception):

@@ -14,6 +14,14 @@ class MirrorMetrics:
     rows_written: int = 0
     failures: int = 0
     batches: int = 0
+    outage: bool = False
+    """Whether the database is unavailable now (writes are queued until it returns)."""
+    outages: int = 0
+    """Outages seen since the writer started."""
+    backlog: int = 0
+    """Writes queued and not committed yet."""
+    deferred: int = 0
+    """Writes whose caller went on before they committed (during an outage)."""
     lag_seconds: list[float] = field(default_factory=list)
     _max_samples: int = 10_000
 
@@ -33,6 +41,10 @@ class MirrorMetrics:
             "rows_written_total": float(self.rows_written),
             "write_failures_total": float(self.failures),
             "batches_total": float(self.batches),
+            "outage": 1.0 if self.outage else 0.0,
+            "outages_total": float(self.outages),
+            "backlog": float(self.backlog),
+            "deferred_writes_total": float(self.deferred),
             "lag_seconds_p50": quantile(0.5),
             "lag_seconds_p95": quantile(0.95),
             "lag_seconds_count": float(len(lags)),

@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, false, text
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -113,6 +113,9 @@ class WorkflowInstanceModel(UUIDAuditMixin, MirrorBase):
         task_queue: Extension: the task queue the run was started on.
         last_event_seq: Extension: the highest event sequence number applied to this row, so a
             writer can skip batches that arrive late or twice.
+        history_position: Extension: the history length of the workflow task whose events
+            last changed the row; row versions are ordered by (position, clock, sequence).
+        history_clock: Extension: that workflow task's time (microseconds since the epoch).
     """
 
     __tablename__ = "workflow_instances"
@@ -145,6 +148,8 @@ class WorkflowInstanceModel(UUIDAuditMixin, MirrorBase):
     run_id: Mapped[str] = mapped_column(String(255), unique=True)
     task_queue: Mapped[str | None] = mapped_column(String(255), nullable=True)
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    history_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    history_clock: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     definition: Mapped[WorkflowDefinitionModel] = relationship(back_populates="instances", lazy="joined")
     step_executions: Mapped[list[StepExecutionModel]] = relationship(
@@ -233,6 +238,9 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
         form_data: Extension: the submitted form data.
         comment: Extension: the completion comment.
         require_claim: Extension: whether a group member must claim before completing.
+        history_position: Extension: the history length of the workflow task that created or
+            closed the task; a closing at a later (position, clock) supersedes an earlier one.
+        history_clock: Extension: that workflow task's time (microseconds since the epoch).
     """
 
     __tablename__ = "workflow_human_tasks"
@@ -278,6 +286,8 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
     form_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     require_claim: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    history_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    history_clock: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     instance: Mapped[WorkflowInstanceModel] = relationship(back_populates="human_tasks", lazy="raise_on_sql")
 

@@ -14,7 +14,10 @@ from sdk import WorkflowStatus
 from ._metrics import MirrorMetrics
 from ._statements import KEEP_PAUSED, Statements
 
-__all__ = ["BatchPlan"]
+__all__ = ["BatchPlan", "Key"]
+
+Key = tuple[int, int, int]
+"""An event's age: its workflow task's (history position, clock), then its sequence number."""
 
 
 def _now() -> datetime:
@@ -29,6 +32,13 @@ class BatchPlan:
     older than all of them, which ends in the row that applying them one by one would; when
     the row holds some of them already, one by one, each if newer than the row. Then the
     step, task and audit rows in event order.
+
+    An event's age is its key: the history position and clock of the workflow task that
+    emitted it (set in :attr:`position` before its statements are planned), then its number
+    in the instance's event stream. A workflow task Temporal never recorded and its retry
+    emit the same sequence numbers, but the retry's position is greater (or, when the server
+    lost the events before it too, its clock is later), so its events supersede the lost
+    task's.
     """
 
     def __init__(self, sql: Statements, metrics: MirrorMetrics) -> None:
@@ -42,8 +52,9 @@ class BatchPlan:
         self._instance_id: uuid.UUID | None = None
         self._start: dict[str, Any] | None = None
         self._changes: dict[str, Any] = {}
-        self._steps: list[tuple[int, dict[str, Any]]] = []  # each event's instance changes
-        self._seq = 0
+        self._steps: list[tuple[Key, dict[str, Any]]] = []  # each event's instance changes
+        self._key: Key = (0, 0, 0)
+        self.position: tuple[int, int] = (0, 0)  # (history position, clock) of the event planned
 
     def first(self, stmt: Any, params: dict[str, Any]) -> None:
         self.head.append((stmt, params))
@@ -57,48 +68,59 @@ class BatchPlan:
                 f"a batch holds the events of one instance, got {self._instance_id} and {instance_id}"
             )
         self._instance_id = instance_id
-        self._seq = max(self._seq, seq)
+        self._key = max(self._key, (*self.position, seq))
 
     def start_instance(self, instance_id: uuid.UUID, seq: int, values: dict[str, Any]) -> None:
         self._for(instance_id, seq)
         self._start = values
-        self._steps.append((seq, {}))
+        self._steps.append(((*self.position, seq), {}))
 
     def instance(self, instance_id: uuid.UUID, seq: int, **changes: Any) -> None:
         self._for(instance_id, seq)
         self._changes.update(changes)
-        self._steps.append((seq, changes))
+        self._steps.append(((*self.position, seq), changes))
 
     def sets_current_step(self, step_name: str) -> bool:
         """Whether the batch leaves the instance's ``current_step`` at ``step_name``."""
         return self._changes.get("current_step", None) == step_name
 
-    def _update(self, seq: int, newest: int, changes: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """The guarded update applying ``changes``: if the row is older than ``seq``."""
+    def _update(self, key: Key, newest: Key, changes: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The guarded update applying ``changes``: if the row is older than ``key``."""
         params: dict[str, Any] = {f"v_{col}": value for col, value in changes.items()}
-        params.update(v_last_event_seq=newest, v_updated_at=_now(), b_id=self._instance_id, b_seq=seq)
+        params.update(
+            v_history_position=newest[0],
+            v_history_clock=newest[1],
+            v_last_event_seq=newest[2],
+            v_updated_at=_now(),
+            b_id=self._instance_id,
+            b_pos=key[0],
+            b_clock=key[1],
+            b_seq=key[2],
+        )
         if "status" in changes:
             keep = changes["status"] == KEEP_PAUSED
             params["b_keep_paused"] = 1 if keep else 0
             if keep:
                 params["v_status"] = WorkflowStatus.RUNNING
-        return self._sql.instance_update((*changes, "last_event_seq", "updated_at")), params
+        columns = (*changes, "history_position", "history_clock", "last_event_seq", "updated_at")
+        return self._sql.instance_update(columns), params
 
     def _instance_statement(self) -> tuple[Any, dict[str, Any]] | None:
         """All the batch's instance changes in one statement, applied if the row is older
         than every one of them (the common case: a batch comes after the ones before it)."""
         if not self._steps:
             return None
-        oldest = min(seq for seq, _ in self._steps)
+        oldest = min(key for key, _ in self._steps)
         if self._start is not None:
             values = dict(self._start)
             values.update(self._changes)
             if values.get("status") == KEEP_PAUSED:
                 values["status"] = WorkflowStatus.RUNNING
-            values.update(last_event_seq=self._seq, updated_at=_now())
+            pos, clock, seq = self._key
+            values.update(history_position=pos, history_clock=clock, last_event_seq=seq, updated_at=_now())
             stmt = self._sql.instance_upsert(tuple(values))
-            return stmt, {**values, "b_seq": oldest}
-        return self._update(oldest, self._seq, self._changes)
+            return stmt, {**values, "b_pos": oldest[0], "b_clock": oldest[1], "b_seq": oldest[2]}
+        return self._update(oldest, self._key, self._changes)
 
     async def execute(self, conn: AsyncConnection) -> None:
         instance = self._instance_statement()
@@ -110,9 +132,9 @@ class BatchPlan:
             if not result.rowcount and len(self._steps) > 1:
                 # The row already holds some of these events (batches that overlap, from
                 # steps run in parallel): apply the changes one by one, each if newer.
-                for seq, changes in self._steps:
+                for key, changes in self._steps:
                     if changes:
-                        await conn.execute(*self._update(seq, seq, changes))
+                        await conn.execute(*self._update(key, key, changes))
         for stmt, params in self.ops:
             result = await conn.execute(stmt, params)
             self._metrics.rows_written += max(result.rowcount or 0, 0)

@@ -60,13 +60,15 @@ class Projection:
         """The statements that apply ``events``: instance changes folded into one, then rows."""
         plan = BatchPlan(self._sql, self._metrics)
         seqs = [int(item.get("seq", 0)) for item in batch.events]
+        positions = [(int(item.get("pos", 0)), int(item.get("clock", 0))) for item in batch.events]
         # A human step's row takes its assignee from the task created with it.
         for event in events:
             if isinstance(event, ev.HumanTaskCreated) and event.step_execution_id is not None:
                 plan.assigned[event.step_execution_id] = event.assignee_id or event.assignee_group
-        for event, seq in zip(events, seqs, strict=True):
+        for event, seq, position in zip(events, seqs, positions, strict=True):
             handler = _HANDLERS.get(type(event))
             if handler is not None:
+                plan.position = position
                 handler(self, plan, batch, event, seq)
         return plan
 
@@ -322,6 +324,8 @@ class Projection:
                 "reminder_at": event.reminder_at,
                 "status": TaskStatus.PENDING.value,
                 "require_claim": event.require_claim,
+                "history_position": plan.position[0],
+                "history_clock": plan.position[1],
                 "tenant_id": batch.tenant_id,
                 "workflow_id": batch.workflow_id,
                 "created_at": event.timestamp,
@@ -350,6 +354,10 @@ class Projection:
                 "v_completed_by": None if expired else event.completed_by,
                 "v_form_data": event.form_data,
                 "v_comment": event.comment,
+                "v_history_position": plan.position[0],
+                "v_history_clock": plan.position[1],
+                "b_pos": plan.position[0],
+                "b_clock": plan.position[1],
                 "v_updated_at": _now(),
             },
         )

@@ -1,14 +1,12 @@
-"""Audit and rebuild: the mirror checked against, and recomputed from, Temporal's history.
+"""Audit and rebuild: the mirror checked against, and repaired from, Temporal's history.
 
-The workflow code is deterministic, so replaying an instance's history with ``Replayer``
-produces exactly the event batches the workflow published. :class:`EventCapture` collects
-them (a workflow outbound interceptor that watches the publish local activity), and
-:func:`rebuild_instance` feeds them to a :class:`MirrorWriter`, whose idempotent upserts
-restore missing rows. Attempt counts come from the history's activity events; closings the
-workflow could not report (terminate, execution timeout) come from ``describe()``.
-
-:func:`audit` rebuilds every instance into an in-memory SQLite mirror and compares it, row
-by row, with the real one: what differs is a mismatch.
+Both start from the same expectation: the rows an instance's history implies, computed by
+replaying it into a scratch in-memory SQLite mirror (:func:`sdk.mirror._replay.expected_rows`).
+:func:`audit` compares them, row by row and column by column, with the real mirror: what
+differs is a :class:`Mismatch`. :func:`rebuild` applies exactly those differences to the real
+mirror, per instance in one transaction: it inserts missing rows, overwrites differing
+columns and deletes rows the history does not imply. So a rebuild repairs every mismatch an
+audit reports, and on a correct mirror it changes nothing.
 """
 
 from __future__ import annotations
@@ -19,204 +17,53 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, select, update
-from temporalio import workflow
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import (
-    Interceptor,
-    Replayer,
-    StartActivityInput,
-    StartLocalActivityInput,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-    WorkflowOutboundInterceptor,
-)
+from sqlalchemy import ColumnElement, Table, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio.client import Client
 
-from sdk import WorkflowStatus, registry
-from sdk.events import event_from_dict
-from sdk.protocol import PUBLISH_ACTIVITY
-from sdk.runtime import (
-    EventBatch,
-    instance_id_for,
-    sandbox_runner,
-    seq_from_activity_id,
-    step_execution_id_for,
-    take_carried,
-)
+from sdk import registry
 
 from ._base import MirrorBase
-from ._closing import TIMEOUT_ERROR, close_instances, termination_error
 from ._database import create_engine
 from ._models import (
     HumanTaskModel,
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
+    WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
+from ._replay import EventCapture, expected_rows, replay_batches
 from ._writer import MirrorWriter
 
-__all__ = ["AuditReport", "EventCapture", "Mismatch", "audit", "rebuild", "rebuild_instance"]
+__all__ = [
+    "AuditReport",
+    "EventCapture",
+    "Mismatch",
+    "audit",
+    "rebuild",
+    "rebuild_instance",
+    "replay_batches",
+]
 
-_CLOSED_BY_SERVER = {
-    WorkflowExecutionStatus.TERMINATED: WorkflowStatus.TERMINATED,
-    WorkflowExecutionStatus.TIMED_OUT: WorkflowStatus.TIMED_OUT,
-}
-_instances = cast(Table, WorkflowInstanceModel.__table__)
-_steps = cast(Table, StepExecutionModel.__table__)
 _tasks = cast(Table, HumanTaskModel.__table__)
+_definitions = cast(Table, WorkflowDefinitionModel.__table__)
+_TABLES = (
+    ("workflow_instances", cast(Table, WorkflowInstanceModel.__table__), "id"),
+    ("workflow_step_executions", cast(Table, StepExecutionModel.__table__), "instance_id"),
+    ("workflow_human_tasks", _tasks, "instance_id"),
+    ("workflow_task_assignments", cast(Table, TaskAssignmentModel.__table__), "task_id"),
+    ("workflow_task_comments", cast(Table, TaskCommentModel.__table__), "task_id"),
+)
+_BY_NAME = {name: table for name, table, _ in _TABLES}
+_IGNORED = {"created_at", "updated_at", "last_event_seq", "history_position", "history_clock"}
+"""Columns that record how a row was written, not what Temporal recorded."""
 
+_TIME_TOLERANCE_SECONDS = 1.0
+"""Workflow time can differ by some milliseconds between a live run and its replay (the first
+workflow task's clock), and an attempt's start is stamped by the activity's own clock."""
 
-class EventCapture(Interceptor):
-    """Collects the event batches a replayed workflow hands to the publish activity.
-
-    Also those its step activities carry in their headers (see ``sdk._runtime``).
-    """
-
-    def __init__(self) -> None:
-        self.batches: list[EventBatch] = []
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor] | None:
-        capture = self
-
-        class _Outbound(WorkflowOutboundInterceptor):
-            def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
-                if input.activity == PUBLISH_ACTIVITY and input.args:
-                    batch = input.args[0]
-                    capture.batches.append(
-                        batch if isinstance(batch, EventBatch) else EventBatch.model_validate(batch)
-                    )
-                return self.next.start_local_activity(input)
-
-            def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-                batch = take_carried(input)
-                if batch is not None:
-                    capture.batches.append(batch)
-                return self.next.start_activity(input)
-
-        class _Inbound(WorkflowInboundInterceptor):
-            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-                super().init(_Outbound(outbound))
-
-        return _Inbound
-
-
-async def replay_batches(history: WorkflowHistory) -> list[EventBatch]:
-    """Replay one history and return the event batches its workflow published, in order."""
-    capture = EventCapture()
-    replayer = Replayer(
-        workflows=list(dict.fromkeys(d.workflow_class for d in registry.workflows.values())),
-        data_converter=pydantic_data_converter,
-        workflow_runner=sandbox_runner(),
-        interceptors=[capture],
-    )
-    await replayer.replay_workflow(history, raise_on_replay_failure=True)
-    return capture.batches
-
-
-@dataclass
-class _Attempts:
-    step_name: str
-    attempts: int = 0
-
-
-def _history_attempts(history: WorkflowHistory) -> dict[int, _Attempts]:
-    """Attempts of each SDK-scheduled activity, by step sequence number."""
-    by_event: dict[int, int] = {}
-    found: dict[int, _Attempts] = {}
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            seq = seq_from_activity_id(attrs.activity_id)
-            if seq is not None:
-                by_event[event.event_id] = seq
-                found[seq] = _Attempts(attrs.activity_type.name)
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            started = event.activity_task_started_event_attributes
-            seq_started = by_event.get(started.scheduled_event_id)
-            if seq_started is not None:
-                found[seq_started].attempts = started.attempt
-    return found
-
-
-async def rebuild_instance(
-    client: Client, writer: MirrorWriter, workflow_id: str, run_id: str | None = None
-) -> uuid.UUID:
-    """Recompute one instance's rows from Temporal and upsert them; returns its instance id."""
-    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-    history = await handle.fetch_history()
-    description = await handle.describe()
-    instance_id = instance_id_for(description.run_id)
-    async with writer.engine.begin() as conn:
-        # Let every replayed event apply again, so instance columns are repaired too.
-        await conn.execute(update(_instances).where(_instances.c.id == instance_id).values(last_event_seq=0))
-    for replayed in await replay_batches(history):
-        # The replayer runs in a namespace and task queue of its own; the real ones are here.
-        batch = replayed.model_copy(
-            update={"namespace": client.namespace, "task_queue": description.task_queue}
-        )
-        events = [event_from_dict(item) for item in batch.events]
-        await writer.write_batch(batch, events)
-    async with writer.engine.begin() as conn:
-        for seq, attempts in _history_attempts(history).items():
-            await conn.execute(
-                update(_steps)
-                .where(_steps.c.id == step_execution_id_for(instance_id, seq))
-                .values(attempts=attempts.attempts, step_seq=seq)
-            )
-        closed = _CLOSED_BY_SERVER.get(description.status) if description.status else None
-        if closed is not None:
-            at = description.close_time or datetime.now(UTC)
-            await close_instances(conn, [instance_id], closed, at, _server_close_error(closed, history))
-    return instance_id
-
-
-def _server_close_error(status: WorkflowStatus, history: WorkflowHistory) -> str:
-    """The instance error for a close the workflow could not report (as the client writes it)."""
-    if status is WorkflowStatus.TERMINATED:
-        reason = ""
-        for event in history.events:
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
-                reason = event.workflow_execution_terminated_event_attributes.reason
-        return termination_error(reason)
-    return TIMEOUT_ERROR
-
-
-async def _sdk_workflow_ids(client: Client) -> AsyncIterator[tuple[str, str]]:
-    """(workflow id, run id) of every execution of a registered workflow type."""
-    types = sorted({d.workflow_type for d in registry.workflows.values()})
-    if not types:
-        return
-    quoted = ", ".join(f"'{t}'" for t in types if "'" not in t)
-    async for execution in client.list_workflows(f"WorkflowType IN ({quoted})"):
-        yield execution.id, execution.run_id
-
-
-async def rebuild(
-    client: Client,
-    writer: MirrorWriter,
-    workflow_ids: Sequence[str] | None = None,
-    progress: Callable[[int, str], None] | None = None,
-) -> int:
-    """Rebuild the given instances (default: every execution of a registered workflow type).
-
-    Returns how many were rebuilt; ``progress(n, workflow_id)`` is called after each.
-    """
-    count = 0
-    if workflow_ids is not None:
-        targets: list[tuple[str, str | None]] = [(w, None) for w in workflow_ids]
-    else:
-        targets = [pair async for pair in _sdk_workflow_ids(client)]
-    for workflow_id, run_id in targets:
-        await rebuild_instance(client, writer, workflow_id, run_id)
-        count += 1
-        if progress is not None:
-            progress(count, workflow_id)
-    return count
+Rows = dict[tuple[str, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -249,21 +96,6 @@ class AuditReport:
         return not self.mismatches
 
 
-_IGNORED = {"created_at", "updated_at", "last_event_seq"}
-_TABLES = (
-    ("workflow_instances", cast(Table, WorkflowInstanceModel.__table__), "id"),
-    ("workflow_step_executions", cast(Table, StepExecutionModel.__table__), "instance_id"),
-    ("workflow_human_tasks", cast(Table, HumanTaskModel.__table__), "instance_id"),
-    ("workflow_task_assignments", cast(Table, TaskAssignmentModel.__table__), "task_id"),
-    ("workflow_task_comments", cast(Table, TaskCommentModel.__table__), "task_id"),
-)
-
-
-_TIME_TOLERANCE_SECONDS = 1.0
-"""Workflow time can differ by some milliseconds between a live run and its replay (the first
-workflow task's clock), and an attempt's start is stamped by the activity's own clock."""
-
-
 def _normalize(value: Any) -> Any:
     if isinstance(value, datetime):
         value = value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -274,28 +106,147 @@ def _normalize(value: Any) -> Any:
 
 
 def _same(expected: Any, actual: Any) -> bool:
+    expected, actual = _normalize(expected), _normalize(actual)
     if isinstance(expected, datetime) and isinstance(actual, datetime):
         return abs((expected - actual).total_seconds()) <= _TIME_TOLERANCE_SECONDS
     return bool(expected == actual)
 
 
-async def _rows(writer: MirrorWriter, instance_id: uuid.UUID) -> dict[tuple[str, str], dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    async with writer.engine.connect() as conn:
-        task_ids = [
-            r[0] for r in await conn.execute(select(_tasks.c.id).where(_tasks.c.instance_id == instance_id))
-        ]
-        for name, table, key in _TABLES:
-            where: ColumnElement[bool]
-            if key == "task_id":
-                if not task_ids:
-                    continue
-                where = table.c.task_id.in_(task_ids)
-            else:
-                where = table.c[key] == instance_id
-            for row in (await conn.execute(select(table).where(where))).mappings():
-                rows[(name, str(row["id"]))] = {k: _normalize(v) for k, v in row.items() if k not in _IGNORED}
+async def _rows(engine: AsyncEngine, instance_id: uuid.UUID) -> Rows:
+    """Every row of one instance, by (table, id), with all its columns."""
+    async with engine.connect() as conn:
+        return await _rows_in(conn, instance_id)
+
+
+def _compare(workflow_id: str, expected: Rows, actual: Rows) -> list[Mismatch]:
+    found: list[Mismatch] = []
+    for key, want in expected.items():
+        have = actual.get(key)
+        if have is None:
+            found.append(Mismatch(workflow_id, key[0], key[1], "*", "row", None))
+            continue
+        for column, value in want.items():
+            if column not in _IGNORED and not _same(value, have.get(column)):
+                found.append(
+                    Mismatch(
+                        workflow_id, key[0], key[1], column, _normalize(value), _normalize(have.get(column))
+                    )
+                )
+    for key in actual.keys() - expected.keys():
+        found.append(Mismatch(workflow_id, key[0], key[1], "*", None, "row"))
+    return found
+
+
+async def _sdk_workflow_ids(client: Client) -> AsyncIterator[tuple[str, str]]:
+    """(workflow id, run id) of every execution of a registered workflow type."""
+    types = sorted({d.workflow_type for d in registry.workflows.values()})
+    if not types:
+        return
+    quoted = ", ".join(f"'{t}'" for t in types if "'" not in t)
+    async for execution in client.list_workflows(f"WorkflowType IN ({quoted})"):
+        yield execution.id, execution.run_id
+
+
+class _Scratch:
+    """An in-memory mirror that holds the expected rows."""
+
+    async def __aenter__(self) -> MirrorWriter:
+        self.writer = MirrorWriter(create_engine("sqlite+aiosqlite://"))
+        async with self.writer.engine.begin() as conn:
+            await conn.run_sync(MirrorBase.metadata.create_all)
+        return self.writer
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.writer.close()
+
+
+async def _targets(client: Client, workflow_ids: Sequence[str] | None) -> list[tuple[str, str | None]]:
+    if workflow_ids is not None:
+        return [(w, None) for w in workflow_ids]
+    return [pair async for pair in _sdk_workflow_ids(client)]
+
+
+async def _apply(conn: AsyncConnection, scratch: AsyncEngine, expected: Rows, actual: Rows) -> None:
+    """Make the mirror's rows of one instance what ``expected`` says (parents first)."""
+    order = [name for name, _, _ in _TABLES]
+    for key, want in sorted(expected.items(), key=lambda item: order.index(item[0][0])):
+        table = _BY_NAME[key[0]]
+        have = actual.get(key)
+        if have is None:
+            if key[0] == "workflow_instances":
+                await _copy_definition(conn, scratch, want["definition_id"])
+            await conn.execute(table.insert().values(want))
+            continue
+        changed = {c: v for c, v in want.items() if c not in _IGNORED and not _same(v, have.get(c))}
+        if changed:
+            # The ordering columns follow, so later live writes compare against the repair.
+            for column in ("last_event_seq", "history_position", "history_clock"):
+                if column in want:
+                    changed[column] = want[column]
+            changed["updated_at"] = datetime.now(UTC)
+            await conn.execute(update(table).where(table.c.id == want["id"]).values(changed))
+    for key in sorted(actual.keys() - expected.keys(), key=lambda k: -order.index(k[0])):
+        table = _BY_NAME[key[0]]
+        await conn.execute(delete(table).where(table.c.id == actual[key]["id"]))
+
+
+async def _copy_definition(conn: AsyncConnection, scratch: AsyncEngine, definition_id: Any) -> None:
+    found = await conn.execute(select(_definitions.c.id).where(_definitions.c.id == definition_id))
+    if found.first() is not None:
+        return
+    async with scratch.connect() as source:
+        found = await source.execute(select(_definitions).where(_definitions.c.id == definition_id))
+        values = found.mappings().first()
+    if values is not None:
+        await conn.execute(_definitions.insert().values(dict(values)))
+
+
+async def rebuild_instance(
+    client: Client, writer: MirrorWriter, workflow_id: str, run_id: str | None = None
+) -> uuid.UUID:
+    """Make one instance's rows what Temporal's history implies; returns its instance id."""
+    async with _Scratch() as scratch:
+        instance_id = await expected_rows(client, scratch, workflow_id, run_id)
+        expected = await _rows(scratch.engine, instance_id)
+        async with writer.engine.begin() as conn:
+            actual = await _rows_in(conn, instance_id)
+            await _apply(conn, scratch.engine, expected, actual)
+    return instance_id
+
+
+async def _rows_in(conn: AsyncConnection, instance_id: uuid.UUID) -> Rows:
+    """:func:`_rows` inside the repair's transaction."""
+    rows: Rows = {}
+    of_instance = select(_tasks.c.id).where(_tasks.c.instance_id == instance_id)
+    task_ids = [r[0] for r in await conn.execute(of_instance)]
+    for name, table, key in _TABLES:
+        if key == "task_id" and not task_ids:
+            continue
+        where: ColumnElement[bool] = (
+            table.c.task_id.in_(task_ids) if key == "task_id" else table.c[key] == instance_id
+        )
+        for row in (await conn.execute(select(table).where(where))).mappings():
+            rows[(name, str(row["id"]))] = dict(row)
     return rows
+
+
+async def rebuild(
+    client: Client,
+    writer: MirrorWriter,
+    workflow_ids: Sequence[str] | None = None,
+    progress: Callable[[int, str], None] | None = None,
+) -> int:
+    """Rebuild the given instances (default: every execution of a registered workflow type).
+
+    Returns how many were rebuilt; ``progress(n, workflow_id)`` is called after each.
+    """
+    count = 0
+    for workflow_id, run_id in await _targets(client, workflow_ids):
+        await rebuild_instance(client, writer, workflow_id, run_id)
+        count += 1
+        if progress is not None:
+            progress(count, workflow_id)
+    return count
 
 
 async def audit(
@@ -306,33 +257,13 @@ async def audit(
 ) -> AuditReport:
     """Compare the mirror with Temporal for the given instances (default: all SDK executions)."""
     report = AuditReport()
-    expected_writer = MirrorWriter(create_engine("sqlite+aiosqlite://"))
-    async with expected_writer.engine.begin() as conn:
-        await conn.run_sync(MirrorBase.metadata.create_all)
-    try:
-        if workflow_ids is not None:
-            targets: list[tuple[str, str | None]] = [(w, None) for w in workflow_ids]
-        else:
-            targets = [pair async for pair in _sdk_workflow_ids(client)]
-        for workflow_id, run_id in targets:
-            instance_id = await rebuild_instance(client, expected_writer, workflow_id, run_id)
-            expected = await _rows(expected_writer, instance_id)
-            actual = await _rows(writer, instance_id)
-            for key, want in expected.items():
-                have = actual.get(key)
-                if have is None:
-                    report.mismatches.append(Mismatch(workflow_id, key[0], key[1], "*", "row", None))
-                    continue
-                for column, value in want.items():
-                    if not _same(value, have.get(column)):
-                        report.mismatches.append(
-                            Mismatch(workflow_id, key[0], key[1], column, value, have.get(column))
-                        )
-            for key in actual.keys() - expected.keys():
-                report.mismatches.append(Mismatch(workflow_id, key[0], key[1], "*", None, "row"))
+    async with _Scratch() as scratch:
+        for workflow_id, run_id in await _targets(client, workflow_ids):
+            instance_id = await expected_rows(client, scratch, workflow_id, run_id)
+            expected = await _rows(scratch.engine, instance_id)
+            actual = await _rows(writer.engine, instance_id)
+            report.mismatches += _compare(workflow_id, expected, actual)
             report.checked += 1
             if progress is not None:
                 progress(report.checked, workflow_id)
-    finally:
-        await expected_writer.close()
     return report

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, case
+from sqlalchemy import Table, and_, bindparam, case, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert, Update
@@ -56,6 +56,24 @@ def _id_is(table: Table) -> ColumnElement[bool]:
     return table.c.id == bindparam("b_id", type_=table.c.id.type)
 
 
+def _older_than() -> ColumnElement[bool]:
+    """The instance row holds only events older than (``:b_pos``, ``:b_clock``, ``:b_seq``).
+
+    Row versions are ordered by the history position and clock of the workflow task that
+    wrote them, then by event sequence number: a retried workflow task repeats the lost
+    one's sequence numbers at a greater position, or at the same one later.
+    """
+    pos = bindparam("b_pos", type_=instances.c.history_position.type)
+    clock = bindparam("b_clock", type_=instances.c.history_clock.type)
+    seq = bindparam("b_seq", type_=instances.c.last_event_seq.type)
+    same_position = instances.c.history_position == pos
+    return or_(
+        instances.c.history_position < pos,
+        and_(same_position, instances.c.history_clock < clock),
+        and_(same_position, instances.c.history_clock == clock, instances.c.last_event_seq < seq),
+    )
+
+
 class Statements:
     """Memoized statements for one dialect (``postgresql`` or ``sqlite``)."""
 
@@ -84,8 +102,8 @@ class Statements:
     # -- instances ---------------------------------------------------------------------
 
     def instance_upsert(self, columns: Sequence[str]) -> Insert:
-        """Insert an instance row, or overwrite it when the row's ``last_event_seq`` is below
-        ``:b_seq`` (the oldest event the values fold in)."""
+        """Insert an instance row, or overwrite it when the row is older than the oldest event
+        the values fold in (see :func:`_older_than`)."""
         cols = tuple(columns)
 
         def build() -> Insert:
@@ -93,13 +111,13 @@ class Statements:
             return stmt.on_conflict_do_update(
                 index_elements=["id"],
                 set_={k: stmt.excluded[k] for k in cols if k not in ("id", "created_at")},
-                where=instances.c.last_event_seq < bindparam("b_seq", type_=instances.c.last_event_seq.type),
+                where=_older_than(),
             )
 
         return self._memo(("instance_upsert", cols), build)
 
     def instance_update(self, columns: Sequence[str]) -> Update:
-        """Update an instance row if ``:b_seq`` is newer than the row's ``last_event_seq``.
+        """Update an instance row if it is older than the event (see :func:`_older_than`).
 
         A ``status`` of :data:`KEEP_PAUSED` is bound as ``v_status`` and applied only when the
         instance is not paused.
@@ -119,12 +137,7 @@ class Statements:
                     ),
                     else_=bindparam("v_status", type_=instances.c.status.type),
                 )
-            seq = bindparam("b_seq", type_=instances.c.last_event_seq.type)
-            return (
-                instances.update()
-                .where(and_(_id_is(instances), instances.c.last_event_seq < seq))
-                .values(values)
-            )
+            return instances.update().where(and_(_id_is(instances), _older_than())).values(values)
 
         return self._memo(("instance_update", cols), build)
 
@@ -161,31 +174,52 @@ class Statements:
         return self._memo(("step_upsert", cols, keep_earliest_start), build)
 
     def attempt_started(self) -> Insert:
-        """Insert a machine step's row as an attempt starts; never overwrite a final status."""
+        """Insert a machine step's row as an attempt starts.
+
+        An existing row takes it unless it holds a later attempt, or this attempt already
+        ended. A later attempt overrides an earlier one's final row: that attempt's result
+        never reached Temporal (its worker died first), since Temporal started another.
+        """
 
         def build() -> Insert:
             stmt = self._insert(steps)
+            later = steps.c.attempts < stmt.excluded.attempts
             return stmt.on_conflict_do_update(
                 index_elements=["id"],
                 set_={
                     "status": stmt.excluded.status,
                     "attempts": stmt.excluded.attempts,
                     "step_seq": stmt.excluded.step_seq,
+                    "completed_at": case((later, None), else_=steps.c.completed_at),
+                    "output_data": case((later, None), else_=steps.c.output_data),
                     "updated_at": stmt.excluded.updated_at,
                 },
-                where=and_(steps.c.status.not_in(FINAL_STEP), steps.c.attempts <= stmt.excluded.attempts),
+                where=or_(
+                    and_(steps.c.status.not_in(FINAL_STEP), steps.c.attempts <= stmt.excluded.attempts),
+                    later,
+                ),
             )
 
         return self._memo("attempt_started", build)
 
     def attempt_finished(self, columns: Sequence[str]) -> Update:
-        """Update a step row that is not final yet (an attempt ended)."""
+        """Update a step row as attempt ``:b_attempt`` ends: unless the row holds a later
+        attempt, or already this attempt's end."""
         cols = tuple(columns)
+        attempt = bindparam("b_attempt", type_=steps.c.attempts.type)
         return self._memo(
             ("attempt_finished", cols),
             lambda: (
                 steps.update()
-                .where(and_(_id_is(steps), steps.c.status.not_in(FINAL_STEP)))
+                .where(
+                    and_(
+                        _id_is(steps),
+                        or_(
+                            and_(steps.c.status.not_in(FINAL_STEP), steps.c.attempts <= attempt),
+                            steps.c.attempts < attempt,
+                        ),
+                    )
+                )
                 .values(_values(steps, cols))
             ),
         )
@@ -222,18 +256,36 @@ class Statements:
         return self._memo("task_insert", build)
 
     def task_complete(self) -> Update:
-        """Close a pending task (completed, expired)."""
+        """Close a task (completed, expired): a pending one, or one closed at an earlier
+        (history position, clock) (``:b_pos``, ``:b_clock``) than this closing, which
+        supersedes it: that closing came from a workflow task Temporal never recorded."""
+        pos = bindparam("b_pos", type_=tasks.c.history_position.type)
+        clock = bindparam("b_clock", type_=tasks.c.history_clock.type)
+        earlier = or_(
+            tasks.c.history_position < pos,
+            and_(tasks.c.history_position == pos, tasks.c.history_clock < clock),
+        )
+        columns = (
+            "status",
+            "completed_at",
+            "completed_by",
+            "form_data",
+            "comment",
+            "history_position",
+            "history_clock",
+            "updated_at",
+        )
         return self._memo(
             "task_complete",
             lambda: (
                 tasks.update()
-                .where(and_(_id_is(tasks), tasks.c.status == TaskStatus.PENDING.value))
-                .values(
-                    _values(
-                        tasks,
-                        ("status", "completed_at", "completed_by", "form_data", "comment", "updated_at"),
+                .where(
+                    and_(
+                        _id_is(tasks),
+                        or_(tasks.c.status == TaskStatus.PENDING.value, earlier),
                     )
                 )
+                .values(_values(tasks, columns))
             ),
         )
 

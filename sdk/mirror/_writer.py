@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -53,7 +53,14 @@ class MirrorWriter:
 
     Create it with :meth:`from_url`; one writer per worker process. It owns an async engine
     (a small pool) and opens one connection per unit of work.
+
+    Attributes:
+        commit_wait: Seconds the worker's writers (the publish activity, the activity-side
+            interceptor) wait for a commit before going on without it; the write stays
+            queued and commits when the database answers again.
     """
+
+    commit_wait: float = 3.0
 
     def __init__(self, engine: AsyncEngine, *, database_url: str | None = None) -> None:
         self.engine = engine
@@ -62,7 +69,8 @@ class MirrorWriter:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._sql = Statements(engine.dialect.name)
         self._projection = Projection(self._sql, self.metrics)
-        self._commit = GroupCommit(engine, self._projection.known_definitions.clear)
+        self._commit = GroupCommit(engine, self._projection.known_definitions.clear, self.metrics)
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     def from_url(cls, database_url: str, **engine_options: Any) -> MirrorWriter:
@@ -76,20 +84,43 @@ class MirrorWriter:
 
         await upgrade(self.database_url)
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Have :meth:`close` await ``closer`` first (background work that uses the writer)."""
+        self._closers.append(closer)
+
     async def close(self) -> None:
-        """Wait for queued writes, then release the connections."""
+        """Stop the background work using the writer, wait for queued writes (a bounded
+        time while the database is unavailable), then release the connections."""
+        for closer in self._closers:
+            await closer()
+        self._closers.clear()
         await self._commit.close()
         await self.engine.dispose()
 
-    async def _transaction(self, work: Work) -> None:
+    @property
+    def available(self) -> bool:
+        """False while the database is known to be unavailable (writes are queued meanwhile)."""
+        return not self._commit.unavailable
+
+    async def _transaction(
+        self, work: Work, *, wait: float | None = None, on_commit: Callable[[], None] | None = None
+    ) -> bool:
         """Run ``work`` in a transaction shared with the other writes queued meanwhile.
 
         Concurrent writers (hundreds of workflows publishing at once) would otherwise pay a
         transaction each and, on SQLite, queue on the write lock. If the group fails, each
-        write is retried alone so one bad write fails only its own caller. Returns once the
-        rows are committed.
+        write is retried alone so one bad write fails only its own caller. While the database
+        is unavailable writes stay queued in order (see ``_commit``). Returns True once the
+        rows are committed, False when ``wait`` seconds passed first (the rows follow).
         """
-        await self._commit.run(work)
+        try:
+            committed = await self._commit.run(work, wait=wait, on_commit=on_commit)
+        except Exception:
+            self.metrics.failures += 1
+            raise
+        if not committed:
+            self.metrics.deferred += 1
+        return committed
 
     async def ping(self) -> bool:
         """True when the database answers."""
@@ -154,15 +185,18 @@ class MirrorWriter:
 
     # -- workflow-side events ---------------------------------------------------------------
 
-    async def write_batch(self, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
-        """Apply one batch of events in one transaction (the publish activity calls this)."""
+    async def write_batch(
+        self, batch: EventBatch, events: Sequence[ev.WorkflowEvent], *, wait: float | None = None
+    ) -> bool:
+        """Apply one batch of events in one transaction (the publish activity calls this).
+
+        Returns True once committed; with ``wait``, False when the database did not commit
+        within that many seconds (the batch stays queued, in order, and commits later).
+        """
         plan = self.plan_batch(batch, events)
-        try:
-            await self._transaction(plan.execute)
-        except Exception:
-            self.metrics.failures += 1
-            raise
-        self._committed(plan, batch, events)
+        return await self._transaction(
+            plan.execute, wait=wait, on_commit=lambda: self._committed(plan, batch, events)
+        )
 
     def _committed(self, plan: BatchPlan, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
         plan.committed()
@@ -191,11 +225,12 @@ class MirrorWriter:
         input_data: dict[str, Any] | None,
         started_at: datetime,
         carried: tuple[EventBatch, Sequence[ev.WorkflowEvent]] | None = None,
-    ) -> None:
+        wait: float | None = None,
+    ) -> bool:
         """Record that an attempt of a machine step began (before the author's code runs).
 
         ``carried`` is the batch of events the step's activity carried in its header: it is
-        applied first, in the same transaction.
+        applied first, in the same transaction. Returns as :meth:`write_batch` does.
         """
         values = {
             "id": step_execution_id,
@@ -229,20 +264,27 @@ class MirrorWriter:
                     {"b_id": instance_id, "v_current_step": step_name, "v_updated_at": _now()},
                 )
 
-        try:
-            await self._transaction(work)
-        except Exception:
-            self.metrics.failures += 1
-            raise
-        if plan is not None and carried is not None:
-            self._committed(plan, *carried)
-        self.metrics.observe_lag(max(0.0, (_now() - started_at).total_seconds()))
+        def committed() -> None:
+            if plan is not None and carried is not None:
+                self._committed(plan, *carried)
+            self.metrics.observe_lag(max(0.0, (_now() - started_at).total_seconds()))
+
+        return await self._transaction(work, wait=wait, on_commit=committed)
 
     async def step_recorded(self, step_execution_id: uuid.UUID) -> bool:
-        """Whether the step's row exists (a retried attempt asks: were its carried events written?)."""
-        async with self.engine.connect() as conn:
-            found = await conn.execute(select(_steps.c.id).where(_steps.c.id == step_execution_id))
-            return found.first() is not None
+        """Whether the step's row exists (a retried attempt asks: were its carried events written?).
+
+        False when the database cannot say (unavailable): the caller writes them again, which
+        is idempotent.
+        """
+        if not self.available:
+            return False
+        try:
+            async with self.engine.connect() as conn:
+                found = await conn.execute(select(_steps.c.id).where(_steps.c.id == step_execution_id))
+                return found.first() is not None
+        except Exception:
+            return False
 
     async def step_attempt_finished(
         self,
@@ -252,8 +294,13 @@ class MirrorWriter:
         output_data: dict[str, Any] | None = None,
         error: str | None = None,
         final: bool = False,
-    ) -> None:
-        """Record the end of an attempt: success, or an error (final when not retried)."""
+        wait: float | None = None,
+    ) -> bool:
+        """Record the end of an attempt: success, or an error (final when not retried).
+
+        Applies unless the row already holds a later attempt, or this attempt's end. Returns
+        as :meth:`write_batch` does.
+        """
         t0 = time.monotonic()
         finished = _now()
         if error is None:
@@ -272,14 +319,12 @@ class MirrorWriter:
         stmt = self._sql.attempt_finished(tuple(values))
         params = {f"v_{col}": value for col, value in values.items()}
         params["b_id"] = step_execution_id
+        params["b_attempt"] = attempt
 
         async def work(conn: AsyncConnection) -> None:
             result = await conn.execute(stmt, params)
             self.metrics.rows_written += result.rowcount or 0
 
-        try:
-            await self._transaction(work)
-        except Exception:
-            self.metrics.failures += 1
-            raise
-        self.metrics.observe_lag(time.monotonic() - t0)
+        return await self._transaction(
+            work, wait=wait, on_commit=lambda: self.metrics.observe_lag(time.monotonic() - t0)
+        )

@@ -152,6 +152,10 @@ async def test_upgrade_is_idempotent_and_downgrade_reverses_it(empty_database_ur
     assert await current_revision(empty_database_url) == head_revision()
     await downgrade(empty_database_url, "0001")
     assert await current_revision(empty_database_url) == "0001"
+    columns = await _inspect(
+        empty_database_url, lambda c: {col["name"] for col in sa.inspect(c).get_columns("workflow_instances")}
+    )
+    assert not {"history_position", "history_clock"} & columns and "last_event_seq" in columns
 
     await downgrade(empty_database_url, "base")
     assert await current_revision(empty_database_url) is None

@@ -528,8 +528,9 @@ async def test_survives_the_database_going_away(
         report = await audit_mirror(client, app_dir, mirror_url, [before.id, during.id])
         assert report.checked == 2 and report.clean, "\n".join(map(str, report.mismatches))
         page = (await worker.get("/metrics"))[1]
-        failures = re.search(r"^dwf_mirror_write_failures_total (\S+)$", page, re.MULTILINE)
-        assert failures and float(failures[1]) >= 1, "the writes that failed during the outage are counted"
+        outages = re.search(r"^dwf_mirror_outages_total (\S+)$", page, re.MULTILINE)
+        assert outages and float(outages[1]) >= 1, "the outage is counted"
+        assert re.search(r"^dwf_mirror_outage 0(\.0)?$", page, re.MULTILINE), "and it is over"
     finally:
         await proxy.stop()
 

@@ -11,6 +11,7 @@ import ast
 import concurrent.futures
 import io
 import socket
+import sys
 import tomllib
 import uuid
 from collections.abc import Callable
@@ -401,6 +402,21 @@ def test_db_upgrade_and_current_on_a_new_sqlite_file(
     assert (code, out.strip(), err) == (0, "[]", "")
     code, out, _ = run(capsys, "--database-url", url, "tasks", "list")
     assert out.strip() == "no pending tasks"
+
+
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader went away (``dwf ... | head -0``)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    code, _, err = run(capsys, "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "db", "current")
+    assert (code, err) == (ExitCode.BROKEN_PIPE, "")
 
 
 # -- workflow input ------------------------------------------------------------------------------

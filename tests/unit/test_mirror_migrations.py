@@ -19,9 +19,9 @@ MIGRATIONS = Path(sdk.mirror.__file__).parent / "migrations"
 def test_one_linear_history_ending_at_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())
-    assert [r.revision for r in revisions] == ["0003_sqlite_uuid_text", "0001"]
+    assert [r.revision for r in revisions] == ["0003_sqlite_uuid_text", "0002_history_position", "0001"]
     assert head_revision() == "0003_sqlite_uuid_text"
-    assert [r.down_revision for r in revisions] == ["0001", None]
+    assert [r.down_revision for r in revisions] == ["0002_history_position", "0001", None]
 
 
 def test_the_scripts_are_inside_the_package() -> None:

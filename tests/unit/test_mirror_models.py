@@ -55,6 +55,8 @@ COLUMNS = {
         "run_id",
         "task_queue",
         "last_event_seq",
+        "history_position",
+        "history_clock",
     ],
     "workflow_step_executions": [
         "instance_id",
@@ -93,6 +95,8 @@ COLUMNS = {
         "form_data",
         "comment",
         "require_claim",
+        "history_position",
+        "history_clock",
     ],
     "workflow_task_comments": ["task_id", "instance_id", "author", "body", "posted_at"],
     "workflow_task_assignments": [
@@ -222,6 +226,9 @@ def test_every_foreign_key_cascades() -> None:
         ("workflow_instances", "run_id", False),
         ("workflow_instances", "task_queue", True),
         ("workflow_instances", "last_event_seq", False),
+        ("workflow_instances", "history_position", False),
+        ("workflow_human_tasks", "history_position", False),
+        ("workflow_human_tasks", "history_clock", False),
         ("workflow_instances", "started_at", False),
         ("workflow_step_executions", "step_seq", True),
         ("workflow_step_executions", "attempts", False),

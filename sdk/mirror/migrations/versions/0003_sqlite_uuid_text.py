@@ -12,7 +12,7 @@ no table is rebuilt; foreign keys are checked at the end of the rewrite, before 
 Written by hand and frozen: it does not import the models.
 
 Revision ID: 0003_sqlite_uuid_text
-Revises: 0001
+Revises: 0002_history_position
 Create Date: 2026-11-29 00:00:00
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_sqlite_uuid_text"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_history_position"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
