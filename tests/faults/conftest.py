@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sdk.runtime import dev_signing_key
 from tests.faults.harness import (  # noqa: F401  (fixtures, registered by name)
     fixture_fleets,
     fixture_mirror_writer_factory,
@@ -15,6 +16,11 @@ from tests.faults.harness import (  # noqa: F401  (fixtures, registered by name)
 )
 
 _HERE = Path(__file__).parent
+
+
+# Commands acting as a user are signed: one key for the session's clients and worker processes
+# (left alone when the integration tests' conftest set one already).
+dev_signing_key()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

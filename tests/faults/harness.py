@@ -203,7 +203,8 @@ class Fleet:
 
     def __init__(self, temporal_target: str, database_url: str, logs: Path, count: int = 1) -> None:
         self.task_queue = f"faults-{uuid.uuid4().hex[:8]}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_")}
+        # The session's public keys stay: the workers verify the test client's signed commands.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_") or k == "DWF_COMMAND_KEYS"}
         env.update(
             PYTHONPATH=str(REPO),
             DWF_TEMPORAL_ADDRESS=temporal_target,
