@@ -104,6 +104,8 @@ class TaskCommands(EventOutbox):
     _unpublished: set[str]
     keyring: Keyring | None = None
     """The worker's keyring, handed in by its interceptor (``sdk._trust``); None: no keys."""
+    cancel_notes_pending = 0
+    """``cancel_requested`` signals still being verified (the cancellation waits for them)."""
 
     # -- verification ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
 from ._registry import registry
@@ -25,6 +26,13 @@ if TYPE_CHECKING:
     from ._definition import WorkflowDefinition
 
 __all__ = ["ReplayProblem", "check_running_instances"]
+
+
+def _quiet_runtime() -> Runtime:
+    # Replaying a broken history makes Temporal's core log a warning per workflow task on
+    # stdout; the problems are reported here instead.
+    logging = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+    return Runtime(telemetry=TelemetryConfig(logging=logging))
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ async def check_running_instances(
         workflows=list(dict.fromkeys(d.workflow_class for d in definitions)),
         data_converter=pydantic_data_converter,
         workflow_runner=sandbox_runner(),
+        runtime=_quiet_runtime(),
     )
     problems: list[ReplayProblem] = []
     checked = 0

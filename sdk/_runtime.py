@@ -142,6 +142,8 @@ class WorkflowRuntime(TaskCommands):
             await workflow.wait_condition(workflow.all_handlers_finished, timeout=_HANDLERS_WAIT)
 
     async def _finish_canceled(self) -> None:
+        if self.cancel_notes_pending:  # who cancels and why, still being verified
+            await workflow.wait_condition(lambda: self.cancel_notes_pending == 0)
         self.status = WorkflowStatus.CANCELED
         for task in self.tasks.values():
             if task.status is TaskStatus.PENDING:

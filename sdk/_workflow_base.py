@@ -215,22 +215,23 @@ class DurableWorkflowBase:
             await self._dwf.flush()
 
     @workflow.signal(unfinished_policy=_ABANDON, name=CANCEL_SIGNAL)
-    def cancel_requested(self, *args: Any) -> None:
+    async def cancel_requested(self, *args: Any) -> None:
         """Who cancels and why; the SDK client sends it just before Temporal's cancel.
 
-        Verified here rather than in a local activity: Temporal's cancellation may arrive in
-        the same workflow task, and the note only annotates the WorkflowCanceled event
-        (it schedules nothing), so replay never depends on the verdict.
+        Verified like every signal (its verdict recorded, so a rebuild of the mirror from history
+        finds the same note); the cancellation waits for a note still being verified.
         """
         dwf = self._dwf
+        dwf.cancel_notes_pending += 1
         try:
             payload = one_payload(args, CANCEL_SIGNAL)
-            dwf.verify_now(InstanceAction.CANCEL.value, payload)
+            await dwf.verify_recorded(InstanceAction.CANCEL.value, payload)
             command = dwf.check_control(payload)
+            dwf.cancel_reason, dwf.canceled_by = command.reason, command.user
         except Refusal as refusal:
             dwf.record_rejection(None, None, refusal)
-            return
-        dwf.cancel_reason, dwf.canceled_by = command.reason, command.user
+        finally:
+            dwf.cancel_notes_pending -= 1
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> InstanceState:
