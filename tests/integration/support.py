@@ -124,7 +124,12 @@ TASKS: Table = HumanTaskModel.__table__  # type: ignore[assignment]
 
 async def fetch(db: AsyncEngine, table: Table, *where: Any) -> list[Row]:
     """Rows of ``table`` matching ``where``, as dicts, in a stable order."""
-    order = [table.c.started_at, table.c.id] if "started_at" in table.c else [table.c.id]
+    # Steps in the workflow's own order: start times of a retried step and the next one can
+    # come out either way under load (an attempt's clock against the workflow's).
+    if "step_seq" in table.c:
+        order = [table.c.step_seq, table.c.started_at, table.c.id]
+    else:
+        order = [table.c.started_at, table.c.id] if "started_at" in table.c else [table.c.id]
     async with db.connect() as conn:
         result = await conn.execute(select(table).where(*where).order_by(*order))
         return [dict(row) for row in result.mappings()]
@@ -138,7 +143,7 @@ async def instance_row(db: AsyncEngine, handle: InstanceHandle[Any]) -> Row:
 
 
 async def step_rows(db: AsyncEngine, handle: InstanceHandle[Any]) -> list[Row]:
-    """The step rows of ``handle``'s run, by start."""
+    """The step rows of ``handle``'s run, in the workflow's order."""
     return await fetch(db, STEPS, STEPS.c.instance_id == handle.instance_id)
 
 
