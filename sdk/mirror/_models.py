@@ -1,6 +1,6 @@
 """The mirror's tables: the seed's four (names and columns kept) plus two for the task lifecycle.
 
-Seed tables (``shared/seeds/models.py.txt``), reproduced column for column and index for index:
+The four tables the product's schema started from, column for column and index for index:
 
 - ``workflow_definitions`` (:class:`WorkflowDefinitionModel`)
 - ``workflow_instances`` (:class:`WorkflowInstanceModel`)
