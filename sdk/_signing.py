@@ -159,6 +159,10 @@ class SigningKey:
         )
         return auth.model_dump(mode="json")
 
+    def secret(self) -> str:
+        """``<key id>:<base64>`` of the private key, as :meth:`parse` reads it (keep it secret)."""
+        return private_key_string(self)
+
     def __repr__(self) -> str:
         return f"SigningKey({self.key_id!r})"  # never the key itself
 

@@ -16,10 +16,9 @@ __all__ = ["deploy_check", "generate_keys"]
 async def generate_keys(ctx: Context) -> int:
     """Print a new signing key (for the application) and its public key (for the workers)."""
     from sdk import generate_signing_key
-    from sdk._signing import private_key_string
 
     key = generate_signing_key(ctx.args.key_id)
-    private, public = private_key_string(key), key.public_key
+    private, public = key.secret(), key.public_key
     if ctx.out.json_mode:
         ctx.out.json({"key_id": key.key_id, "signing_key": private, "public_key": public})
         return ExitCode.OK
