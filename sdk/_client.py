@@ -23,7 +23,7 @@ from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._definition import WorkflowDefinition
-from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
+from ._errors import InvalidInputError, MirrorUnavailableError, TaskNotFoundError, WorkflowNotFoundError
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
 from ._identity import ALL_TENANTS, IdentityProvider
 from ._registry import registry
@@ -286,6 +286,9 @@ class WorkflowClient:
             scope = tenant_id if tenant_id is not None else self.tenant_id
             scope = None if scope == ALL_TENANTS else scope
             row = await self._require_queries("finding a task by id").get_task(task_id, tenant_id=scope)
+            if scope is None and row.tenant_id is not None and self._scope(tenant_id) != ALL_TENANTS:
+                # The mirror reads None as "no filter"; here None means "no tenant".
+                raise TaskNotFoundError(f"no task {task_id}")
             workflow_id = row.workflow_id
         return self.get_instance(workflow_id, tenant_id=tenant_id)
 
@@ -384,9 +387,12 @@ class WorkflowClient:
         """Describe an instance by workflow id."""
         return await self.get_instance(workflow_id, tenant_id=tenant_id).describe()
 
-    async def result(self, workflow_id: str) -> Any:
-        """Wait for an instance's result by workflow id."""
-        return await self.get_instance(workflow_id).result()
+    async def result(self, workflow_id: str, *, tenant_id: str | None = None) -> Any:
+        """Wait for an instance's result by workflow id (scoped to the tenant, as every read)."""
+        return await self.get_instance(workflow_id, tenant_id=tenant_id).result()
+
+    def _scope(self, tenant_id: str | None) -> str | None:
+        return tenant_id if tenant_id is not None else self.tenant_id
 
     async def _record_termination(self, workflow_id: str, reason: str | None) -> None:
         if self._engine is None:
