@@ -27,6 +27,7 @@ from temporalio.exceptions import ActivityError
 from . import events as ev
 from ._errors import ErrorKind, Refusal, field_errors
 from ._identity import Identity
+from ._nonces import SeenSignatures, replayed, signature_of
 from ._outbox import EventOutbox
 from ._policy import check_control, check_form, check_size, check_task_command, check_text
 from ._types import (
@@ -41,7 +42,7 @@ from ._types import (
     TaskStatus,
     WorkflowStatus,
 )
-from .protocol import SIGNED_COMMANDS_PATCH, VERIFY_ACTIVITY
+from .protocol import REPLAY_GUARD_PATCH, SIGNED_COMMANDS_PATCH, VERIFY_ACTIVITY
 
 if TYPE_CHECKING:
     from ._signing import Keyring
@@ -102,6 +103,8 @@ class TaskCommands(EventOutbox):
     cancel_reason: str | None
     canceled_by: str | None
     _unpublished: set[str]
+    signatures: SeenSignatures
+    """The signatures of the commands accepted lately (replay protection, ``sdk._nonces``)."""
     keyring: Keyring | None = None
     """The worker's keyring, handed in by its interceptor (``sdk._trust``); None: no keys."""
     cancel_notes_pending = 0
@@ -122,6 +125,27 @@ class TaskCommands(EventOutbox):
             payload=payload,
             now=workflow.now(),
         )
+        self.signatures.check(payload)  # read only: a validator must not change the state
+
+    def accept_once(self, payload: dict[str, Any], guarded: bool | None = None) -> None:
+        """Remember a verified command's signature; refuse one accepted before (a replay).
+
+        Runs in workflow code (signal and update handlers), on replay too, so what is
+        remembered is the same on every replay. ``guarded`` says whether this instance refuses
+        repeats (see :meth:`verify_recorded`); None asks now (an update handler, which runs in
+        the workflow task that accepted the update, live and on replay alike).
+        """
+        found = signature_of(payload)
+        if found is None:
+            return
+        if self.signatures.seen(*found):
+            if guarded is None:
+                length = workflow.info().get_current_history_length()
+                guarded = workflow.patched(f"{REPLAY_GUARD_PATCH}/{length}")
+            if guarded:
+                raise replayed()
+            return  # a repeat in a history written before replay protection: as it ran
+        self.signatures.remember(payload, workflow.now())
 
     async def verify_recorded(self, action: str, payload: dict[str, Any]) -> None:
         """Verify a signal's signature in a local activity, so history records the verdict.
@@ -132,11 +156,17 @@ class TaskCommands(EventOutbox):
         same on replay): every signal received after the deploy is verified.
         """
         info = workflow.info()
+        arrived_at = info.get_current_history_length()
         if not (
             workflow.patched(SIGNED_COMMANDS_PATCH)
-            or workflow.patched(f"{SIGNED_COMMANDS_PATCH}/{info.get_current_history_length()}")
+            or workflow.patched(f"{SIGNED_COMMANDS_PATCH}/{arrived_at}")
         ):
             return
+        # Decided before the verification's local activity: its result may be delivered in
+        # another workflow task on replay than in the live run, and a patch check belongs to one.
+        guarded = workflow.patched(REPLAY_GUARD_PATCH) or workflow.patched(
+            f"{REPLAY_GUARD_PATCH}/{arrived_at}"
+        )
         request = {
             "action": action,
             "workflow_id": info.workflow_id,
@@ -159,6 +189,7 @@ class TaskCommands(EventOutbox):
         if not verdict.get("ok"):
             kind = ErrorKind.UNAUTHENTICATED
             raise Refusal(kind, str(verdict.get("message") or "the command could not be verified"))
+        self.accept_once(payload, guarded)
 
     # -- task commands --------------------------------------------------------------------
 

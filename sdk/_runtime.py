@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from . import events as ev
 from ._commands import TaskCommands
 from ._ids import instance_id_for
+from ._nonces import SeenSignatures
 from ._inputs import check_memo, decode_args
 from ._outbox import as_data, jsonable
 from ._types import (
@@ -65,6 +66,7 @@ class WorkflowRuntime(TaskCommands):
         self.paused = False
         self.cancel_reason: str | None = None
         self.canceled_by: str | None = None
+        self.signatures = SeenSignatures()
         self._step_seq = 0
         # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
         # so nobody acts on a task the mirror does not show yet.
