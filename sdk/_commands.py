@@ -162,11 +162,14 @@ class TaskCommands(EventOutbox):
             or workflow.patched(f"{SIGNED_COMMANDS_PATCH}/{arrived_at}")
         ):
             return
-        # Decided before the verification's local activity: its result may be delivered in
-        # another workflow task on replay than in the live run, and a patch check belongs to one.
-        guarded = workflow.patched(REPLAY_GUARD_PATCH) or workflow.patched(
-            f"{REPLAY_GUARD_PATCH}/{arrived_at}"
-        )
+        # A repeat is decided before the verification's local activity: its result may be
+        # delivered in another workflow task on replay than in the live run, and a patch check
+        # belongs to one. Only a repeat asks (a marker), so other signals add nothing to history.
+        found = signature_of(payload)
+        if found is not None and self.signatures.seen(*found):
+            if workflow.patched(f"{REPLAY_GUARD_PATCH}/{arrived_at}"):
+                raise replayed()
+            found = None  # a repeat in a history from before replay protection: as it ran
         request = {
             "action": action,
             "workflow_id": info.workflow_id,
@@ -174,6 +177,8 @@ class TaskCommands(EventOutbox):
             "payload": payload,
             "now": workflow.now().isoformat(),
         }
+        if found is not None:
+            self.signatures.verifying(found[0], True)
         try:
             verdict = await workflow.execute_local_activity(
                 VERIFY_ACTIVITY,
@@ -186,10 +191,14 @@ class TaskCommands(EventOutbox):
             raise Refusal(
                 ErrorKind.UNAUTHENTICATED, f"the command could not be verified: {exc.cause or exc}"
             ) from None
+        finally:
+            if found is not None:
+                self.signatures.verifying(found[0], False)
         if not verdict.get("ok"):
             kind = ErrorKind.UNAUTHENTICATED
             raise Refusal(kind, str(verdict.get("message") or "the command could not be verified"))
-        self.accept_once(payload, guarded)
+        if found is not None:
+            self.signatures.remember(payload, workflow.now())
 
     # -- task commands --------------------------------------------------------------------
 

@@ -46,13 +46,27 @@ class SeenSignatures:
     def __init__(self) -> None:
         self._seen: dict[str, datetime] = {}
         self._floor: datetime | None = None
+        self._verifying: dict[str, int] = {}  # signatures of signals being verified right now
 
     def __len__(self) -> int:
         return len(self._seen)
 
     def seen(self, signature: str, issued_at: datetime) -> bool:
-        """Whether this signature was accepted before (or is older than what was forgotten)."""
-        return signature in self._seen or (self._floor is not None and issued_at <= self._floor)
+        """Whether this signature was accepted before, is being verified for another signal, or
+        is older than what was forgotten."""
+        return (
+            signature in self._seen
+            or signature in self._verifying
+            or (self._floor is not None and issued_at <= self._floor)
+        )
+
+    def verifying(self, signature: str, busy: bool) -> None:
+        """Mark a signal's signature as being verified (``busy``), or no longer."""
+        count = self._verifying.get(signature, 0) + (1 if busy else -1)
+        if count > 0:
+            self._verifying[signature] = count
+        else:
+            self._verifying.pop(signature, None)
 
     def check(self, payload: Any) -> None:
         """Raise :class:`Refusal` (UNAUTHENTICATED) for a replayed signed payload."""
