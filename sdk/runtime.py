@@ -14,6 +14,7 @@ from ._ids import (
 )
 from ._outbox import as_data, jsonable
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
+from ._storable import REPLACEMENT, storable_copy
 from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring_from, verify_activity
 from ._types import EventBatch
 
@@ -37,6 +38,9 @@ __all__ = [
     "dev_signing_key",
     "keyring_from",
     "verify_activity",
+    # Values every mirror database stores alike (what workflows produce is not checked before)
+    "REPLACEMENT",
+    "storable_copy",
     # The workflow sandbox
     "SANDBOX_PASSTHROUGH",
     "sandbox_runner",
