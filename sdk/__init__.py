@@ -56,6 +56,8 @@ __all__ = [
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    "FailingInstance",  # an instance whose workflow task keeps failing
+    "failing_instances",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -106,6 +108,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
     from ._devserver import DevServer, find_temporal_cli
+    from ._failing import FailingInstance, failing_instances
     from ._handle import InstanceDescription, InstanceHandle
     from ._predeploy import ReplayProblem, check_running_instances
 
@@ -118,6 +121,8 @@ _LAZY = {
     "InstanceHandle": "._handle",
     "ReplayProblem": "._predeploy",
     "check_running_instances": "._predeploy",
+    "FailingInstance": "._failing",
+    "failing_instances": "._failing",
 }
 
 

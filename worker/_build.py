@@ -22,6 +22,8 @@ from activities import (
 from sdk import Keyring, MachineStep, WorkflowDefinition, registry
 from sdk.runtime import SANDBOX_PASSTHROUGH, TrustInterceptor, keyring_from, sandbox_runner, verify_activity
 
+from ._failing import FailingWorkflowTasks, WatchingRunner
+
 if TYPE_CHECKING:
     from sdk.mirror import MirrorWriter
 
@@ -87,6 +89,7 @@ def create_worker(
     interceptors: Sequence[Interceptor] = (),
     command_keys: Keyring | str | None = None,
     allow_unsigned_commands: bool | None = None,
+    failing_tasks: FailingWorkflowTasks | None = None,
     **worker_options: Any,
 ) -> Worker:
     """A temporalio ``Worker`` running ``workflows`` (default: all registered) and their steps.
@@ -109,6 +112,9 @@ def create_worker(
             With no keys every such command is refused (see ``docs/security.md``).
         allow_unsigned_commands: Accept unsigned commands, believing the identity they claim
             (development only); None reads ``DWF_ALLOW_UNSIGNED_COMMANDS``.
+        failing_tasks: Where the worker reports instances whose workflow task keeps failing
+            (one warning per instance; the worker process exports them as a metric). None:
+            a new one, reachable as ``worker.dwf_failing_tasks``.
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
@@ -126,12 +132,15 @@ def create_worker(
     classes, step_activities = worker_components(
         workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring
     )
-    return Worker(
+    failing_tasks = failing_tasks if failing_tasks is not None else FailingWorkflowTasks()
+    built = Worker(
         temporal_client,
         task_queue=task_queue,
         workflows=classes,
         activities=[*step_activities, *activities],
         interceptors=all_interceptors,
-        workflow_runner=sandbox_runner(),
+        workflow_runner=WatchingRunner(sandbox_runner(), failing_tasks),
         **worker_options,
     )
+    built.dwf_failing_tasks = failing_tasks  # type: ignore[attr-defined]
+    return built

@@ -29,6 +29,8 @@ SDK_ALL = {
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    "FailingInstance",
+    "failing_instances",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
