@@ -22,8 +22,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from . import events as ev
 from ._commands import TaskCommands
 from ._ids import instance_id_for
-from ._nonces import SeenSignatures
 from ._inputs import check_memo, decode_args
+from ._nonces import SeenSignatures
 from ._outbox import as_data, jsonable
 from ._types import (
     InstanceState,

@@ -172,7 +172,9 @@ async def test_a_signed_signal_sent_twice_is_accepted_once(
     handle = await bench.start(tenant)
     row = await bench.pending_row(handle, assert_eventually)
     raw = handle.temporal  # any Temporal client with namespace access
-    captured = sign(handle.id, "comment", {"task_id": str(row.id), **BOB, "tenant_id": tenant, "body": "once"})
+    captured = sign(
+        handle.id, "comment", {"task_id": str(row.id), **BOB, "tenant_id": tenant, "body": "once"}
+    )
     await raw.signal("comment_task", captured)
     await raw.signal("comment_task", captured)  # the same bytes, within the 5 minutes
 
