@@ -156,7 +156,8 @@ class QuietRetries(logging.Filter):
                     _TRACEBACKS.pop(next(iter(_TRACEBACKS)))
                 _TRACEBACKS[run_id] = record.exc_info
             return False
-        return not record.getMessage().startswith("Failing workflow task")
+        # Core's line (forwarded with its target first: "[sdk_core::...] Failing workflow task").
+        return "Failing workflow task" not in record.getMessage()
 
 
 _QUIET = QuietRetries()
