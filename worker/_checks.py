@@ -17,6 +17,7 @@ from sdk import connection
 
 __all__ = ["address", "database_url", "modules", "one_of", "readable_file", "tracing"]
 
+
 def address(raw: str) -> str:
     return connection.address(raw)
 
