@@ -23,7 +23,13 @@ from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._definition import WorkflowDefinition
-from ._errors import InvalidInputError, MirrorUnavailableError, TaskNotFoundError, WorkflowNotFoundError
+from ._errors import (
+    InvalidInputError,
+    MirrorUnavailableError,
+    PermissionDeniedError,
+    TaskNotFoundError,
+    WorkflowNotFoundError,
+)
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
 from ._identity import ALL_TENANTS, IdentityProvider
 from ._registry import registry
@@ -63,8 +69,9 @@ class WorkflowClient:
     Attributes:
         queries: The SQL query API (``sdk.mirror.MirrorQueries``) when connected with a
             database, else None.
-        tenant_id: The tenant every command and start of this client acts for unless a call
-            names another (None: instances started without a tenant).
+        tenant_id: The tenant every command, read and start of this client acts for (None:
+            instances started without a tenant, unless a call names one; a client bound to a
+            tenant refuses calls naming another; ``ALL_TENANTS``: an administrator's client).
     """
 
     def __init__(
@@ -220,7 +227,7 @@ class WorkflowClient:
             PayloadTooLargeError: The input is over ``sdk.MAX_PAYLOAD_BYTES``.
             TypeError: Wrong number of arguments.
         """
-        tenant_id = tenant_id if tenant_id is not None else self.tenant_id
+        tenant_id = self._scope(tenant_id)
         if tenant_id == ALL_TENANTS:
             raise InvalidInputError("an instance belongs to one tenant: start it with tenant_id=<its tenant>")
         refuse_unstorable(tenant_id=tenant_id, created_by=created_by, id=id)
@@ -259,8 +266,8 @@ class WorkflowClient:
         definition: WorkflowDefinition[..., R] | None,
         tenant_id: str | None,
     ) -> InstanceHandle[R]:
-        scope = tenant_id if tenant_id is not None else self.tenant_id
-        refuse_unstorable(tenant_id=scope, workflow_id=handle.id)
+        refuse_unstorable(tenant_id=tenant_id, workflow_id=handle.id)
+        scope = self._scope(tenant_id)
         return InstanceHandle(handle, definition, tenant_id=scope, queries=self.queries, trust=self._trust)
 
     # -- instances and tasks by id ---------------------------------------------------------
@@ -283,7 +290,7 @@ class WorkflowClient:
         """
         refuse_unstorable(task_id=str(task_id), tenant_id=tenant_id, workflow_id=workflow_id)
         if workflow_id is None:
-            scope = tenant_id if tenant_id is not None else self.tenant_id
+            scope = self._scope(tenant_id)
             scope = None if scope == ALL_TENANTS else scope
             row = await self._require_queries("finding a task by id").get_task(task_id, tenant_id=scope)
             if scope is None and row.tenant_id is not None and self._scope(tenant_id) != ALL_TENANTS:
@@ -392,7 +399,19 @@ class WorkflowClient:
         return await self.get_instance(workflow_id, tenant_id=tenant_id).result()
 
     def _scope(self, tenant_id: str | None) -> str | None:
-        return tenant_id if tenant_id is not None else self.tenant_id
+        """The tenant a call acts and reads for: its own, else the client's.
+
+        A client bound to one tenant (``connect(tenant_id="acme")``) stays in it: a call naming
+        another (``ALL_TENANTS`` included) is refused, so only an administrator's client
+        (``ALL_TENANTS``) or an unbound one chooses the tenant per call.
+        """
+        if tenant_id is None or tenant_id == self.tenant_id:
+            return self.tenant_id
+        if self.tenant_id is not None and self.tenant_id != ALL_TENANTS:
+            raise PermissionDeniedError(
+                f"this client acts for tenant {self.tenant_id!r}, not {tenant_id!r}"
+            )
+        return tenant_id
 
     async def _record_termination(self, workflow_id: str, reason: str | None) -> None:
         if self._engine is None:

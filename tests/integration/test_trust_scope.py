@@ -25,6 +25,7 @@ from sdk import (
     Identity,
     InstanceHandle,
     InstanceNotFoundError,
+    PermissionDeniedError,
     TaskInfo,
     TaskNotFoundError,
     TaskStatus,
@@ -153,6 +154,11 @@ async def test_a_client_with_an_identity_provider_reads_its_tenant_only(
             await app.describe(theirs.id)
         with pytest.raises(InstanceNotFoundError):
             await app.get_instance(theirs.id).state()
+        for named in (other, ALL_TENANTS):  # a client bound to a tenant stays in it
+            with pytest.raises(PermissionDeniedError, match="acts for tenant"):
+                app.get_instance(theirs.id, tenant_id=named)
+            with pytest.raises(PermissionDeniedError):
+                await app.describe(theirs.id, tenant_id=named)
         await app.complete_task(task.task_id, {"approved": True}, user="bob")
         assert (await app.result(mine.id))["approved"] is True  # no result type by id
         with pytest.raises(InstanceNotFoundError):
