@@ -408,9 +408,7 @@ class WorkflowClient:
         if tenant_id is None or tenant_id == self.tenant_id:
             return self.tenant_id
         if self.tenant_id is not None and self.tenant_id != ALL_TENANTS:
-            raise PermissionDeniedError(
-                f"this client acts for tenant {self.tenant_id!r}, not {tenant_id!r}"
-            )
+            raise PermissionDeniedError(f"this client acts for tenant {self.tenant_id!r}, not {tenant_id!r}")
         return tenant_id
 
     async def _record_termination(self, workflow_id: str, reason: str | None) -> None:
