@@ -25,8 +25,7 @@ from examples.expense_approval import Expense, expense_approval
 from sdk import DevServer, WorkflowClient, failing_instances
 from tests.integration.support import Eventually, PendingTask
 from tests.workflows.drifted import DRIFTED_DEFINITION, DRIFTED_WORKFLOW_CLASS
-from worker import create_worker
-from worker._failing import FailingWorkflowTasks
+from worker import FailingWorkflowTasks, create_worker
 from worker._metrics import render_metrics
 
 REPO = Path(__file__).resolve().parents[2]

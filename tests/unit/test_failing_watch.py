@@ -13,7 +13,8 @@ import pytest
 from temporalio.bridge.proto.workflow_activation import RemoveFromCache, WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 
-from worker._failing import FailingWorkflowTasks, _WatchedInstance
+from worker import FailingWorkflowTasks
+from worker._failing import _WatchedInstance
 
 
 class _Info:
