@@ -68,7 +68,8 @@ class WorkflowClient:
 
     Attributes:
         queries: The SQL query API (``sdk.mirror.MirrorQueries``) when connected with a
-            database, else None.
+            database, else None; for a client bound to one tenant, ``sdk.mirror.TenantQueries``
+            (every query in that tenant).
         tenant_id: The tenant every command, read and start of this client acts for (None:
             instances started without a tenant, unless a call names one; a client bound to a
             tenant refuses calls naming another; ``ALL_TENANTS``: an administrator's client).
@@ -94,10 +95,13 @@ class WorkflowClient:
         self._engine: Any = None
         self.queries: Any = None
         if database_url is not None:
-            from .mirror import MirrorQueries, create_engine, session_factory
+            from .mirror import MirrorQueries, TenantQueries, create_engine, session_factory
 
             self._engine = create_engine(database_url)
             self.queries = MirrorQueries(session_factory(self._engine))
+            if tenant_id is not None and tenant_id != ALL_TENANTS:
+                # A client bound to a tenant queries only its rows (None is "no filter" there).
+                self.queries = TenantQueries(self.queries, tenant_id)
 
     @classmethod
     async def connect(

@@ -37,6 +37,7 @@ from ._projection import definition_id_for
 from ._queries import DEFAULT_LIMIT, MirrorQueries
 from ._reconcile import AuditReport, EventCapture, Mismatch, audit, rebuild, rebuild_instance, replay_batches
 from ._rows import AssignmentRow, CommentRow, InstanceRow, Page, StepRow, TaskRow
+from ._tenant import TenantQueries
 from ._writer import MirrorWriter
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "head_revision",
     # Queries
     "MirrorQueries",
+    "TenantQueries",
     "DEFAULT_LIMIT",
     "Page",
     "TaskRow",

@@ -159,6 +159,13 @@ async def test_a_client_with_an_identity_provider_reads_its_tenant_only(
                 app.get_instance(theirs.id, tenant_id=named)
             with pytest.raises(PermissionDeniedError):
                 await app.describe(theirs.id, tenant_id=named)
+        # Its SQL queries too: the tenant left out means the client's, never "all".
+        await bench.pending_row(theirs, assert_eventually)  # the other tenant's rows are there
+        assert {row.tenant_id for row in (await app.queries.instances(limit=200)).items} == {tenant}
+        with pytest.raises(InstanceNotFoundError):
+            await app.queries.instance_by_workflow_id(theirs.id)
+        with pytest.raises(PermissionDeniedError):
+            await app.queries.instances(tenant_id=other)
         await app.complete_task(task.task_id, {"approved": True}, user="bob")
         assert (await app.result(mine.id))["approved"] is True  # no result type by id
         with pytest.raises(InstanceNotFoundError):
