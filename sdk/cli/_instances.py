@@ -13,7 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sdk import InstanceNotFoundError, WorkflowDefinition, WorkflowNotFoundError, WorkflowStatus, registry
+from sdk import (
+    ALL_TENANTS,
+    InstanceNotFoundError,
+    WorkflowDefinition,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+    registry,
+)
 
 from ._context import Context
 from ._exit import CommandError, ExitCode, UsageError, one_line
@@ -246,7 +253,8 @@ async def show_instance(ctx: Context) -> int:
     if found is None:
         async with open_client(ctx.target, database=False) as client:
             try:
-                description = await client.describe(key, tenant_id=ctx.args.tenant)
+                # Like the mirror's reads here: without --tenant, an operator sees every tenant.
+                description = await client.describe(key, tenant_id=ctx.args.tenant or ALL_TENANTS)
             except InstanceNotFoundError:
                 raise InstanceNotFoundError(
                     f"no workflow instance {key!r} in the mirror or in Temporal"
