@@ -20,6 +20,7 @@ from typing import Any
 
 import celpy
 from celpy import celtypes
+from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
 from lark import Token, Tree
@@ -47,7 +48,7 @@ class CelExpression:
 
     def evaluate(self, data: Mapping[str, Any]) -> Any:
         """The value over ``data``, as plain Python (raises ``CELEvalError`` on errors)."""
-        activation = {"data": celpy.json_to_cel(dict(data))}
+        activation = {"data": json_to_cel(dict(data))}
         return to_python(self._program.evaluate(activation))
 
 
@@ -107,7 +108,9 @@ def compile_cel(
     except CELEvalError as exc:
         message = str(exc.args[0]) if exc.args else str(exc)
         if "overload" in message or "TypeError" in str(exc):
-            raise ConditionTypeError(f"{where}: {text!r} does not type-check: {message}", step=step, edge=edge) from None
+            raise ConditionTypeError(
+                f"{where}: {text!r} does not type-check: {message}", step=step, edge=edge
+            ) from None
         return expression  # a value error on sample data (an empty list's first item, say)
     if boolean and not isinstance(value, bool):
         raise ConditionTypeError(

@@ -242,7 +242,13 @@ class WorkflowClient:
             workflow_type, stored = await self._type_from_mirror(name, version)
             if stored.get("kind") == "graph":  # a graph definition: its one argument is the data
                 return await self.start_graph(
-                    name, *args, version=version, id=id, tenant_id=tenant_id, created_by=created_by, task_queue=task_queue
+                    name,
+                    *args,
+                    version=version,
+                    id=id,
+                    tenant_id=tenant_id,
+                    created_by=created_by,
+                    task_queue=task_queue,
                 )
             checked = list(args)
             check_against_schema(name, stored.get("input_schema"), checked)
@@ -289,7 +295,14 @@ class WorkflowClient:
         from ._graph_client import start_graph
 
         return await start_graph(
-            self, graph, data, version=version, id=id, tenant_id=tenant_id, created_by=created_by, task_queue=task_queue
+            self,
+            graph,
+            data,
+            version=version,
+            id=id,
+            tenant_id=tenant_id,
+            created_by=created_by,
+            task_queue=task_queue,
         )
 
     async def register_graph(self, definition: GraphDefinition, *, active: bool | None = True) -> None:

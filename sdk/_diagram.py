@@ -88,8 +88,10 @@ def _graph(definition: GraphDefinition) -> tuple[list[str], dict[str, str]]:
         lines.append(f"    {node}{left}{_text(label + detail)}{right}")
     lines.append(f"    start_ --> {_node(definition.start)}")
     for edge in definition.edges:
-        label = edge.condition or ("default" if edge.default else ("timeout" if edge.on == "timeout" else None))
-        arrow = f' -->|"{_text(label)}"| ' if label else " --> "
+        text = edge.condition or (
+            "default" if edge.default else ("timeout" if edge.on == "timeout" else None)
+        )
+        arrow = f' -->|"{_text(text)}"| ' if text else " --> "
         lines.append(f"    {_node(edge.source)}{arrow}{_node(edge.target)}")
     lines.append('    end_(("end"))')
     for terminal in definition.terminals:
@@ -97,7 +99,9 @@ def _graph(definition: GraphDefinition) -> tuple[list[str], dict[str, str]]:
     return lines, names
 
 
-def _code_order(definition: WorkflowDefinition[..., Any]) -> list[MachineStep[..., Any] | HumanStep[..., Any]]:
+def _code_order(
+    definition: WorkflowDefinition[..., Any],
+) -> list[MachineStep[..., Any] | HumanStep[..., Any]]:
     """The workflow's steps in the order its code first names them."""
     known = {s.name: s for s in definition.steps()}
     scope = definition.fn.__globals__

@@ -98,13 +98,19 @@ def check_graph(
     seen: set[str] = set()
     for step_id in ids:
         if step_id in seen:
-            raise GraphDefinitionError(f"two steps have the id {step_id!r}: step ids must be unique", step=step_id)
+            raise GraphDefinitionError(
+                f"two steps have the id {step_id!r}: step ids must be unique", step=step_id
+            )
         seen.add(step_id)
     if definition.start not in seen:
-        raise GraphDefinitionError(f"the initial step {definition.start!r} is not a step of the graph", step=definition.start)
+        raise GraphDefinitionError(
+            f"the initial step {definition.start!r} is not a step of the graph", step=definition.start
+        )
     for terminal in definition.terminals:
         if terminal not in seen:
-            raise GraphDefinitionError(f"terminal step {terminal!r} is not a step of the graph", step=terminal)
+            raise GraphDefinitionError(
+                f"terminal step {terminal!r} is not a step of the graph", step=terminal
+            )
     if not definition.terminals:
         raise GraphDefinitionError("the graph names no terminal step (terminals: [...])")
     for edge in definition.edges:
@@ -125,14 +131,18 @@ def check_graph(
     reachable = reach(successors, [definition.start])
     for step_id in ids:
         if step_id not in reachable:
-            raise UnreachableStepError(f"step {step_id!r} cannot be reached from the initial step {definition.start!r}", step=step_id)
+            raise UnreachableStepError(
+                f"step {step_id!r} cannot be reached from the initial step {definition.start!r}", step=step_id
+            )
     predecessors: dict[str, list[str]] = {i: [] for i in ids}
     for edge in definition.edges:
         predecessors[edge.target].append(edge.source)
     finishing = reach(predecessors, definition.terminals)
     for step_id in ids:
         if step_id not in finishing:
-            raise NoPathToTerminalError(f"no path leads from step {step_id!r} to a terminal step", step=step_id)
+            raise NoPathToTerminalError(
+                f"no path leads from step {step_id!r} to a terminal step", step=step_id
+            )
     _check_edges(definition)
     _check_forks(definition, checked)
     _compile_expressions(definition, checked, _data_schema(definition, lookup))
@@ -154,13 +164,13 @@ def _check_implementations(
                     "import the module that defines it before loading the graph",
                     step=step.id,
                 )
-        if isinstance(step, SubWorkflowNode) and workflow_known is not None:
-            if not workflow_known(step.workflow, step.version):
-                raise UnknownImplementationError(
-                    f"step {step.id!r} runs workflow {step.workflow!r} (version {step.version or 'active'}), "
-                    "which is neither a registered @workflow nor a registered graph",
-                    step=step.id,
-                )
+        known = workflow_known
+        if isinstance(step, SubWorkflowNode) and known is not None and not known(step.workflow, step.version):
+            raise UnknownImplementationError(
+                f"step {step.id!r} runs workflow {step.workflow!r} (version {step.version or 'active'}), "
+                "which is neither a registered @workflow nor a registered graph",
+                step=step.id,
+            )
 
 
 def _check_cycles(definition: GraphDefinition, successors: dict[str, list[str]]) -> None:
@@ -191,43 +201,59 @@ def _check_edges(definition: GraphDefinition) -> None:
         out = definition.outgoing(step.id)
         if step.id in terminals:
             if out:
-                raise GraphDefinitionError(f"terminal step {step.id!r} has outgoing edge {out[0].label}", edge=out[0].label)
+                raise GraphDefinitionError(
+                    f"terminal step {step.id!r} has outgoing edge {out[0].label}", edge=out[0].label
+                )
             continue
         if not out:
-            raise NoPathToTerminalError(f"step {step.id!r} has no outgoing edge and is not a terminal step", step=step.id)
+            raise NoPathToTerminalError(
+                f"step {step.id!r} has no outgoing edge and is not a terminal step", step=step.id
+            )
         for edge in out:
             if edge.on == "timeout" and not isinstance(step, EventNode):
-                raise GraphDefinitionError(f"edge {edge.label}: only event steps have a timeout edge", edge=edge.label)
+                raise GraphDefinitionError(
+                    f"edge {edge.label}: only event steps have a timeout edge", edge=edge.label
+                )
             if (edge.condition is not None or edge.default) and not isinstance(step, ExclusiveGateway):
                 raise GraphDefinitionError(
-                    f"edge {edge.label}: conditions and default edges belong to exclusive gateways", edge=edge.label
+                    f"edge {edge.label}: conditions and default edges belong to exclusive gateways",
+                    edge=edge.label,
                 )
         if isinstance(step, ExclusiveGateway):
             defaults = [e for e in out if e.default]
             if len(defaults) > 1:
-                raise GraphDefinitionError(f"exclusive gateway {step.id!r} has {len(defaults)} default edges", step=step.id)
+                raise GraphDefinitionError(
+                    f"exclusive gateway {step.id!r} has {len(defaults)} default edges", step=step.id
+                )
             for edge in out:
                 if edge.default and edge.condition is not None:
-                    raise GraphDefinitionError(f"edge {edge.label}: a default edge has no condition", edge=edge.label)
+                    raise GraphDefinitionError(
+                        f"edge {edge.label}: a default edge has no condition", edge=edge.label
+                    )
                 if not edge.default and edge.condition is None:
                     raise GraphDefinitionError(
-                        f"edge {edge.label}: an exclusive gateway's edge needs a condition (or default: true)",
+                        f"edge {edge.label}: an exclusive gateway's edge needs a condition "
+                        "(or default: true)",
                         edge=edge.label,
                     )
         elif isinstance(step, ParallelGateway):
             if len(out) < 2:
-                raise ForkWithoutJoinError(f"parallel gateway {step.id!r} needs two or more outgoing edges", step=step.id)
+                raise ForkWithoutJoinError(
+                    f"parallel gateway {step.id!r} needs two or more outgoing edges", step=step.id
+                )
         elif isinstance(step, EventNode):
             timeouts = [e for e in out if e.on == "timeout"]
             normal = [e for e in out if e.on is None]
             if len(normal) != 1 or len(timeouts) > 1:
                 raise GraphDefinitionError(
-                    f"event step {step.id!r} needs one outgoing edge, plus one 'on: timeout' edge with timeout_seconds",
+                    f"event step {step.id!r} needs one outgoing edge, "
+                    "plus one 'on: timeout' edge with timeout_seconds",
                     step=step.id,
                 )
             if bool(timeouts) != (step.timeout_seconds is not None):
                 raise GraphDefinitionError(
-                    f"event step {step.id!r}: timeout_seconds and an 'on: timeout' edge go together", step=step.id
+                    f"event step {step.id!r}: timeout_seconds and an 'on: timeout' edge go together",
+                    step=step.id,
                 )
         elif len(out) != 1:
             raise GraphDefinitionError(
@@ -235,7 +261,9 @@ def _check_edges(definition: GraphDefinition) -> None:
                 step=step.id,
             )
         if isinstance(step, TimerNode) and (step.seconds is None) == (step.until is None):
-            raise GraphDefinitionError(f"timer step {step.id!r} needs exactly one of seconds or until", step=step.id)
+            raise GraphDefinitionError(
+                f"timer step {step.id!r} needs exactly one of seconds or until", step=step.id
+            )
 
 
 def _check_forks(definition: GraphDefinition, checked: CheckedGraph) -> None:
@@ -250,11 +278,14 @@ def _check_forks(definition: GraphDefinition, checked: CheckedGraph) -> None:
             join = None
         if not isinstance(join, JoinGateway):
             raise ForkWithoutJoinError(
-                f"parallel gateway {step.id!r} names join {step.join!r}, which is not a join step of the graph",
+                f"parallel gateway {step.id!r} names join {step.join!r}, "
+                "which is not a join step of the graph",
                 step=step.id,
             )
         if join.id in owners:
-            raise ForkWithoutJoinError(f"join {join.id!r} closes both {owners[join.id]!r} and {step.id!r}", step=step.id)
+            raise ForkWithoutJoinError(
+                f"join {join.id!r} closes both {owners[join.id]!r} and {step.id!r}", step=step.id
+            )
         owners[join.id] = step.id
         branches: list[set[str]] = []
         for edge in definition.outgoing(step.id):
@@ -278,7 +309,8 @@ def _check_forks(definition: GraphDefinition, checked: CheckedGraph) -> None:
                 shared = members & other
                 if shared:
                     raise ForkWithoutJoinError(
-                        f"branches of parallel gateway {step.id!r} share step {sorted(shared)[0]!r} before the join",
+                        f"branches of parallel gateway {step.id!r} share step {sorted(shared)[0]!r} "
+                        "before the join",
                         step=sorted(shared)[0],
                     )
             branches.append(members)
@@ -296,7 +328,8 @@ def _check_forks(definition: GraphDefinition, checked: CheckedGraph) -> None:
                 )
         if join.wait != "all" and join.wait > len(branches):
             raise GraphDefinitionError(
-                f"join {join.id!r} waits for {join.wait} branches; {step.id!r} forks {len(branches)}", step=join.id
+                f"join {join.id!r} waits for {join.wait} branches; {step.id!r} forks {len(branches)}",
+                step=join.id,
             )
         checked.branches[step.id] = branches
     for step in definition.steps:
@@ -337,11 +370,17 @@ def _data_schema(definition: GraphDefinition, lookup: StepLookup) -> dict[str, A
     return schema
 
 
-def _compile_expressions(definition: GraphDefinition, checked: CheckedGraph, schema: dict[str, Any] | None) -> None:
+def _compile_expressions(
+    definition: GraphDefinition, checked: CheckedGraph, schema: dict[str, Any] | None
+) -> None:
     for index, edge in enumerate(definition.edges):
         if edge.condition is not None:
             checked.conditions[index] = compile_cel(
-                edge.condition, where=f"condition of edge {edge.label}", schema=schema, boolean=True, edge=edge.label
+                edge.condition,
+                where=f"condition of edge {edge.label}",
+                schema=schema,
+                boolean=True,
+                edge=edge.label,
             )
     for step in definition.steps:
         for attribute in ("input", "until", "correlation"):

@@ -34,7 +34,9 @@ def _engine(client: WorkflowClient, what: str) -> Any:
     return engine
 
 
-async def register_graph(client: WorkflowClient, definition: GraphDefinition, *, active: bool | None = True) -> None:
+async def register_graph(
+    client: WorkflowClient, definition: GraphDefinition, *, active: bool | None = True
+) -> None:
     """Validate ``definition`` (steps of this process, sub-workflows) and store it in the mirror."""
     from .mirror import register_graph as store
     from .mirror import workflow_known

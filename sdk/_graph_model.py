@@ -120,7 +120,14 @@ class SubWorkflowNode(_Node):
 
 
 GraphStep = Annotated[
-    MachineNode | HumanNode | ExclusiveGateway | ParallelGateway | JoinGateway | TimerNode | EventNode | SubWorkflowNode,
+    MachineNode
+    | HumanNode
+    | ExclusiveGateway
+    | ParallelGateway
+    | JoinGateway
+    | TimerNode
+    | EventNode
+    | SubWorkflowNode,
     Field(discriminator="kind"),
 ]
 """One step of a graph, told apart by its ``kind``."""
@@ -207,7 +214,8 @@ class GraphDefinition(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:10]
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+                for err in exc.errors()[:10]
             )
             raise GraphDefinitionError(f"not a graph definition: {problems}") from None
 

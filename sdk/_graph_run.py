@@ -56,7 +56,9 @@ def mirror_step_name(step: Any) -> str:
     return str(step.uses) if isinstance(step, MachineNode | HumanNode) else str(step.id)
 
 
-def graph_start_input(definition: GraphDefinition, graphs: dict[str, GraphDefinition] | None = None) -> dict[str, Any]:
+def graph_start_input(
+    definition: GraphDefinition, graphs: dict[str, GraphDefinition] | None = None
+) -> dict[str, Any]:
     """The interpreter's first argument: the definition and the graphs its sub-workflows run."""
     return {
         "definition": definition.to_dict(),
@@ -106,7 +108,10 @@ class _Interpreter:
         if isinstance(step, MachineNode | HumanNode):
             impl = registry.steps.get(step.uses)
             if not isinstance(impl, MachineStep | HumanStep):
-                raise _fail(f"step {step.id!r}: no step {step.uses!r} is registered on this worker", "UnknownImplementation")
+                raise _fail(
+                    f"step {step.id!r}: no step {step.uses!r} is registered on this worker",
+                    "UnknownImplementation",
+                )
             value = self._input(step, data)
             model = step_input_type(impl)
             argument = model.model_validate(value) if model is not None else value
@@ -150,7 +155,9 @@ class _Interpreter:
         try:
             return expression.evaluate(data)
         except Exception as exc:
-            raise _fail(f"{attribute} of step {step.id!r} ({expression.text!r}) failed: {exc}", "GraphExpressionError") from None
+            raise _fail(
+                f"{attribute} of step {step.id!r} ({expression.text!r}) failed: {exc}", "GraphExpressionError"
+            ) from None
 
     def _choose(self, step: ExclusiveGateway, data: dict[str, Any], out: list[Edge]) -> Edge:
         started = workflow.now()
@@ -164,7 +171,10 @@ class _Interpreter:
                 holds = expression.evaluate(data)
             except Exception as exc:
                 self._gateway_failed(step.id, row, f"condition of edge {edge.label} failed: {exc}")
-                raise _fail(f"condition of edge {edge.label} ({expression.text!r}) failed: {exc}", "GraphExpressionError") from None
+                raise _fail(
+                    f"condition of edge {edge.label} ({expression.text!r}) failed: {exc}",
+                    "GraphExpressionError",
+                ) from None
             if holds is True:
                 chosen = edge
                 break
@@ -177,14 +187,18 @@ class _Interpreter:
         return chosen
 
     def _gateway_failed(self, name: str, row: UUID, error: str) -> None:
-        self.rt.emit(ev.StepFailed, step_name=name, error=error, error_type="GraphError", step_execution_id=row)
+        self.rt.emit(
+            ev.StepFailed, step_name=name, error=error, error_type="GraphError", step_execution_id=row
+        )
 
     async def _child(self, step: SubWorkflowNode, data: dict[str, Any]) -> Any:
         argument = self._input(step, data)
         info = workflow.info()
         memo = {k: v for k, v in (("tenant_id", self.rt.tenant_id), ("created_by", self.rt.created_by)) if v}
         child_id = f"{info.workflow_id}.{step.id}"
-        row = record_start(self.rt, step.id, StepType.MACHINE, {"workflow": step.workflow, "version": step.version})
+        row = record_start(
+            self.rt, step.id, StepType.MACHINE, {"workflow": step.workflow, "version": step.version}
+        )
         started = workflow.now()
         await self.rt.flush_soon()
         graph = self.graphs.get(f"{step.workflow}@{step.version}" if step.version else step.workflow)
@@ -207,12 +221,22 @@ class _Interpreter:
                         "UnknownImplementation",
                     ) from None
                 result = await workflow.execute_child_workflow(
-                    code.workflow_type, args=[argument], id=child_id, task_queue=info.task_queue, memo=memo or None
+                    code.workflow_type,
+                    args=[argument],
+                    id=child_id,
+                    task_queue=info.task_queue,
+                    memo=memo or None,
                 )
         except ApplicationError:
             raise
         except Exception as exc:
-            self.rt.emit(ev.StepFailed, step_name=step.id, error=str(exc), error_type=type(exc).__name__, step_execution_id=row)
+            self.rt.emit(
+                ev.StepFailed,
+                step_name=step.id,
+                error=str(exc),
+                error_type=type(exc).__name__,
+                step_execution_id=row,
+            )
             raise
         record_done(self.rt, step.id, row, result, started)
         return result
@@ -235,7 +259,7 @@ class _Interpreter:
                 results[index] = await self._walk(edge.target, dict(data), stop=join.id)
             except asyncio.CancelledError:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - handed to the fork, which re-raises it
+            except BaseException as exc:
                 failure.append(exc)
 
         loop = asyncio.get_running_loop()
@@ -261,7 +285,11 @@ class _Interpreter:
             self._skip(sorted(self.graph.branches[fork.id][index] - self.finished), reason)
         merged = self._merge(join, data, edges, results)
         record_done(
-            self.rt, join.id, join_row, {"branches": [e.target for e, r in zip(edges, results, strict=True) if r is not None]}, join_started
+            self.rt,
+            join.id,
+            join_row,
+            {"branches": [e.target for e, r in zip(edges, results, strict=True) if r is not None]},
+            join_started,
         )
         return merged
 
@@ -335,7 +363,9 @@ def _as_time(value: Any, step_id: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
-        raise _fail(f"until of timer {step_id!r} gave {value!r}, not an ISO 8601 time", "GraphExpressionError") from None
+        raise _fail(
+            f"until of timer {step_id!r} gave {value!r}, not an ISO 8601 time", "GraphExpressionError"
+        ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -366,7 +396,9 @@ class GraphWorkflow(DurableWorkflowBase):
         async def interpret(start_data: dict[str, Any]) -> dict[str, Any]:
             if checked is None:
                 raise ApplicationError(
-                    f"the graph definition cannot run: {problem}", type=ErrorKind.INVALID_INPUT.value, non_retryable=True
+                    f"the graph definition cannot run: {problem}",
+                    type=ErrorKind.INVALID_INPUT.value,
+                    non_retryable=True,
                 )
             return await _Interpreter(rt, checked, graphs).run(start_data)
 
@@ -380,5 +412,3 @@ class GraphWorkflow(DurableWorkflowBase):
             return_type=dict[str, Any],
         )
         return await rt.run(definition, (data if data is not None else {},))
-
-

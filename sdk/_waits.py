@@ -75,7 +75,9 @@ def record_start(rt: WorkflowRuntime, name: str, step_type: StepType, input_data
     return step_execution_id
 
 
-def record_done(rt: WorkflowRuntime, name: str, step_execution_id: UUID, output: Any, started: datetime) -> None:
+def record_done(
+    rt: WorkflowRuntime, name: str, step_execution_id: UUID, output: Any, started: datetime
+) -> None:
     """Emit ``StepCompleted`` (SUCCEEDED) with ``output`` for a step begun by :func:`record_start`."""
     output = jsonable(output)
     rt.emit(
@@ -114,9 +116,7 @@ async def timer_step(name: str, duration: timedelta | None = None, *, until: dat
     await rt.flush_soon()
 
 
-async def event_wait(
-    name: str, event: str, key: str, timeout: timedelta | None
-) -> tuple[bool, Any]:
+async def event_wait(name: str, event: str, key: str, timeout: timedelta | None) -> tuple[bool, Any]:
     """Wait as the WEBHOOK step ``name``; (True, payload) or (False, None) on timeout."""
     rt = current_runtime()
     await rt.hold_if_paused()

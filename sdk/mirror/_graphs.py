@@ -191,7 +191,9 @@ async def graph_bundle(engine: AsyncEngine, definition: GraphDefinition) -> dict
     return bundle
 
 
-async def instance_diagram(engine: AsyncEngine, instance_id: uuid.UUID | str, *, tenant_id: str | None = None) -> str:
+async def instance_diagram(
+    engine: AsyncEngine, instance_id: uuid.UUID | str, *, tenant_id: str | None = None
+) -> str:
     """A Mermaid flowchart of an instance's definition, each step coloured by its mirror status.
 
     Raises:
@@ -199,7 +201,12 @@ async def instance_diagram(engine: AsyncEngine, instance_id: uuid.UUID | str, *,
     """
     instance_id = uuid.UUID(str(instance_id))
     stmt = (
-        select(_instances.c.workflow_name, _instances.c.workflow_version, _instances.c.tenant_id, _definitions.c.definition_json)
+        select(
+            _instances.c.workflow_name,
+            _instances.c.workflow_version,
+            _instances.c.tenant_id,
+            _definitions.c.definition_json,
+        )
         .select_from(_instances.outerjoin(_definitions, _definitions.c.id == _instances.c.definition_id))
         .where(_instances.c.id == instance_id)
     )

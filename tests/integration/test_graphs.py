@@ -32,10 +32,19 @@ REVIEWER = {"user": "rita", "groups": [REVIEWERS]}
 
 async def _steps(db: AsyncEngine, handle: InstanceHandle[Any]) -> list[tuple[str, str, str]]:
     rows = await step_rows(db, handle)
-    return [(r["step_name"], str(getattr(r["step_type"], "value", r["step_type"])), str(getattr(r["status"], "value", r["status"]))) for r in rows]
+    return [
+        (
+            r["step_name"],
+            str(getattr(r["step_type"], "value", r["step_type"])),
+            str(getattr(r["status"], "value", r["status"])),
+        )
+        for r in rows
+    ]
 
 
-async def _audit_clean(mirror_client: WorkflowClient, writer: MirrorWriter, eventually: Any, *handles: InstanceHandle[Any]) -> None:
+async def _audit_clean(
+    mirror_client: WorkflowClient, writer: MirrorWriter, eventually: Any, *handles: InstanceHandle[Any]
+) -> None:
     async def clean() -> None:
         report = await audit(mirror_client.temporal, writer, [h.id for h in handles])
         assert report.clean, str(report)
@@ -43,12 +52,22 @@ async def _audit_clean(mirror_client: WorkflowClient, writer: MirrorWriter, even
     await eventually(clean, timeout=20)
 
 
-async def _start(mirror_client: WorkflowClient, worker: Worker, graph: GraphDefinition | str, data: dict[str, Any], **kw: Any) -> InstanceHandle[Any]:
+async def _start(
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    graph: GraphDefinition | str,
+    data: dict[str, Any],
+    **kw: Any,
+) -> InstanceHandle[Any]:
     return await mirror_client.start_graph(graph, data, task_queue=worker.task_queue, **kw)
 
 
 async def test_exclusive_gateway_takes_a_branch_and_skips_the_others(
-    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: AsyncEngine, assert_eventually: Any
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
 ) -> None:
     handle = await _start(mirror_client, worker, claim_graph(), {"claim_id": "C-1", "amount": 500.0})
     result = await handle.result()
@@ -58,13 +77,25 @@ async def test_exclusive_gateway_takes_a_branch_and_skips_the_others(
     assert ("triage", "GATEWAY", "SUCCEEDED") in rows
     assert ("graph_pay", "MACHINE", "SUCCEEDED") in rows
     skipped = {name for name, _, status in rows if status == "SKIPPED"}
-    assert skipped == {"checks", "graph_review", "graph_check_fraud", "checks_done", "decide", "partner", "graph_reject"}
+    assert skipped == {
+        "checks",
+        "graph_review",
+        "graph_check_fraud",
+        "checks_done",
+        "decide",
+        "partner",
+        "graph_reject",
+    }
     await _audit_clean(mirror_client, writer, assert_eventually, handle)
 
 
 async def test_parallel_human_and_machine_join_then_an_external_event(
-    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: AsyncEngine,
-    assert_eventually: Any, pending_task: Any,
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
+    pending_task: Any,
 ) -> None:
     key = f"C-{uuid.uuid4().hex[:8]}"
     handle = await _start(mirror_client, worker, claim_graph(), {"claim_id": key, "amount": 5000.0})
@@ -91,21 +122,40 @@ async def test_parallel_human_and_machine_join_then_an_external_event(
     await _audit_clean(mirror_client, writer, assert_eventually, handle)
 
 
-def _small(name: str, steps: list[dict[str, Any]], edges: list[dict[str, Any]], terminals: list[str], **extra: Any) -> GraphDefinition:
+def _small(
+    name: str, steps: list[dict[str, Any]], edges: list[dict[str, Any]], terminals: list[str], **extra: Any
+) -> GraphDefinition:
     return GraphDefinition.from_dict(
-        {"name": name, "start": steps[0]["id"], "terminals": terminals, "steps": steps, "edges": edges, **extra}
+        {
+            "name": name,
+            "start": steps[0]["id"],
+            "terminals": terminals,
+            "steps": steps,
+            "edges": edges,
+            **extra,
+        }
     )
 
 
 async def test_event_timeout_takes_the_timeout_edge_and_a_timer_waits(
-    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: AsyncEngine, assert_eventually: Any
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
 ) -> None:
     graph = _small(
         "graph_waits",
         [
             {"id": "pause", "kind": "timer", "seconds": 0.2},
             {"id": "until", "kind": "timer", "until": "data.not_before"},
-            {"id": "wait", "kind": "event", "event": "never", "correlation": "data.claim_id", "timeout_seconds": 1},
+            {
+                "id": "wait",
+                "kind": "event",
+                "event": "never",
+                "correlation": "data.claim_id",
+                "timeout_seconds": 1,
+            },
             {"id": "paid", "kind": "machine", "uses": "graph_pay"},
             {"id": "rejected", "kind": "machine", "uses": "graph_reject"},
         ],
@@ -118,7 +168,10 @@ async def test_event_timeout_takes_the_timeout_edge_and_a_timer_waits(
         ["paid", "rejected"],
     )
     handle = await _start(
-        mirror_client, worker, graph, {"claim_id": "T-1", "amount": 1.0, "not_before": "2020-01-01T00:00:00+00:00"}
+        mirror_client,
+        worker,
+        graph,
+        {"claim_id": "T-1", "amount": 1.0, "not_before": "2020-01-01T00:00:00+00:00"},
     )
     result = await handle.result()
     assert result["rejected"] == "rejected T-1" and "wait" not in result
@@ -130,8 +183,12 @@ async def test_event_timeout_takes_the_timeout_edge_and_a_timer_waits(
 
 
 async def test_nested_gateways_and_a_join_on_the_first_branch(
-    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: AsyncEngine,
-    assert_eventually: Any, pending_task: Any,
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
+    pending_task: Any,
 ) -> None:
     graph = _small(
         "graph_nested",
@@ -177,11 +234,13 @@ async def test_nested_gateways_and_a_join_on_the_first_branch(
 
 
 async def test_sub_workflows_graph_and_code(
-    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: AsyncEngine, assert_eventually: Any
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
 ) -> None:
-    child = _small(
-        "graph_child", [{"id": "score", "kind": "machine", "uses": "graph_assess"}], [], ["score"]
-    )
+    child = _small("graph_child", [{"id": "score", "kind": "machine", "uses": "graph_assess"}], [], ["score"])
     await mirror_client.register_graph(child)
     parent = _small(
         "graph_parent",
@@ -204,13 +263,20 @@ async def test_sub_workflows_graph_and_code(
 
 
 async def test_registered_at_run_time_and_running_instances_keep_their_version(
-    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: AsyncEngine, assert_eventually: Any,
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
     pending_task: Any,
 ) -> None:
     name = f"graph_live_{uuid.uuid4().hex[:6]}"
     v1 = _small(
         name,
-        [{"id": "ask", "kind": "human", "uses": "graph_review"}, {"id": "end", "kind": "machine", "uses": "graph_pay"}],
+        [
+            {"id": "ask", "kind": "human", "uses": "graph_review"},
+            {"id": "end", "kind": "machine", "uses": "graph_pay"},
+        ],
         [{"source": "ask", "target": "end"}],
         ["end"],
     )
@@ -234,8 +300,12 @@ async def test_registered_at_run_time_and_running_instances_keep_their_version(
 
 
 async def test_code_first_timer_skip_and_an_event_from_the_temporal_cli(
-    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: AsyncEngine,
-    assert_eventually: Any, server: DevServer,
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
+    server: DevServer,
 ) -> None:
     handle = await mirror_client.start(
         graphs.graph_code_waits, graphs.Claim(claim_id="K-1", amount=50.0), task_queue=worker.task_queue
@@ -247,9 +317,22 @@ async def test_code_first_timer_skip_and_an_event_from_the_temporal_cli(
     await assert_eventually(waiting)
     payload = json.dumps({"event": "partner_report", "key": "K-1", "payload": {"ok": True}})
     subprocess.run(
-        [str(find_temporal_cli()), "workflow", "signal", "--address", server.target, "--workflow-id", handle.id,
-         "--name", EVENT_SIGNAL, "--input", payload],
-        check=True, capture_output=True, timeout=30,
+        [
+            str(find_temporal_cli()),
+            "workflow",
+            "signal",
+            "--address",
+            server.target,
+            "--workflow-id",
+            handle.id,
+            "--name",
+            EVENT_SIGNAL,
+            "--input",
+            payload,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     assert await handle.result() == {"report": {"ok": True}}
     rows = await _steps(db, handle)
@@ -262,7 +345,10 @@ async def test_code_first_timer_skip_and_an_event_from_the_temporal_cli(
 async def test_a_bad_definition_fails_the_instance_cleanly(
     mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, assert_eventually: Any
 ) -> None:
-    bogus = {"definition": {"name": "broken", "start": "x", "terminals": ["x"], "steps": [], "edges": []}, "graphs": {}}
+    bogus = {
+        "definition": {"name": "broken", "start": "x", "terminals": ["x"], "steps": [], "edges": []},
+        "graphs": {},
+    }
     raw = await mirror_client.temporal.start_workflow(
         "dwf.graph", args=[bogus, {}], id=f"broken-{uuid.uuid4()}", task_queue=worker.task_queue
     )
@@ -275,6 +361,7 @@ async def test_graph_histories_replay(mirror_client: WorkflowClient, worker: Wor
     handle = await _start(mirror_client, worker, claim_graph(), {"claim_id": "P-1", "amount": 10.0})
     await handle.result()
     history = await mirror_client.temporal.get_workflow_handle(handle.id).fetch_history()
-    replayer = Replayer(workflows=[GraphWorkflow], data_converter=pydantic_data_converter, workflow_runner=sandbox_runner())
+    replayer = Replayer(
+        workflows=[GraphWorkflow], data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
+    )
     await replayer.replay_workflow(history)
-
