@@ -496,7 +496,9 @@ def show_graph(
 def send_event(
     event_name: Annotated[str, typer.Argument(metavar="EVENT", help="the event's name")],
     key: Annotated[str, typer.Argument(metavar="KEY", help="its correlation key")],
-    payload: Annotated[Any, _option("--payload", parser=json_value, metavar="JSON", help="its payload")] = None,
+    payload: Annotated[
+        Any, _option("--payload", parser=json_value, metavar="JSON", help="its payload")
+    ] = None,
     workflow_id: Annotated[
         str | None, _option(metavar="ID", help="the instance (default: the one waiting, from the mirror)")
     ] = None,

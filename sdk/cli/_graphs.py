@@ -22,7 +22,9 @@ async def validate_graph(ctx: Context) -> int:
     if ctx.out.json_mode:
         ctx.out.json({"name": definition.name, "version": definition.version, "valid": True})
     else:
-        ctx.out.line(f"{definition.workflow_type}: valid ({len(definition.steps)} steps, {len(definition.edges)} edges)")
+        ctx.out.line(
+            f"{definition.workflow_type}: valid ({len(definition.steps)} steps, {len(definition.edges)} edges)"
+        )
         if ctx.args.diagram:
             ctx.out.line(mermaid(definition).rstrip())
     return ExitCode.OK
@@ -37,7 +39,9 @@ async def register_graph(ctx: Context) -> int:
     async with open_client(ctx.target) as client:
         await client.register_graph(definition, active=not ctx.args.inactive)
     if ctx.out.json_mode:
-        ctx.out.json({"name": definition.name, "version": definition.version, "active": not ctx.args.inactive})
+        ctx.out.json(
+            {"name": definition.name, "version": definition.version, "active": not ctx.args.inactive}
+        )
     else:
         state = "inactive" if ctx.args.inactive else "active"
         ctx.out.line(f"registered {definition.workflow_type} ({state}); workers run it without a restart")

@@ -184,10 +184,18 @@ def test_console_script_points_at_main() -> None:
         (["mirror", "audit", "a", "b"], "audit_mirror", {"workflow_ids": ["a", "b"]}),
         (["mirror", "rebuild", "--all"], "rebuild_mirror", {"all": True, "workflow_ids": []}),
         (["graph", "validate", "g.yaml"], "validate_graph", {"file": "g.yaml", "diagram": False}),
-        (["graph", "register", "g.json", "--inactive"], "register_graph", {"file": "g.json", "inactive": True}),
+        (
+            ["graph", "register", "g.json", "--inactive"],
+            "register_graph",
+            {"file": "g.json", "inactive": True},
+        ),
         (["graph", "activate", "claim", "2.0.0"], "activate_graph", {"name": "claim", "active": True}),
         (["graph", "show", "claim", "--instance", "abc"], "show_graph", {"name": "claim", "instance": "abc"}),
-        (["event", "send", "report", "C-1", "--payload", '{"a": 1}'], "send_event", {"key": "C-1", "payload": {"a": 1}}),
+        (
+            ["event", "send", "report", "C-1", "--payload", '{"a": 1}'],
+            "send_event",
+            {"key": "C-1", "payload": {"a": 1}},
+        ),
     ],
 )
 def test_every_command_parses(argv: list[str], handler: str, expected: dict[str, Any]) -> None:

@@ -56,7 +56,9 @@ def test_the_published_json_schema_is_current_and_accepts_a_definition() -> None
 
 def test_a_malformed_document_names_the_field() -> None:
     with pytest.raises(GraphDefinitionError, match=r"steps\.0"):
-        GraphDefinition.from_dict({"name": "x", "start": "a", "terminals": ["a"], "steps": [{"id": "a"}], "edges": []})
+        GraphDefinition.from_dict(
+            {"name": "x", "start": "a", "terminals": ["a"], "steps": [{"id": "a"}], "edges": []}
+        )
 
 
 def _mutated(**changes: Any) -> GraphDefinition:
@@ -80,18 +82,27 @@ def _replace_edge(edge: str, **fields: Any) -> Any:
 CASES = [
     (UnknownImplementationError, {"steps": _replace_step("assess", uses="graph_nowhere")}, "assess", None),
     (UnknownImplementationError, {"steps": _replace_step("review", uses="graph_assess")}, "review", None),
-    (EdgeTargetError, {"edges": _replace_edge("fraud -> checks_done", target="limbo")}, None, "fraud -> limbo"),
+    (
+        EdgeTargetError,
+        {"edges": _replace_edge("fraud -> checks_done", target="limbo")},
+        None,
+        "fraud -> limbo",
+    ),
     (
         UnreachableStepError,
-        {"steps": lambda s: [*s, {"id": "orphan", "kind": "machine", "uses": "graph_pay"}],
-         "edges": lambda e: [*e, {"source": "orphan", "target": "pay"}]},
+        {
+            "steps": lambda s: [*s, {"id": "orphan", "kind": "machine", "uses": "graph_pay"}],
+            "edges": lambda e: [*e, {"source": "orphan", "target": "pay"}],
+        },
         "orphan",
         None,
     ),
     (
         NoPathToTerminalError,
-        {"steps": lambda s: [*s, {"id": "dead", "kind": "machine", "uses": "graph_pay"}],
-         "edges": lambda e: [*e, {"source": "triage", "target": "dead", "condition": "data.amount > 1.0"}]},
+        {
+            "steps": lambda s: [*s, {"id": "dead", "kind": "machine", "uses": "graph_pay"}],
+            "edges": lambda e: [*e, {"source": "triage", "target": "dead", "condition": "data.amount > 1.0"}],
+        },
         "dead",
         None,
     ),
@@ -120,7 +131,12 @@ CASES = [
         None,
         "triage -> pay",
     ),
-    (UnknownFieldError, {"edges": _replace_edge("triage -> pay", condition="data.amont > 1.0")}, None, "triage -> pay"),
+    (
+        UnknownFieldError,
+        {"edges": _replace_edge("triage -> pay", condition="data.amont > 1.0")},
+        None,
+        "triage -> pay",
+    ),
     (UnknownFieldError, {"steps": _replace_step("partner", correlation="claim_id")}, "partner", None),
     (
         ConditionTypeError,
@@ -128,7 +144,12 @@ CASES = [
         None,
         "triage -> pay",
     ),
-    (ConditionTypeError, {"edges": _replace_edge("triage -> pay", condition="data.amount + 1.0")}, None, "triage -> pay"),
+    (
+        ConditionTypeError,
+        {"edges": _replace_edge("triage -> pay", condition="data.amount + 1.0")},
+        None,
+        "triage -> pay",
+    ),
 ]
 
 
