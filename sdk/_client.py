@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -274,6 +274,7 @@ class WorkflowClient:
         tenant_id: str | None = None,
         created_by: str | None = None,
         task_queue: str | None = None,
+        subgraphs: Mapping[str, GraphDefinition] | None = None,
     ) -> InstanceHandle[Any]:
         """Start an instance of a graph definition, pinned to that definition for its life.
 
@@ -286,6 +287,8 @@ class WorkflowClient:
             tenant_id: The tenant the instance belongs to.
             created_by: The user who starts it.
             task_queue: Override the client's task queue.
+            subgraphs: Graphs its sub-workflow steps run, by ``name`` or ``name@version`` as
+                the steps name them (with a database, registered graphs are found there).
 
         Raises:
             GraphDefinitionError: The definition is invalid (the subclass says how).
@@ -303,6 +306,7 @@ class WorkflowClient:
             tenant_id=tenant_id,
             created_by=created_by,
             task_queue=task_queue,
+            subgraphs=subgraphs,
         )
 
     async def register_graph(self, definition: GraphDefinition, *, active: bool | None = True) -> None:

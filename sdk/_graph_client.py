@@ -9,6 +9,7 @@ mirror by the event's name and correlation key (the event step's row while it wa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InstanceNotFoundError, InvalidInputError, MirrorUnavailableError
@@ -60,6 +61,7 @@ async def start_graph(
     tenant_id: str | None = None,
     created_by: str | None = None,
     task_queue: str | None = None,
+    subgraphs: Mapping[str, GraphDefinition] | None = None,
 ) -> InstanceHandle[Any]:
     """Start an instance of a graph (a definition, or a name registered in the mirror)."""
     tenant_id = tenant_id if tenant_id is not None else client.tenant_id
@@ -85,6 +87,8 @@ async def start_graph(
         check_graph(definition)  # a stored version was checked when it was registered
     if definition.data_schema is not None:
         check_against_schema(definition.name, [definition.data_schema], [data])
+    for key, sub in (subgraphs or {}).items():
+        graphs[key] = check_graph(sub).definition
     check_storable_input([data])
     memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
     handle = await client.temporal.start_workflow(
@@ -139,6 +143,8 @@ async def send_event(
     scope = tenant_id if tenant_id is not None else client.tenant_id
     if workflow_id is None:
         workflow_id = await find_waiting_instance(client, event, key, scope)
+    elif scope is not None and scope != ALL_TENANTS:
+        await client.get_instance(workflow_id, tenant_id=scope).describe()  # another tenant's: not found
     await client.temporal.get_workflow_handle(workflow_id).signal(
         EVENT_SIGNAL, {"event": event, "key": key, "payload": payload}
     )

@@ -22,9 +22,8 @@ async def validate_graph(ctx: Context) -> int:
     if ctx.out.json_mode:
         ctx.out.json({"name": definition.name, "version": definition.version, "valid": True})
     else:
-        ctx.out.line(
-            f"{definition.workflow_type}: valid ({len(definition.steps)} steps, {len(definition.edges)} edges)"
-        )
+        size = f"{len(definition.steps)} steps, {len(definition.edges)} edges"
+        ctx.out.line(f"{definition.workflow_type}: valid ({size})")
         if ctx.args.diagram:
             ctx.out.line(mermaid(definition).rstrip())
     return ExitCode.OK

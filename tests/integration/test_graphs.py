@@ -7,14 +7,16 @@ audit of its instances: the mirror equals what replaying Temporal's history impl
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
@@ -122,21 +124,6 @@ async def test_parallel_human_and_machine_join_then_an_external_event(
     await _audit_clean(mirror_client, writer, assert_eventually, handle)
 
 
-def _small(
-    name: str, steps: list[dict[str, Any]], edges: list[dict[str, Any]], terminals: list[str], **extra: Any
-) -> GraphDefinition:
-    return GraphDefinition.from_dict(
-        {
-            "name": name,
-            "start": steps[0]["id"],
-            "terminals": terminals,
-            "steps": steps,
-            "edges": edges,
-            **extra,
-        }
-    )
-
-
 async def test_event_timeout_takes_the_timeout_edge_and_a_timer_waits(
     mirror_client: WorkflowClient,
     worker: Worker,
@@ -144,29 +131,7 @@ async def test_event_timeout_takes_the_timeout_edge_and_a_timer_waits(
     db: AsyncEngine,
     assert_eventually: Any,
 ) -> None:
-    graph = _small(
-        "graph_waits",
-        [
-            {"id": "pause", "kind": "timer", "seconds": 0.2},
-            {"id": "until", "kind": "timer", "until": "data.not_before"},
-            {
-                "id": "wait",
-                "kind": "event",
-                "event": "never",
-                "correlation": "data.claim_id",
-                "timeout_seconds": 1,
-            },
-            {"id": "paid", "kind": "machine", "uses": "graph_pay"},
-            {"id": "rejected", "kind": "machine", "uses": "graph_reject"},
-        ],
-        [
-            {"source": "pause", "target": "until"},
-            {"source": "until", "target": "wait"},
-            {"source": "wait", "target": "paid"},
-            {"source": "wait", "target": "rejected", "on": "timeout"},
-        ],
-        ["paid", "rejected"],
-    )
+    graph = graphs.waits_graph()
     handle = await _start(
         mirror_client,
         worker,
@@ -190,30 +155,7 @@ async def test_nested_gateways_and_a_join_on_the_first_branch(
     assert_eventually: Any,
     pending_task: Any,
 ) -> None:
-    graph = _small(
-        "graph_nested",
-        [
-            {"id": "fork", "kind": "parallel", "join": "first"},
-            {"id": "route", "kind": "exclusive"},
-            {"id": "big", "kind": "human", "uses": "graph_review"},
-            {"id": "small", "kind": "machine", "uses": "graph_assess"},
-            {"id": "other", "kind": "human", "uses": "graph_second_review"},
-            {"id": "first", "kind": "join", "wait": 1, "merge": "branches"},
-            {"id": "done", "kind": "machine", "uses": "graph_pay"},
-        ],
-        [
-            {"source": "fork", "target": "route"},
-            {"source": "fork", "target": "other"},
-            {"source": "route", "target": "big", "condition": "data.amount >= 1000.0"},
-            {"source": "route", "target": "small", "default": True},
-            {"source": "big", "target": "first"},
-            {"source": "small", "target": "first"},
-            {"source": "other", "target": "first"},
-            {"source": "first", "target": "done"},
-        ],
-        ["done"],
-        data_schema=graphs.CLAIM_SCHEMA,
-    )
+    graph = graphs.nested_graph()
     handle = await _start(mirror_client, worker, graph, {"claim_id": "N-1", "amount": 5000.0})
 
     async def two_tasks() -> list[Any]:
@@ -240,17 +182,8 @@ async def test_sub_workflows_graph_and_code(
     db: AsyncEngine,
     assert_eventually: Any,
 ) -> None:
-    child = _small("graph_child", [{"id": "score", "kind": "machine", "uses": "graph_assess"}], [], ["score"])
-    await mirror_client.register_graph(child)
-    parent = _small(
-        "graph_parent",
-        [
-            {"id": "as_graph", "kind": "subworkflow", "workflow": "graph_child"},
-            {"id": "as_code", "kind": "subworkflow", "workflow": "graph_code_child"},
-        ],
-        [{"source": "as_graph", "target": "as_code"}],
-        ["as_code"],
-    )
+    await mirror_client.register_graph(graphs.child_graph())
+    parent = graphs.parent_graph()
     handle = await _start(mirror_client, worker, parent, {"claim_id": "S-1", "amount": 2500.0})
     result = await handle.result()
     assert result["as_graph"]["score"] == {"risk": 2, "note": "assessed S-1"}
@@ -271,7 +204,7 @@ async def test_registered_at_run_time_and_running_instances_keep_their_version(
     pending_task: Any,
 ) -> None:
     name = f"graph_live_{uuid.uuid4().hex[:6]}"
-    v1 = _small(
+    v1 = graphs.small_graph(
         name,
         [
             {"id": "ask", "kind": "human", "uses": "graph_review"},
@@ -283,7 +216,7 @@ async def test_registered_at_run_time_and_running_instances_keep_their_version(
     await mirror_client.register_graph(v1)
     first = await _start(mirror_client, worker, name, {"claim_id": "R-1", "amount": 10.0})
     task = await pending_task(first)
-    v2 = _small(
+    v2 = graphs.small_graph(
         name,
         [{"id": "end", "kind": "machine", "uses": "graph_reject"}],
         [],
@@ -355,6 +288,33 @@ async def test_a_bad_definition_fails_the_instance_cleanly(
     with pytest.raises(WorkflowFailureError):
         await raw.result()
     await _audit_clean(mirror_client, writer, assert_eventually, mirror_client.get_instance(raw.id))
+
+
+HISTORY_FILES = sorted((Path(__file__).parents[1] / "histories" / "graphs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORY_FILES, ids=lambda p: p.stem)
+async def test_recorded_graph_histories_replay(path: Path) -> None:
+    """Histories recorded by ``python -m tests.histories.record_graphs`` replay exactly."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(
+        workflows=[GraphWorkflow, *(d.workflow_class for d in graphs.DEFINITIONS)],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox_runner(),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+
+
+def test_every_step_kind_has_a_recorded_history() -> None:
+    kinds: set[str] = set()
+    for path in HISTORY_FILES:
+        started = json.loads(path.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
+        spec = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+        if isinstance(spec, dict) and "definition" in spec:
+            for graph in [spec["definition"], *spec["graphs"].values()]:
+                kinds |= {step["kind"] for step in graph["steps"]}
+    assert {"machine", "human", "exclusive", "parallel", "join", "timer", "event", "subworkflow"} <= kinds
 
 
 async def test_graph_histories_replay(mirror_client: WorkflowClient, worker: Worker) -> None:

@@ -7,6 +7,7 @@ Step names start with ``graph_`` because the step registry is process-wide.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -141,3 +142,94 @@ def claim_graph(version: str = "1.0.0", **changes: object) -> GraphDefinition:
     }
     data.update(changes)
     return GraphDefinition.from_dict(data)
+
+
+def small_graph(
+    name: str, steps: list[dict[str, Any]], edges: list[dict[str, Any]], terminals: list[str], **extra: Any
+) -> GraphDefinition:
+    """A graph starting at its first step."""
+    return GraphDefinition.from_dict(
+        {
+            "name": name,
+            "start": steps[0]["id"],
+            "terminals": terminals,
+            "steps": steps,
+            "edges": edges,
+            **extra,
+        }
+    )
+
+
+def waits_graph() -> GraphDefinition:
+    """Two timers (a duration, a time from the data), then an event that times out."""
+    return small_graph(
+        "graph_waits",
+        [
+            {"id": "pause", "kind": "timer", "seconds": 0.2},
+            {"id": "until", "kind": "timer", "until": "data.not_before"},
+            {
+                "id": "wait",
+                "kind": "event",
+                "event": "never",
+                "correlation": "data.claim_id",
+                "timeout_seconds": 1,
+            },
+            {"id": "paid", "kind": "machine", "uses": "graph_pay"},
+            {"id": "rejected", "kind": "machine", "uses": "graph_reject"},
+        ],
+        [
+            {"source": "pause", "target": "until"},
+            {"source": "until", "target": "wait"},
+            {"source": "wait", "target": "paid"},
+            {"source": "wait", "target": "rejected", "on": "timeout"},
+        ],
+        ["paid", "rejected"],
+    )
+
+
+def nested_graph() -> GraphDefinition:
+    """A fork of an exclusive gateway and a human step, joined on the first branch to finish."""
+    return small_graph(
+        "graph_nested",
+        [
+            {"id": "fork", "kind": "parallel", "join": "first"},
+            {"id": "route", "kind": "exclusive"},
+            {"id": "big", "kind": "human", "uses": "graph_review"},
+            {"id": "small", "kind": "machine", "uses": "graph_assess"},
+            {"id": "other", "kind": "human", "uses": "graph_second_review"},
+            {"id": "first", "kind": "join", "wait": 1, "merge": "branches"},
+            {"id": "done", "kind": "machine", "uses": "graph_pay"},
+        ],
+        [
+            {"source": "fork", "target": "route"},
+            {"source": "fork", "target": "other"},
+            {"source": "route", "target": "big", "condition": "data.amount >= 1000.0"},
+            {"source": "route", "target": "small", "default": True},
+            {"source": "big", "target": "first"},
+            {"source": "small", "target": "first"},
+            {"source": "other", "target": "first"},
+            {"source": "first", "target": "done"},
+        ],
+        ["done"],
+        data_schema=CLAIM_SCHEMA,
+    )
+
+
+def child_graph() -> GraphDefinition:
+    """A one-step graph other graphs run as a sub-workflow."""
+    return small_graph(
+        "graph_child", [{"id": "score", "kind": "machine", "uses": "graph_assess"}], [], ["score"]
+    )
+
+
+def parent_graph() -> GraphDefinition:
+    """Runs ``graph_child`` (a graph) and ``graph_code_child`` (a @workflow) as children."""
+    return small_graph(
+        "graph_parent",
+        [
+            {"id": "as_graph", "kind": "subworkflow", "workflow": "graph_child"},
+            {"id": "as_code", "kind": "subworkflow", "workflow": "graph_code_child"},
+        ],
+        [{"source": "as_graph", "target": "as_code"}],
+        ["as_code"],
+    )
