@@ -7,9 +7,12 @@ audit of its instances: the mirror equals what replaying Temporal's history impl
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,9 @@ from tests.workflows import graphs
 from tests.workflows.graphs import REVIEWERS, claim_graph
 
 DEFINITIONS = graphs.DEFINITIONS
+REPO = Path(__file__).resolve().parents[2]
+_SCRIPT = Path(sys.executable).parent / "dwf"
+DWF = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "sdk._cli"]
 REVIEWER = {"user": "rita", "groups": [REVIEWERS]}
 
 
@@ -325,3 +331,86 @@ async def test_graph_histories_replay(mirror_client: WorkflowClient, worker: Wor
         workflows=[GraphWorkflow], data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
     )
     await replayer.replay_workflow(history)
+
+
+async def _dwf(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *DWF,
+        *args,
+        cwd=REPO,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_dwf_graph_commands_and_event_send(
+    server: DevServer,
+    worker: Worker,
+    writer: MirrorWriter,
+    database_url: str,
+    db: AsyncEngine,
+    mirror_client: WorkflowClient,
+    assert_eventually: Any,
+    tmp_path: Path,
+) -> None:
+    name = f"graph_cli_{uuid.uuid4().hex[:6]}"
+    graph = graphs.small_graph(
+        name,
+        [
+            {"id": "estimate", "kind": "event", "event": "estimate", "correlation": "data.claim_id"},
+            {"id": "paid", "kind": "machine", "uses": "graph_pay"},
+        ],
+        [{"source": "estimate", "target": "paid"}],
+        ["paid"],
+    )
+    good = tmp_path / "claim.yaml"
+    good.write_text(graph.to_yaml())
+    bad = tmp_path / "bad.json"
+    bad.write_text(graph.to_json().replace('"target": "paid"', '"target": "limbo"'))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DWF_") or k in ("DWF_SIGNING_KEY", "DWF_COMMAND_KEYS")
+    }
+    env.update(
+        PYTHONPATH=str(REPO),
+        DWF_TEMPORAL_ADDRESS=server.target,
+        DWF_TASK_QUEUE=worker.task_queue,
+        DWF_DATABASE_URL=database_url,
+        DWF_APP="tests.workflows.graphs",
+    )
+
+    code, out, err = await _dwf(env, "graph", "validate", str(good), "--diagram")
+    assert code == 0 and "valid" in out and "flowchart TD" in out, err
+    code, out, err = await _dwf(env, "graph", "validate", str(bad))
+    assert code == 2 and "estimate -> limbo" in err, err
+    code, out, err = await _dwf(env, "graph", "register", str(good))
+    assert code == 0 and "registered" in out, err
+    code, out, err = await _dwf(
+        env, "--json", "start", name, "--input", '{"claim_id": "CLI-1", "amount": 7.0}'
+    )
+    assert code == 0, err
+    started = json.loads(out)
+    handle = mirror_client.get_instance(started["workflow_id"], started["run_id"])
+
+    async def waiting() -> None:
+        assert ("estimate", "WEBHOOK", "RUNNING") in await _steps(db, handle)
+
+    await assert_eventually(waiting)
+    code, out, err = await _dwf(
+        env, "event", "send", "estimate", "CLI-1", "--payload", '{"garage": "Main St"}'
+    )
+    assert code == 0 and started["workflow_id"] in out, err
+    assert (await handle.result())["estimate"] == {"garage": "Main St"}
+    code, out, err = await _dwf(env, "graph", "show", "--instance", str(started["instance_id"]))
+    assert code == 0 and "class n_estimate succeeded" in out and "class n_paid succeeded" in out, err
+    code, out, err = await _dwf(env, "graph", "deactivate", name, "1.0.0")
+    assert code == 0, err
+    code, out, err = await _dwf(env, "start", name, "--input", "{}")
+    assert code == 3 and "no workflow" in err, err  # no active version left
+    await _audit_clean(mirror_client, writer, assert_eventually, handle)
