@@ -265,7 +265,12 @@ class _Interpreter:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(branch(i, e)) for i, e in enumerate(edges)]
         need = len(edges) if join.wait == "all" else join.wait
-        await workflow.wait_condition(lambda: bool(failure) or sum(r is not None for r in results) >= need)
+        try:
+            await workflow.wait_condition(lambda: bool(failure) or sum(r is not None for r in results) >= need)
+        except asyncio.CancelledError:  # the instance is canceled: so is every branch
+            for task in tasks:
+                task.cancel()
+            raise
         join_started = workflow.now()
         join_row = record_start(self.rt, join.id, StepType.GATEWAY, {"kind": "join", "wait": join.wait})
         late = [i for i, t in enumerate(tasks) if not t.done()]

@@ -181,6 +181,26 @@ async def test_nested_gateways_and_a_join_on_the_first_branch(
     await _audit_clean(mirror_client, writer, assert_eventually, handle)
 
 
+async def test_canceling_an_instance_cancels_its_branches(
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
+) -> None:
+    handle = await _start(mirror_client, worker, graphs.nested_graph(), {"claim_id": "X-1", "amount": 5000.0})
+
+    async def two_tasks() -> None:
+        assert len((await handle.state()).pending_tasks) == 2
+
+    await assert_eventually(two_tasks)
+    await handle.cancel(reason="withdrawn", by="ops")
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert (await handle.describe()).status.value == "CANCELED"
+    await _audit_clean(mirror_client, writer, assert_eventually, handle)
+
+
 async def test_sub_workflows_graph_and_code(
     mirror_client: WorkflowClient,
     worker: Worker,
