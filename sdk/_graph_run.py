@@ -140,6 +140,8 @@ class _Interpreter:
 
     async def _track(self, step: Any, work: Any) -> Any:
         """Await a step's work, remembering its row while it runs (a cancelled branch skips it)."""
+        # The step takes the next sequence number before its first suspension, so no other
+        # branch can take it in between.
         row = step_execution_id_for(self.rt.instance_id, self.rt._step_seq + 1)
         self.inflight[step.id] = (mirror_step_name(step), row)
         try:
@@ -266,7 +268,9 @@ class _Interpreter:
         tasks = [loop.create_task(branch(i, e)) for i, e in enumerate(edges)]
         need = len(edges) if join.wait == "all" else join.wait
         try:
-            await workflow.wait_condition(lambda: bool(failure) or sum(r is not None for r in results) >= need)
+            await workflow.wait_condition(
+                lambda: bool(failure) or sum(r is not None for r in results) >= need
+            )
         except asyncio.CancelledError:  # the instance is canceled: so is every branch
             for task in tasks:
                 task.cancel()
