@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -386,10 +388,16 @@ def _parse(spec: Any) -> tuple[CheckedGraph | None, dict[str, Any], str, str, Ex
     graphs = spec.get("graphs") if isinstance(spec, dict) else None
     graphs = graphs if isinstance(graphs, dict) else {}
     try:
-        definition = GraphDefinition.from_dict(raw)
-        return check_graph(definition), graphs, name, version, None
-    except DefinitionError as exc:
+        return _checked(json.dumps(raw, sort_keys=True)), graphs, name, version, None
+    except (DefinitionError, TypeError, ValueError) as exc:
         return None, graphs, name, version, exc
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(text: str) -> CheckedGraph:
+    # Checking costs milliseconds (schemas, expressions); instances of one definition share
+    # the result, which the interpreter only reads. The worker's steps are registered at import.
+    return check_graph(GraphDefinition.from_dict(json.loads(text)))
 
 
 @workflow.defn(name=GRAPH_WORKFLOW)
