@@ -23,7 +23,15 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
-from sdk import DevServer, GraphDefinition, InstanceHandle, WorkflowClient, find_temporal_cli
+from sdk import (
+    DevServer,
+    FormValidationError,
+    GraphDefinition,
+    InstanceHandle,
+    InstanceNotFoundError,
+    WorkflowClient,
+    find_temporal_cli,
+)
 from sdk.mirror import MirrorWriter, audit, instance_diagram, load_graph
 from sdk.protocol import EVENT_SIGNAL
 from sdk.runtime import GraphWorkflow, sandbox_runner
@@ -128,6 +136,63 @@ async def test_parallel_human_and_machine_join_then_an_external_event(
     diagram = await instance_diagram(db, (await handle.describe()).instance_id)
     assert "class n_review succeeded" in diagram and "class n_reject skipped" in diagram
     await _audit_clean(mirror_client, writer, assert_eventually, handle)
+
+
+async def test_events_stay_in_their_tenant_and_malformed_ones_are_refused(
+    server: DevServer,
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    database_url: str,
+    db: AsyncEngine,
+    assert_eventually: Any,
+) -> None:
+    key = f"T-{uuid.uuid4().hex[:8]}"
+    graph = graphs.small_graph(
+        "graph_tenant_event",
+        [
+            {"id": "estimate", "kind": "event", "event": "estimate", "correlation": "data.claim_id"},
+            {"id": "paid", "kind": "machine", "uses": "graph_pay"},
+        ],
+        [{"source": "estimate", "target": "paid"}],
+        ["paid"],
+    )
+    handle = await _start(mirror_client, worker, graph, {"claim_id": key, "amount": 3.0}, tenant_id="acme")
+
+    async def waiting() -> None:
+        assert ("estimate", "WEBHOOK", "RUNNING") in await _steps(db, handle)
+
+    await assert_eventually(waiting)
+    other = await WorkflowClient.connect(server.target, database_url=database_url, tenant_id="globex")
+    try:
+        with pytest.raises(InstanceNotFoundError):
+            await other.send_event("estimate", key, {"x": 1})
+        with pytest.raises(InstanceNotFoundError):
+            await other.send_event("estimate", key, {"x": 1}, workflow_id=handle.id)
+    finally:
+        await other.close()
+    await handle.temporal.signal(EVENT_SIGNAL, {"event": "estimate"})  # no key: refused
+    await handle.temporal.signal(EVENT_SIGNAL, {"event": "estimate", "key": "wrong"})  # kept, unused
+
+    async def refused() -> None:
+        state = await handle.state()
+        assert len(state.rejections) == 1 and "malformed external event" in state.rejections[0].reason
+        assert state.current_step == "estimate"
+
+    await assert_eventually(refused)
+    assert await mirror_client.send_event("estimate", key, {"x": 2}) == handle.id
+    assert (await handle.result())["estimate"] == {"x": 2}
+    await _audit_clean(mirror_client, writer, assert_eventually, handle)
+
+
+async def test_start_data_that_does_not_fit_the_schema_starts_nothing(
+    mirror_client: WorkflowClient, worker: Worker
+) -> None:
+    workflow_id = f"graph-bad-data-{uuid.uuid4()}"
+    with pytest.raises(FormValidationError):
+        await _start(mirror_client, worker, claim_graph(), {"claim_id": 7}, id=workflow_id)
+    with pytest.raises(InstanceNotFoundError):
+        await mirror_client.get_instance(workflow_id).describe()
 
 
 async def test_event_timeout_takes_the_timeout_edge_and_a_timer_waits(
