@@ -160,6 +160,11 @@ class WorkflowClient:
         """The underlying temporalio client."""
         return self._temporal
 
+    @property
+    def identity_provider(self) -> IdentityProvider | None:
+        """The application's hook user id → ``sdk.Identity``, when the client was given one."""
+        return self._trust.identity_provider
+
     def _require_queries(self, what: str) -> Any:
         if self.queries is None:
             raise MirrorUnavailableError(f"{what} reads the SQL mirror: connect with database_url=")
