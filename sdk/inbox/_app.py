@@ -15,6 +15,7 @@ from ._auth import Authenticator
 from ._caller import InboxState
 from ._problems import install_problem_handlers
 from ._session import SessionConfig
+from ._web import install_web_inbox
 
 __all__ = ["API_PREFIX", "OPENAPI_URL", "create_inbox_app"]
 
@@ -30,6 +31,7 @@ def create_inbox_app(
     sessions: SessionConfig | None = None,
     single_tenant: bool = False,
     title: str = "durable-workflows inbox",
+    web: bool = True,
 ) -> FastAPI:
     """The inbox API as an ASGI application, to serve alone or mount in another one.
 
@@ -47,6 +49,8 @@ def create_inbox_app(
         single_tenant: Serve identities without a tenant (an application without tenants);
             otherwise such an identity is refused, since it would read every tenant's rows.
         title: The OpenAPI document's title.
+        web: Serve the web inbox (the page at ``/``, its assets under ``/assets``) when
+            ``sessions`` are given: the page signs people in with a cookie session.
 
     Raises:
         ValueError: The client has no database, or a tenant of its own; or neither an
@@ -87,4 +91,6 @@ def create_inbox_app(
     api.include_router(_instances.router)
     app.include_router(api)
     install_problem_handlers(app)
+    if web and sessions is not None:
+        install_web_inbox(app)
     return app

@@ -138,6 +138,10 @@ async function signOut() {
 
 // -- the inbox -----------------------------------------------------------------------------
 
+function isPending(task) {
+  return String(task.status).toLowerCase() === "pending";
+}
+
 function isMine(task) {
   return task.assignee_id === me.user || task.claimed_by === me.user;
 }
@@ -240,6 +244,8 @@ function commentList(comments) {
     h("p", {}, c.body))));
 }
 
+const TRAIL_WORDS = { claim: "claimed", release: "released", reassign: "reassigned", escalate: "escalated" };
+
 function trailTable(assignments) {
   if (!assignments.length) return h("p", { class: "empty" }, "No changes of hands yet.");
   return h("table", { class: "trail" },
@@ -247,7 +253,7 @@ function trailTable(assignments) {
     h("thead", {}, h("tr", {}, ["When", "What", "From", "To", "By", "Reason"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, assignments.map((a) => h("tr", {},
       h("td", {}, when(a.at)),
-      h("td", {}, String(a.action).toLowerCase()),
+      h("td", {}, TRAIL_WORDS[a.action] || String(a.action)),
       h("td", {}, a.from_assignee || "—"),
       h("td", {}, a.to_assignee || "—"),
       h("td", {}, a.by_user || "—"),
@@ -263,7 +269,7 @@ const STATE_WORDS = {
 /** The instance as a flow of steps, each with its state: an ordered list drawn as a diagram. */
 function diagram(detail) {
   const { instance, steps, tasks } = detail;
-  const waiting = new Set(tasks.filter((t) => t.status === "PENDING").map((t) => t.step_execution_id));
+  const waiting = new Set(tasks.filter((t) => isPending(t)).map((t) => t.step_execution_id));
   const ordered = [...steps].sort((a, b) => (a.step_seq ?? 0) - (b.step_seq ?? 0) || String(a.started_at).localeCompare(String(b.started_at)));
   const nodes = [h("li", { class: "node terminal" }, h("span", { class: "step-name" }, "Start"))];
   for (const step of ordered) {
@@ -318,7 +324,7 @@ async function taskView(taskId) {
 
   function renderActions(task) {
     const buttons = [];
-    if (task.status === "PENDING" && task.assignee_group && me.groups.includes(task.assignee_group)) {
+    if (isPending(task) && task.assignee_group && me.groups.includes(task.assignee_group)) {
       if (!task.claimed_by) buttons.push(h("button", { type: "button", id: "claim", onclick: () => act("claim", "You claimed this task") }, "Claim"));
       else if (task.claimed_by === me.user) buttons.push(h("button", { type: "button", id: "release", onclick: () => act("release", "You released this task") }, "Release"));
     }
@@ -329,10 +335,12 @@ async function taskView(taskId) {
 
   function renderForm(detail) {
     const task = detail.task;
-    if (task.status !== "PENDING") {
+    if (!isPending(task)) {
       formFor = task.status;
-      const data = task.form_data ? Object.entries(task.form_data).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)]) : [];
-      formArea.replaceChildren(h("p", { id: "task-outcome" }, `This task is ${task.status.toLowerCase()}${task.completed_by ? ` by ${task.completed_by}` : ""}.`), data.length ? facts(data) : null);
+      const shown = (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
+      const data = Object.entries(task.form_data || {}).map(([k, v]) => [k, shown(v)]);
+      const outcome = h("p", { id: "task-outcome" }, `This task is ${task.status.toLowerCase()}${task.completed_by ? ` by ${task.completed_by}` : ""}.`);
+      formArea.replaceChildren(outcome, ...(data.length ? [facts(data)] : []));
       return;
     }
     const blocked = task.require_claim && task.claimed_by !== me.user;
@@ -376,7 +384,7 @@ async function taskView(taskId) {
       }
     });
     formArea.replaceChildren(
-      blocked ? h("p", { class: "note" }, "Claim this task to work on it.") : null,
+      ...(blocked ? [h("p", { class: "note" }, "Claim this task to work on it.")] : []),
       element);
   }
 
