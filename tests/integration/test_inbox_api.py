@@ -10,7 +10,14 @@ no row. The module ends with a clean audit of every instance it touched.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +28,7 @@ from temporalio.api.enums.v1 import EventType
 from sdk import Identity, InstanceHandle, TaskStatus, WorkflowStatus
 from sdk.inbox import CSRF_HEADER, PROBLEM_JSON
 from sdk.mirror import MirrorWriter, audit
-from tests.integration.inbox_support import Inbox, bearer, mirror_snapshot, open_inbox, token
+from tests.integration.inbox_support import JWT_SECRET, Inbox, bearer, mirror_snapshot, open_inbox, token
 from tests.integration.support import Eventually
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import CLERKS, Ticket
@@ -361,3 +368,51 @@ async def test_the_mirror_matches_temporal_after_the_api(
 ) -> None:
     report = await audit(inbox.client.temporal, writer, inbox.touched)
     assert report.checked == len(set(inbox.touched)) and report.clean, report.mismatches
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_dwf_serve_runs_the_api_under_uvicorn_until_sigterm(
+    server: Any, database_url: str, worker: Any, tmp_path: Path, assert_eventually: Eventually
+) -> None:
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"dora": {"groups": [CLERKS], "tenant_id": "dev-tenant"}}))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_INBOX_")}
+    env |= {
+        "DWF_TEMPORAL_ADDRESS": server.target,
+        "DWF_DATABASE_URL": database_url,
+        "DWF_TASK_QUEUE": worker.task_queue,
+        "DWF_INBOX_JWT_SECRET": JWT_SECRET,
+    }
+    command = [sys.executable, "-m", "sdk._cli", "serve", "--port", str(port), "--dev-users", str(users)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            *command, "--insecure-cookies", env=env, stdout=sink, stderr=sink
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
+            async def up() -> httpx.Response:
+                try:
+                    return await http.get("/api/openapi.json")
+                except httpx.TransportError as exc:
+                    raise AssertionError(f"not listening yet: {exc}") from None
+
+            assert (await assert_eventually(up, timeout=30)).json()["openapi"].startswith("3.1")
+            mine = await http.get("/api/inbox", headers=bearer("ann", tenant=f"t-{uuid.uuid4().hex[:6]}"))
+            assert mine.status_code == 200 and mine.json()["total"] == 0
+            signed_in = await http.post("/api/session/dev", json={"user": "dora"})
+            assert signed_in.status_code == 200 and signed_in.json()["csrf_token"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0, log.read_text()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "Traceback" not in log.read_text()
