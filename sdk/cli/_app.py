@@ -219,8 +219,15 @@ def dev(
     http_port: Annotated[
         int, _option(min=0, max=65535, metavar="PORT", help="worker health and metrics port (default 0: off)")
     ] = 0,
+    inbox_port: Annotated[
+        int, _option(min=0, max=65535, metavar="PORT", help="web inbox port (default 8080; 0: off)")
+    ] = 8080,
+    dev_users: Annotated[
+        str | None,
+        _option(metavar="FILE", help="inbox sign-in users (JSON file; default ann, bob, cara)"),
+    ] = None,
 ) -> SimpleNamespace:
-    """Run a Temporal dev server and a worker with the SQL mirror (Ctrl-C stops both)."""
+    """Run a Temporal dev server, a worker with the SQL mirror and the web inbox (Ctrl-C stops all)."""
     return _call(_processes.dev, locals())
 
 
