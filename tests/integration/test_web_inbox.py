@@ -21,8 +21,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 from temporalio.worker import Worker
 
@@ -54,10 +56,11 @@ def _free_port() -> int:
 class Inbox:
     """The running inbox: its URL, the client it uses, and the worker's task queue."""
 
-    def __init__(self, url: str, client: WorkflowClient, task_queue: str) -> None:
+    def __init__(self, url: str, client: WorkflowClient, task_queue: str, app: FastAPI) -> None:
         self.url = url
         self.client = client
         self.task_queue = task_queue
+        self.app = app
 
     async def start_claim(self, amount: float) -> InstanceHandle[Any]:
         return await self.client.start(
@@ -88,7 +91,7 @@ async def inbox(
         while not http.started:
             assert not serving.done(), "the inbox server did not start"
             await asyncio.sleep(0.02)
-        yield Inbox(f"http://127.0.0.1:{port}/", client, worker.task_queue)
+        yield Inbox(f"http://127.0.0.1:{port}/", client, worker.task_queue, app)
         http.should_exit = True
         await serving
     await client.close()
@@ -233,3 +236,19 @@ async def test_keyboard_only_with_live_claims_by_someone_else(
     await expect(page.locator("#live")).not_to_be_empty()
     await page.screenshot(path=str(ARTIFACTS / "web-inbox-keyboard.png"), full_page=True)
     assert await handle.result() == "filed"
+
+
+async def test_mounted_page_points_at_its_mount_and_forbids_foreign_content(inbox: Inbox) -> None:
+    host = FastAPI()
+    host.mount("/inbox", inbox.app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://app") as web:
+        page = await web.get("/inbox/")
+        assert page.status_code == 200
+        assert '<base href="/inbox/">' in page.text
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert page.headers["x-content-type-options"] == "nosniff"
+        script = await web.get("/inbox/assets/inbox.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert (await web.get("/inbox/assets/%2e%2e/_web.py")).status_code == 404
+        assert (await web.get("/inbox/api/session/users")).json() == ["bob", "cara"]

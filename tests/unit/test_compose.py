@@ -219,7 +219,8 @@ def test_inbox_serves_the_workers_mirror_and_signs_what_the_worker_verifies(serv
     test = inbox["healthcheck"]["test"]
     assert _healthcheck_port(" ".join(test), "/api/session/users") == port
     env, worker_env = environment(inbox), environment(worker)
-    shared = ("DWF_TEMPORAL_ADDRESS", "DWF_TEMPORAL_NAMESPACE", "DWF_TASK_QUEUE", "DWF_DATABASE_URL", "DWF_APP")
+    shared = ("DWF_TEMPORAL_ADDRESS", "DWF_TEMPORAL_NAMESPACE", "DWF_TASK_QUEUE", "DWF_DATABASE_URL")
+    shared += ("DWF_APP",)
     assert {k: env[k] for k in shared} == {k: worker_env[k] for k in shared}
     key = SigningKey.parse(env["DWF_SIGNING_KEY"])
     assert key.public_key in worker_env[COMMAND_KEYS_ENV].split(",")
