@@ -141,6 +141,8 @@ async def test_sign_in_claim_fix_the_form_and_watch_the_instance_finish(
     await groups.get_by_role("button", name=f"Claim {title}").click()
     mine = page.get_by_role("region", name="My tasks")
     await expect(mine.get_by_role("link", name=title)).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-inbox-list.png"), full_page=True)
     await mine.get_by_role("link", name=title).click()
 
     await expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
@@ -149,6 +151,8 @@ async def test_sign_in_claim_fix_the_form_and_watch_the_instance_finish(
     diagram = page.get_by_role("list", name="Steps of tests.web_claim, in order, with their states")
     review_step = diagram.locator("[data-step='tests.review_claim']")
     await expect(review_step).to_have_attribute("data-state", "WAITING")
+    not_yet = page.get_by_role("region", name="Workflow instance").locator("[data-state='NOT_RUN']")
+    await expect(not_yet).to_have_attribute("data-step", "tests.file_claim")
 
     # A comment, then the form: first what the page itself refuses (nothing is sent).
     await page.get_by_label("Add a comment").fill("Checking the receipt.")
@@ -171,7 +175,6 @@ async def test_sign_in_claim_fix_the_form_and_watch_the_instance_finish(
     await expect(page.locator("#f-comment-error")).to_contain_text("say why when you reject a claim")
     await expect(amount).not_to_have_attribute("aria-invalid", "true")
     assert (await handle.state()).pending_tasks, "a refused form changed the task"
-    ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-inbox-field-error.png"), full_page=True)
 
     # A valid form: the task completes and the instance runs to its end, shown live.

@@ -266,8 +266,20 @@ const STATE_WORDS = {
   TIMED_OUT: "timed out", COMPENSATED: "compensated",
 };
 
+const definitions = new Map();
+
+/** The steps a workflow version declares ([{name, type}]), fetched once; [] when unknown. */
+async function declaredSteps(instance) {
+  const key = `${instance.workflow_name}@${instance.workflow_version}`;
+  if (!definitions.has(key)) {
+    const query = `definitions/${encodeURIComponent(instance.workflow_name)}?version=${encodeURIComponent(instance.workflow_version)}`;
+    definitions.set(key, api(query).then(({ data }) => (data.definition && data.definition.steps) || [], () => []));
+  }
+  return definitions.get(key);
+}
+
 /** The instance as a flow of steps, each with its state: an ordered list drawn as a diagram. */
-function diagram(detail) {
+function diagram(detail, declared = []) {
   const { instance, steps, tasks } = detail;
   const waiting = new Set(tasks.filter((t) => isPending(t)).map((t) => t.step_execution_id));
   const ordered = [...steps].sort((a, b) => (a.step_seq ?? 0) - (b.step_seq ?? 0) || String(a.started_at).localeCompare(String(b.started_at)));
@@ -286,6 +298,14 @@ function diagram(detail) {
     nodes.push(h("li", { class: `node terminal state-${status.toLowerCase()}`, "data-state": status },
       h("span", { class: "step-name" }, "End"), h("span", { class: "step-state" }, status.toLowerCase())));
   }
+  const ran = new Set(steps.map((s) => s.step_name));
+  const notRun = declared.filter((s) => s && s.name && !ran.has(s.name));
+  const rest = notRun.length
+    ? h("div", { class: "not-run" },
+      h("h3", {}, ENDED.has(status) ? "Steps not run" : "Steps not reached yet"),
+      h("ul", {}, notRun.map((s) => h("li", { "data-step": s.name, "data-state": "NOT_RUN" },
+        `${s.name} (${String(s.type || "step").toLowerCase()} step)`))))
+    : null;
   return h("div", { class: "diagram-wrap" },
     facts([
       ["Workflow", `${instance.workflow_name} ${instance.workflow_version}`],
@@ -293,7 +313,8 @@ function diagram(detail) {
       ["Started by", instance.created_by || "—"],
       ["Started", when(instance.started_at)],
     ]),
-    h("ol", { class: "flow", "aria-label": `Steps of ${instance.workflow_name}, in order, with their states` }, nodes));
+    h("ol", { class: "flow", "aria-label": `Steps of ${instance.workflow_name}, in order, with their states` }, nodes),
+    rest);
 }
 
 async function taskView(taskId) {
@@ -418,7 +439,7 @@ async function taskView(taskId) {
           announce(`The workflow is ${instance.instance.status.toLowerCase()}`);
         }
         lastInstance = shot;
-        instanceArea.replaceChildren(diagram(instance), h("p", {}, h("a", { href: `#/instances/${task.instance_id}` }, "Open the instance")));
+        instanceArea.replaceChildren(diagram(instance, await declaredSteps(instance.instance)), h("p", {}, h("a", { href: `#/instances/${task.instance_id}` }, "Open the instance")));
       }
     } catch (err) {
       instanceArea.replaceChildren(h("p", { class: "empty" }, `The instance cannot be shown: ${problemText(err)}`));
@@ -483,7 +504,7 @@ async function instanceView(instanceId) {
     last = shot;
     title.textContent = `${data.instance.workflow_name} ${data.instance.workflow_version}`;
     const open = data.tasks.map((t) => h("li", {}, h("a", { href: `#/tasks/${t.id}` }, t.title), ` (${t.status.toLowerCase()})`));
-    area.replaceChildren(diagram(data), h("h2", {}, "Tasks"), open.length ? h("ul", {}, open) : h("p", { class: "empty" }, "No tasks."));
+    area.replaceChildren(diagram(data, await declaredSteps(data.instance)), h("h2", {}, "Tasks"), open.length ? h("ul", {}, open) : h("p", { class: "empty" }, "No tasks."));
   }
   show("Workflow instance", h("p", {}, h("a", { href: "#/" }, "Back to my inbox")), title, area);
   try {
