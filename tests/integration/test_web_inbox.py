@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -29,7 +31,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from temporalio.worker import Worker
 
 from sdk import DevServer, Identity, InstanceHandle, WorkflowClient
-from sdk.inbox import SessionConfig, create_inbox_app
+from sdk.inbox import JWTAuthenticator, SessionConfig, create_inbox_app
 from sdk.mirror import MirrorWriter
 from tests.integration.support import DatabaseFactory, Eventually
 from tests.workflows.claims import MANAGERS, Claim, web_claim
@@ -37,6 +39,7 @@ from tests.workflows.claims import MANAGERS, Claim, web_claim
 CHROMIUM = os.environ.get("DWF_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TENANT = "acme"
+JWT_SECRET = "j" * 32
 USERS = {
     "bob": Identity(user="bob", groups=(MANAGERS,), tenant_id=TENANT),
     "cara": Identity(user="cara", groups=(MANAGERS,), tenant_id=TENANT),
@@ -83,7 +86,11 @@ async def inbox(
     await writer.register_definitions([web_claim])
     worker: Worker = new_worker(web_claim, mirror=writer)
     client = await WorkflowClient.connect(server.target, database_url=url)
-    app = create_inbox_app(client, sessions=SessionConfig(secret="s" * 32, dev_users=USERS, secure=False))
+    app = create_inbox_app(
+        client,
+        authenticator=JWTAuthenticator(secret=JWT_SECRET),
+        sessions=SessionConfig(secret="s" * 32, dev_users=USERS, secure=False),
+    )
     port = _free_port()
     http = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(http.serve())
@@ -255,3 +262,16 @@ async def test_mounted_page_points_at_its_mount_and_forbids_foreign_content(inbo
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert (await web.get("/inbox/assets/%2e%2e/_web.py")).status_code == 404
         assert (await web.get("/inbox/api/session/users")).json() == ["bob", "cara"]
+
+
+async def test_production_sign_in_with_a_token(page: Page, inbox: Inbox) -> None:
+    await page.goto(inbox.url)
+    token = page.get_by_label("Token")
+    await token.fill("not-a-token")
+    await page.get_by_role("button", name="Sign in with token").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Sign-in failed")
+    claims = {"sub": "dana", "groups": [MANAGERS], "tenant_id": TENANT, "exp": int(time.time()) + 600}
+    await token.fill(jwt.encode(claims, JWT_SECRET, algorithm="HS256"))
+    await page.get_by_role("button", name="Sign in with token").click()
+    await expect(page.locator("#who-text")).to_have_text("Signed in as dana (groups: managers)")
+    await expect(page.get_by_role("heading", name="My inbox")).to_be_focused()

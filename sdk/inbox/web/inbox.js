@@ -24,12 +24,19 @@ function announce(text) {
 function stopPolling() {
   if (poller) window.clearInterval(poller);
   poller = null;
+  pollNow = null;
 }
 
 function poll(fn) {
   stopPolling();
-  poller = window.setInterval(() => { fn().catch(() => {}); }, POLL_MS);
+  // A hidden tab asks nothing; it catches up as soon as it is shown again.
+  const tick = () => { if (!document.hidden) fn().catch(() => {}); };
+  poller = window.setInterval(tick, POLL_MS);
+  pollNow = tick;
 }
+
+let pollNow = null;
+document.addEventListener("visibilitychange", () => { if (!document.hidden && pollNow) pollNow(); });
 
 /** Replace the main content; focus the new view's heading so screen readers read it. */
 function show(title, ...content) {
