@@ -90,11 +90,15 @@ def test_console_script_points_at_main() -> None:
 @pytest.mark.parametrize(
     ("argv", "handler", "expected"),
     [
-        (["dev"], "dev", {"port": None, "ui": False, "db_file": "dwf-temporal.db", "http_port": 0}),
         (
-            ["dev", "--port", "7000", "--ui", "--db-file", "t.db"],
+            ["dev"],
             "dev",
-            {"port": 7000, "ui": True, "db_file": "t.db"},
+            {"port": None, "ui": False, "db_file": "dwf-temporal.db", "http_port": 0, "inbox_port": 8080},
+        ),
+        (
+            ["dev", "--port", "7000", "--ui", "--db-file", "t.db", "--inbox-port", "0"],
+            "dev",
+            {"port": 7000, "ui": True, "db_file": "t.db", "inbox_port": 0, "dev_users": None},
         ),
         (
             ["worker", "--app", APP, "--tls"],
