@@ -275,3 +275,6 @@ async def test_production_sign_in_with_a_token(page: Page, inbox: Inbox) -> None
     await page.get_by_role("button", name="Sign in with token").click()
     await expect(page.locator("#who-text")).to_have_text("Signed in as dana (groups: managers)")
     await expect(page.get_by_role("heading", name="My inbox")).to_be_focused()
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in", level=1)).to_be_visible()
+    assert "dwf_session" not in {c["name"] for c in await page.context.cookies()}

@@ -30,7 +30,17 @@ function stopPolling() {
 function poll(fn) {
   stopPolling();
   // A hidden tab asks nothing; it catches up as soon as it is shown again.
-  const tick = () => { if (!document.hidden) fn().catch(() => {}); };
+  const tick = () => {
+    if (document.hidden) return;
+    fn().catch((err) => {
+      // The session ended (expired, or signed out elsewhere): back to the sign-in page.
+      if (err instanceof ApiError && err.status === 401) {
+        setSignedIn(null);
+        announce("Your session has ended: sign in again");
+        route();
+      }
+    });
+  };
   poller = window.setInterval(tick, POLL_MS);
   pollNow = tick;
 }
