@@ -22,7 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from temporalio.api.enums.v1 import EventType
 
 from sdk import Identity, InstanceHandle, TaskStatus, WorkflowStatus
@@ -361,6 +364,21 @@ async def test_definitions_and_the_openapi_document(inbox: Inbox) -> None:
     document = (await inbox.http.get("/api/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
     assert "/api/tasks/{task_id}/complete" in document["paths"]
+
+
+async def test_the_inbox_mounts_in_fastapi_and_starlette(inbox: Inbox) -> None:
+    tenant = _tenant()
+    handle = await _start(inbox, tenant, route="user")
+    task = await _pending(inbox, handle)
+    for host in (FastAPI(), Starlette(routes=[Mount("/inbox", app=inbox.app)])):
+        if isinstance(host, FastAPI):
+            host.mount("/inbox", inbox.app)
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host") as http:
+            mine = await http.get("/inbox/api/inbox", headers=bearer("ann", tenant=tenant))
+            assert [t["id"] for t in mine.json()["items"]] == [task], mine.text
+            _problem(await http.get(f"/inbox/api/tasks/{task}", headers=bearer("ann", tenant=_tenant())), 404)
+            assert (await http.get("/inbox/api/openapi.json")).json()["openapi"].startswith("3.1")
 
 
 async def test_the_mirror_matches_temporal_after_the_api(
