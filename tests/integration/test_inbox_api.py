@@ -287,6 +287,15 @@ async def test_instances_start_list_show_pause_resume_and_cancel(
     )
     assert [s["step_name"] for s in detail["steps"]] == ["lc_gate"]
     assert [t["step_name"] for t in detail["tasks"]] == ["lc_gate"]
+    diagram = (await http.get(f"/api/instances/{instance}/diagram", headers=ann)).json()["mermaid"]
+    assert diagram.startswith("flowchart TD") and "lc_gate" in diagram and "lc_after_gate" in diagram
+    assert "class n_lc_gate waiting" in diagram, diagram  # the step's state, from the mirror
+    _problem(
+        await http.get(f"/api/instances/{instance}/diagram", headers=bearer("ann", tenant=_tenant())), 404
+    )
+    drawn = await http.get("/api/definitions/tests.lifecycle.gated/diagram", headers=ann)
+    assert "lc_gate" in drawn.json()["mermaid"] and "class " not in drawn.json()["mermaid"]
+    _problem(await http.get("/api/definitions/no.such/diagram", headers=ann), 404, "WorkflowNotFoundError")
     listed = await http.get("/api/instances", params={"workflow_name": "tests.lifecycle.gated"}, headers=ann)
     assert [i["id"] for i in listed.json()["items"]] == [instance] and listed.json()["total"] == 1
     none = await http.get("/api/instances", params={"status": "COMPLETED"}, headers=ann)
