@@ -33,7 +33,7 @@ from ._target import Target, import_app
 
 __all__ = ["ExitCode", "main", "parse"]
 
-_IMPORTS_APP = ("start", "instances", "tasks", "mirror", "deploy-check", "serve")
+_IMPORTS_APP = ("start", "instances", "tasks", "mirror", "deploy-check", "serve", "graph")
 """Commands that import ``--app`` first (``worker`` and ``dev`` import it in the worker)."""
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from sdk import WorkflowClient
 from sdk.mirror import create_engine
 
-from . import _instances, _signin, _tasks
+from . import _diagrams, _instances, _signin, _tasks
 from ._auth import Authenticator
 from ._caller import InboxState
 from ._problems import install_problem_handlers
@@ -89,6 +89,7 @@ def create_inbox_app(
     api.include_router(_signin.router)
     api.include_router(_tasks.router)
     api.include_router(_instances.router)
+    api.include_router(_diagrams.router)
     app.include_router(api)
     install_problem_handlers(app)
     if web and sessions is not None:

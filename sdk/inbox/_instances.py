@@ -201,7 +201,3 @@ async def show_definition(
     if row is None:
         raise WorkflowNotFoundError(f"no workflow {name!r} (version {version or 'active'})")
     return _summary(row, full=True)
-
-
-# A diagram endpoint (``GET /definitions/{name}/diagram``, Mermaid text) joins these when graph
-# definitions provide a public Mermaid renderer.

@@ -22,7 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from temporalio.api.enums.v1 import EventType
 
 from sdk import Identity, InstanceHandle, TaskStatus, WorkflowStatus
@@ -284,6 +287,15 @@ async def test_instances_start_list_show_pause_resume_and_cancel(
     )
     assert [s["step_name"] for s in detail["steps"]] == ["lc_gate"]
     assert [t["step_name"] for t in detail["tasks"]] == ["lc_gate"]
+    diagram = (await http.get(f"/api/instances/{instance}/diagram", headers=ann)).json()["mermaid"]
+    assert diagram.startswith("flowchart TD") and "lc_gate" in diagram and "lc_after_gate" in diagram
+    assert "class n_lc_gate waiting" in diagram, diagram  # the step's state, from the mirror
+    _problem(
+        await http.get(f"/api/instances/{instance}/diagram", headers=bearer("ann", tenant=_tenant())), 404
+    )
+    drawn = await http.get("/api/definitions/tests.lifecycle.gated/diagram", headers=ann)
+    assert "lc_gate" in drawn.json()["mermaid"] and "class " not in drawn.json()["mermaid"]
+    _problem(await http.get("/api/definitions/no.such/diagram", headers=ann), 404, "WorkflowNotFoundError")
     listed = await http.get("/api/instances", params={"workflow_name": "tests.lifecycle.gated"}, headers=ann)
     assert [i["id"] for i in listed.json()["items"]] == [instance] and listed.json()["total"] == 1
     none = await http.get("/api/instances", params={"status": "COMPLETED"}, headers=ann)
@@ -361,6 +373,21 @@ async def test_definitions_and_the_openapi_document(inbox: Inbox) -> None:
     document = (await inbox.http.get("/api/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
     assert "/api/tasks/{task_id}/complete" in document["paths"]
+
+
+async def test_the_inbox_mounts_in_fastapi_and_starlette(inbox: Inbox) -> None:
+    tenant = _tenant()
+    handle = await _start(inbox, tenant, route="user")
+    task = await _pending(inbox, handle)
+    for host in (FastAPI(), Starlette(routes=[Mount("/inbox", app=inbox.app)])):
+        if isinstance(host, FastAPI):
+            host.mount("/inbox", inbox.app)
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host") as http:
+            mine = await http.get("/inbox/api/inbox", headers=bearer("ann", tenant=tenant))
+            assert [t["id"] for t in mine.json()["items"]] == [task], mine.text
+            _problem(await http.get(f"/inbox/api/tasks/{task}", headers=bearer("ann", tenant=_tenant())), 404)
+            assert (await http.get("/inbox/api/openapi.json")).json()["openapi"].startswith("3.1")
 
 
 async def test_the_mirror_matches_temporal_after_the_api(
