@@ -160,6 +160,13 @@ async def test_sign_in_claim_fix_the_form_and_watch_the_instance_finish(
     await expect(review_step).to_have_attribute("data-state", "WAITING")
     not_yet = page.get_by_role("region", name="Workflow instance").locator("[data-state='NOT_RUN']")
     await expect(not_yet).to_have_attribute("data-step", "tests.file_claim")
+    chart = page.get_by_role("img", name="Diagram of tests.web_claim 1.0.0: each step with its state")
+
+    def chart_node(step: str) -> Any:
+        return chart.locator(f"[data-node='{step}']")
+
+    await expect(chart_node("tests.review_claim")).to_have_attribute("data-status", "waiting")
+    await expect(chart_node("tests.check_claim")).to_have_attribute("data-status", "succeeded")
 
     # A comment, then the form: first what the page itself refuses (nothing is sent).
     await page.get_by_label("Add a comment").fill("Checking the receipt.")
@@ -191,6 +198,7 @@ async def test_sign_in_claim_fix_the_form_and_watch_the_instance_finish(
     await expect(page.locator("#instance-status")).to_have_attribute("data-status", "COMPLETED")
     filed = diagram.locator("[data-step='tests.file_claim']")
     await expect(filed).to_have_attribute("data-state", "SUCCEEDED")
+    await expect(chart_node("tests.file_claim")).to_have_attribute("data-status", "succeeded")
     await page.screenshot(path=str(ARTIFACTS / "web-inbox-completed.png"), full_page=True)
     assert await handle.result() == "filed"
 

@@ -5,6 +5,7 @@
 // (ETag) and announces what changed in a polite live region.
 
 import { ApiError, api, setCsrfToken } from "./api.js";
+import { drawFlowchart } from "./diagram.js";
 import { h, when } from "./dom.js";
 import { schemaForm } from "./form.js";
 
@@ -295,6 +296,21 @@ async function declaredSteps(instance) {
   return definitions.get(key);
 }
 
+/** The instance's flowchart (from its Mermaid text), or null when the API has none for it. */
+async function flowchart(instance) {
+  let source;
+  try {
+    source = (await api(`instances/${instance.id}/diagram`)).data.mermaid;
+  } catch {
+    return null;
+  }
+  const name = `${instance.workflow_name} ${instance.workflow_version}`;
+  return h("figure", { class: "flowchart-figure", id: "flowchart" },
+    drawFlowchart(source, `Diagram of ${name}: each step with its state (also listed below)`),
+    h("figcaption", {}, `Diagram of ${name}`),
+    h("details", {}, h("summary", {}, "Mermaid source"), h("pre", {}, source)));
+}
+
 /** The instance as a flow of steps, each with its state: an ordered list drawn as a diagram. */
 function diagram(detail, declared = []) {
   const { instance, steps, tasks } = detail;
@@ -456,7 +472,8 @@ async function taskView(taskId) {
           announce(`The workflow is ${instance.instance.status.toLowerCase()}`);
         }
         lastInstance = shot;
-        instanceArea.replaceChildren(diagram(instance, await declaredSteps(instance.instance)), h("p", {}, h("a", { href: `#/instances/${task.instance_id}` }, "Open the instance")));
+        const chart = await flowchart(instance.instance);
+        instanceArea.replaceChildren(...(chart ? [chart] : []), diagram(instance, await declaredSteps(instance.instance)), h("p", {}, h("a", { href: `#/instances/${task.instance_id}` }, "Open the instance")));
       }
     } catch (err) {
       instanceArea.replaceChildren(h("p", { class: "empty" }, `The instance cannot be shown: ${problemText(err)}`));
@@ -521,7 +538,8 @@ async function instanceView(instanceId) {
     last = shot;
     title.textContent = `${data.instance.workflow_name} ${data.instance.workflow_version}`;
     const open = data.tasks.map((t) => h("li", {}, h("a", { href: `#/tasks/${t.id}` }, t.title), ` (${t.status.toLowerCase()})`));
-    area.replaceChildren(diagram(data, await declaredSteps(data.instance)), h("h2", {}, "Tasks"), open.length ? h("ul", {}, open) : h("p", { class: "empty" }, "No tasks."));
+    const chart = await flowchart(data.instance);
+    area.replaceChildren(...(chart ? [chart] : []), diagram(data, await declaredSteps(data.instance)), h("h2", {}, "Tasks"), open.length ? h("ul", {}, open) : h("p", { class: "empty" }, "No tasks."));
   }
   show("Workflow instance", h("p", {}, h("a", { href: "#/" }, "Back to my inbox")), title, area);
   try {
