@@ -20,6 +20,7 @@ from examples.expense_approval import Expense, expense_approval
 from sdk import DevServer, WorkflowClient, WorkflowStatus
 from sdk._details import current_details
 from sdk._devserver import find_temporal_cli
+from tests.workflows import graphs
 
 Eventually = Callable[..., Awaitable[Any]]
 
@@ -103,6 +104,30 @@ async def test_summary_and_details_follow_the_instance(
     assert outcome.status == "paid"
     # A closed workflow answers the metadata query from its last state (replayed by a worker).
     await assert_eventually(lambda: _equals(details(), "completed"))
+
+
+async def test_graph_instances_tell_temporal_the_same(
+    server: DevServer, client: WorkflowClient, new_worker: Any, assert_eventually: Eventually
+) -> None:
+    async with new_worker(*graphs.DEFINITIONS) as running:
+        handle = await client.start_graph(
+            graphs.claim_graph(),
+            {"claim_id": "C-9", "amount": 5000.0},
+            tenant_id="acme",
+            created_by="ann",
+            task_queue=running.task_queue,
+        )
+        temporal_desc = await handle._handle.describe()
+        assert await temporal_desc.static_summary() == "graph_claim 1.0.0, tenant acme, started by ann"
+        assert await temporal_desc.static_details() == "An insurance claim"
+
+        async def waiting() -> None:
+            metadata = await temporal_cli(server, "workflow", "metadata", "--workflow-id", handle.id)
+            details = metadata["queryResult"][0].get("currentDetails", "")
+            assert details.startswith(f"waiting on: Review claim C-9 (5000.00), group {graphs.REVIEWERS}")
+
+        await assert_eventually(waiting, timeout=20)
+        await handle._handle.terminate("test over")
 
 
 async def _equals(value: Awaitable[str], expected: str) -> None:
