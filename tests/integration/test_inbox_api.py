@@ -388,6 +388,12 @@ async def test_the_inbox_mounts_in_fastapi_and_starlette(inbox: Inbox) -> None:
             assert [t["id"] for t in mine.json()["items"]] == [task], mine.text
             _problem(await http.get(f"/inbox/api/tasks/{task}", headers=bearer("ann", tenant=_tenant())), 404)
             assert (await http.get("/inbox/api/openapi.json")).json()["openapi"].startswith("3.1")
+            signed_in = await http.post("/inbox/api/session/dev", json={"user": "dora"})
+            cookies = signed_in.headers.get_list("set-cookie")
+            assert len(cookies) == 2 and all("Path=/inbox;" in c and "SameSite=lax" in c for c in cookies), (
+                cookies
+            )
+            assert "HttpOnly" in next(c for c in cookies if c.startswith("dwf_session="))
 
 
 async def test_the_mirror_matches_temporal_after_the_api(
