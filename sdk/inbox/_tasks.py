@@ -22,10 +22,7 @@ from ._schemas import CommentRequest, CompleteRequest, ReassignRequest, TaskDeta
 
 __all__ = ["router"]
 
-_PROBLEMS = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (401, 403, 404, 409, 413, 422)
-}
+_PROBLEMS = {status: {"model": Problem} for status in (401, 403, 404, 409, 413, 422)}
 router = APIRouter(tags=["tasks"], responses=_PROBLEMS)  # type: ignore[arg-type]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
