@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -13,7 +14,7 @@ from sdk.mirror import create_engine
 from . import _diagrams, _instances, _signin, _tasks
 from ._auth import Authenticator
 from ._caller import InboxState
-from ._problems import install_problem_handlers
+from ._problems import PROBLEM_JSON, install_problem_handlers
 from ._session import SessionConfig
 from ._web import install_web_inbox
 
@@ -92,6 +93,28 @@ def create_inbox_app(
     api.include_router(_diagrams.router)
     app.include_router(api)
     install_problem_handlers(app)
+    _problems_in_openapi(app)
     if web and sessions is not None:
         install_web_inbox(app)
     return app
+
+
+def _problems_in_openapi(app: FastAPI) -> None:
+    """Declare error answers as ``application/problem+json`` (FastAPI files a response model
+    under ``application/json``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status.isdigit() and int(status) >= 400 and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,9 +10,10 @@ as it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sdk import ALL_TENANTS, Identity, PermissionDeniedError, TaskNotFoundError, WorkflowClient
@@ -110,8 +111,16 @@ class Caller:
         return row
 
 
-async def get_caller(request: Request) -> Caller:
+_BEARER = HTTPBearer(auto_error=False, description="A JWT the application's identity provider issued")
+
+
+async def get_caller(
+    request: Request, _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None
+) -> Caller:
     """Authenticate the request (the dependency of every endpoint but the sign-in ones).
+
+    The bearer scheme is declared for the OpenAPI document (its "Authorize" button); the
+    authenticator reads the request itself.
 
     Raises:
         HTTPException: 401 without a valid credential, 403 when a session's CSRF token is

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import Table, select
 
 from sdk import ALL_TENANTS, InstanceHandle, InstanceNotFoundError, WorkflowNotFoundError, WorkflowStatus
@@ -18,7 +18,7 @@ from sdk.mirror import InstanceRow, Page, WorkflowDefinitionModel
 
 from ._caller import Caller, get_caller
 from ._schemas import ControlRequest, DefinitionSummary, InstanceDetail, InstanceStarted, StartRequest
-from ._tasks import _PROBLEMS, Limit, Offset, aware
+from ._tasks import _NOT_MODIFIED, _PROBLEMS, Limit, Offset, aware, etag_response
 
 __all__ = ["router"]
 
@@ -102,7 +102,8 @@ async def start_instance(body: StartRequest, caller: CallerDep, response: Respon
         )
     except TypeError as exc:  # the number of arguments
         raise HTTPException(422, str(exc)) from None
-    response.headers["Location"] = f"instances/{handle.instance_id}" if handle.instance_id else ""
+    if handle.instance_id is not None:
+        response.headers["Location"] = f"instances/{handle.instance_id}"
     return InstanceStarted(
         workflow_id=handle.id,
         run_id=handle.run_id,
@@ -111,14 +112,19 @@ async def start_instance(body: StartRequest, caller: CallerDep, response: Respon
 
 
 @router.get(
-    "/instances/{instance_id}", response_model=InstanceDetail, tags=["instances"], summary="An instance"
+    "/instances/{instance_id}",
+    response_model=InstanceDetail,
+    tags=["instances"],
+    summary="An instance",
+    responses=_NOT_MODIFIED,  # type: ignore[arg-type]
 )
-async def show_instance(instance_id: str, caller: CallerDep) -> InstanceDetail:
-    """An instance with its step history (in the workflow's order) and its tasks."""
+async def show_instance(instance_id: str, request: Request, caller: CallerDep) -> Response:
+    """An instance with its step history (in the workflow's order) and its tasks. Poll it with
+    ``If-None-Match`` to follow its progress."""
     row = await _instance(caller, instance_id)
     steps = await caller.queries.step_history(row.id, tenant_id=caller.scope, limit=_STEP_LIMIT)
     tasks = await caller.queries.instance_tasks(row.id, tenant_id=caller.scope, limit=_STEP_LIMIT)
-    return InstanceDetail(instance=row, steps=steps.items, tasks=tasks.items)
+    return etag_response(request, InstanceDetail(instance=row, steps=steps.items, tasks=tasks.items))
 
 
 async def _control(caller: Caller, instance_id: str, action: str, reason: str | None) -> InstanceRow:

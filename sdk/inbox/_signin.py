@@ -50,9 +50,15 @@ def _require_json(request: Request) -> None:
         raise HTTPException(415, "send the sign-in as application/json")
 
 
-def _open(response: Response, config: SessionConfig, identity: Identity) -> SessionInfo:
+def _cookie_path(request: Request) -> str:
+    """Where the cookies apply: the inbox's mount point (``/`` when it runs alone)."""
+    return str(request.scope.get("root_path") or "") or "/"
+
+
+def _open(request: Request, response: Response, config: SessionConfig, identity: Identity) -> SessionInfo:
     session, cookie = config.open(identity)
-    common = {"max_age": config.max_age, "secure": config.secure, "samesite": "lax", "path": "/"}
+    path = _cookie_path(request)
+    common = {"max_age": config.max_age, "secure": config.secure, "samesite": "lax", "path": path}
     response.set_cookie(SESSION_COOKIE, cookie, httponly=True, **common)  # type: ignore[arg-type]
     response.set_cookie(CSRF_COOKIE, session.csrf_token, httponly=False, **common)  # type: ignore[arg-type]
     return _info(identity, session, config)
@@ -74,7 +80,7 @@ async def sign_in_dev(body: UserLogin, request: Request, response: Response, sta
     identity = config.dev_users.get(body.user)
     if identity is None:
         raise HTTPException(401, f"no development user {body.user!r}")
-    return _open(response, config, identity)
+    return _open(request, response, config, identity)
 
 
 @router.post("/token", response_model=SessionInfo, summary="Sign in with a token")
@@ -93,7 +99,7 @@ async def sign_in_token(
         identity = verify(body.token)
     except AuthenticationError as exc:
         raise HTTPException(401, str(exc)) from None
-    return _open(response, config, identity)
+    return _open(request, response, config, identity)
 
 
 @router.get("", response_model=SessionInfo, summary="Who I am")
@@ -106,9 +112,9 @@ async def whoami(request: Request, caller: Annotated[Caller, Depends(get_caller)
 
 
 @router.delete("", status_code=204, summary="Sign out")
-async def sign_out(response: Response, caller: Annotated[Caller, Depends(get_caller)]) -> Response:
+async def sign_out(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> Response:
     """End the cookie session (the cookies are cleared)."""
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path=_cookie_path(request))
+    response.delete_cookie(CSRF_COOKIE, path=_cookie_path(request))
     return response

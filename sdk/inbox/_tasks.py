@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel
 
 from sdk import TaskInfo
 from sdk.mirror import Page, TaskRow
@@ -22,10 +23,7 @@ from ._schemas import CommentRequest, CompleteRequest, ReassignRequest, TaskDeta
 
 __all__ = ["router"]
 
-_PROBLEMS = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (401, 403, 404, 409, 413, 422)
-}
+_PROBLEMS = {status: {"model": Problem} for status in (401, 403, 404, 409, 413, 422)}
 router = APIRouter(tags=["tasks"], responses=_PROBLEMS)  # type: ignore[arg-type]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
@@ -40,8 +38,11 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def etag_response(request: Request, model: Page[TaskRow]) -> Response:
-    """The page as JSON with a strong ETag; 304 Not Modified when the client has it already."""
+_NOT_MODIFIED = {304: {"description": "Unchanged since the ETag given in If-None-Match"}}
+
+
+def etag_response(request: Request, model: BaseModel) -> Response:
+    """The answer as JSON with a strong ETag; 304 Not Modified when the client has it already."""
     body = model.model_dump_json().encode()
     tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
@@ -55,7 +56,7 @@ def etag_response(request: Request, model: Page[TaskRow]) -> Response:
     "/inbox",
     response_model=Page[TaskRow],
     summary="My inbox",
-    responses={304: {"description": "Unchanged since the ETag given in If-None-Match"}},
+    responses=_NOT_MODIFIED,  # type: ignore[arg-type]
 )
 async def inbox(
     request: Request,
@@ -118,16 +119,22 @@ async def pending_tasks(
     return page
 
 
-@router.get("/tasks/{task_id}", response_model=TaskDetail, summary="A task, its form, comments and trail")
-async def task_detail(task_id: str, caller: CallerDep) -> TaskDetail:
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskDetail,
+    summary="A task, its form, comments and trail",
+    responses=_NOT_MODIFIED,  # type: ignore[arg-type]
+)
+async def task_detail(task_id: str, request: Request, caller: CallerDep) -> Response:
     """A task the caller may see (another tenant's is not found), with its form's JSON schema,
-    its comments and who held it when."""
+    its comments and who held it when. Poll it with ``If-None-Match`` like the inbox."""
     row = await caller.task(task_id)
     comments = await caller.queries.task_comments(row.id, limit=_TRAIL_LIMIT)
     assignments = await caller.queries.task_assignments(row.id, limit=_TRAIL_LIMIT)
-    return TaskDetail(
+    detail = TaskDetail(
         task=row, form_schema=row.form_schema or {}, comments=comments.items, assignments=assignments.items
     )
+    return etag_response(request, detail)
 
 
 @router.post("/tasks/{task_id}/claim", response_model=TaskInfo, summary="Claim a group task")

@@ -213,6 +213,8 @@ async def test_every_task_action_with_its_trail_and_refusals_that_change_nothing
 
     detail = await http.get(f"/api/tasks/{task}", headers=cara)
     assert detail.status_code == 200, detail.text
+    same = await http.get(f"/api/tasks/{task}", headers={**cara, "If-None-Match": detail.headers["ETag"]})
+    assert same.status_code == 304
     body = detail.json()
     assert set(body["form_schema"]["properties"]) == {"approved", "score", "note"}
     assert [c["author"] for c in body["comments"]] == ["bob"]
@@ -305,8 +307,18 @@ async def test_instances_start_list_show_pause_resume_and_cancel(
         await http.post(f"/api/instances/{instance}/pause", json={"reason": "audit"}, headers=ann)
     ).status_code == 202
     await assert_eventually(lambda: status(WorkflowStatus.PAUSED), timeout=30)
+    # A page following the instance polls with If-None-Match: 304 until it changes.
+    paused = await http.get(f"/api/instances/{instance}", headers=ann)
+    unchanged = await http.get(
+        f"/api/instances/{instance}", headers={**ann, "If-None-Match": paused.headers["ETag"]}
+    )
+    assert unchanged.status_code == 304
     assert (await http.post(f"/api/instances/{instance}/resume", headers=ann)).status_code == 202
     await assert_eventually(lambda: status(WorkflowStatus.RUNNING, WorkflowStatus.WAITING), timeout=30)
+    resumed = await http.get(
+        f"/api/instances/{instance}", headers={**ann, "If-None-Match": paused.headers["ETag"]}
+    )
+    assert resumed.status_code == 200 and resumed.headers["ETag"] != paused.headers["ETag"]
     assert (
         await http.post(f"/api/instances/{instance}/cancel", json={"reason": "no"}, headers=ann)
     ).status_code == 202
@@ -388,6 +400,12 @@ async def test_the_inbox_mounts_in_fastapi_and_starlette(inbox: Inbox) -> None:
             assert [t["id"] for t in mine.json()["items"]] == [task], mine.text
             _problem(await http.get(f"/inbox/api/tasks/{task}", headers=bearer("ann", tenant=_tenant())), 404)
             assert (await http.get("/inbox/api/openapi.json")).json()["openapi"].startswith("3.1")
+            signed_in = await http.post("/inbox/api/session/dev", json={"user": "dora"})
+            cookies = signed_in.headers.get_list("set-cookie")
+            assert len(cookies) == 2 and all("Path=/inbox;" in c and "SameSite=lax" in c for c in cookies), (
+                cookies
+            )
+            assert "HttpOnly" in next(c for c in cookies if c.startswith("dwf_session="))
 
 
 async def test_the_mirror_matches_temporal_after_the_api(
