@@ -442,8 +442,18 @@ async function taskView(taskId) {
       element);
   }
 
+  // Conditional requests: an unchanged task or instance costs a 304 and no re-render.
+  let taskTag = null;
+  let instanceTag = null;
+  let current = null;
+
   async function refresh() {
-    const { data: detail } = await api(`tasks/${taskId}`);
+    const answer = await api(`tasks/${taskId}`, { etag: taskTag });
+    if (!answer.notModified) {
+      taskTag = answer.etag;
+      current = answer.data;
+    }
+    const detail = current;
     const task = detail.task;
     const snapshot = JSON.stringify(detail);
     if (snapshot !== last) {
@@ -465,7 +475,10 @@ async function taskView(taskId) {
       trail.replaceChildren(trailTable(detail.assignments));
     }
     try {
-      const { data: instance } = await api(`instances/${task.instance_id}`);
+      const got = await api(`instances/${task.instance_id}`, { etag: instanceTag });
+      if (got.notModified) return;
+      instanceTag = got.etag;
+      const instance = got.data;
       const shot = JSON.stringify(instance);
       if (shot !== lastInstance) {
         if (lastInstance && ENDED.has(instance.instance.status) && !ENDED.has(JSON.parse(lastInstance).instance.status)) {
@@ -530,8 +543,12 @@ async function instanceView(instanceId) {
   const area = h("div", { id: "instance" });
   const title = h("h1", {}, "Workflow instance");
   let last = null;
+  let tag = null;
   async function refresh() {
-    const { data } = await api(`instances/${instanceId}`);
+    const answer = await api(`instances/${instanceId}`, { etag: tag });
+    if (answer.notModified) return;
+    tag = answer.etag;
+    const data = answer.data;
     const shot = JSON.stringify(data);
     if (shot === last) return;
     if (last) announce(`Instance ${data.instance.status.toLowerCase()}`);
