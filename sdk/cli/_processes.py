@@ -148,7 +148,13 @@ async def dev(ctx: Context) -> int:
     if a.ui:
         check_port_free(ui_port, "--ui-port")
     if a.inbox_port:
-        check_port_free(a.inbox_port, "--inbox-port")
+        try:
+            check_port_free(a.inbox_port, "--inbox-port")
+        except CommandError:
+            raise CommandError(
+                f"port {a.inbox_port} is in use (dwf serve, another dwf dev?): choose another with "
+                "--inbox-port, or turn the web inbox off with --inbox-port 0"
+            ) from None
     users = load_dev_users(a.dev_users) if a.dev_users else DEFAULT_DEV_USERS
     app = target.app or DEFAULT_DEV_APP
     server = DevServer(

@@ -517,6 +517,7 @@ async def test_each_bad_argument_gets_its_error_and_exit_code(setup: Setup, serv
         (("--address", dead, "tasks", "claim", absent, "--user", "a"), 7, (dead, "Connection refused")),
         (("--database-url", f"postgresql+asyncpg://postgres@{dead}/x", "tasks", "list"), 7, ("cannot",)),
         (("dev", "--port", str(server.port)), 1, (f"port {server.port} is in use",)),
+        (("dev", "--port", str(free_port()), "--inbox-port", str(server.port)), 1, ("--inbox-port 0",)),
     ]
     results = await asyncio.gather(*(cli(*args) for args, _, _ in checks))
     for (_, code, fragments), result in zip(checks, results, strict=True):
