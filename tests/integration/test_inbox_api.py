@@ -234,6 +234,36 @@ async def test_every_task_action_with_its_trail_and_refusals_that_change_nothing
     assert (await handle.result()).score == 4
 
 
+async def test_with_an_identity_provider_the_provider_says_the_groups(
+    server: Any, database_url: str, worker: Any, inbox: Inbox
+) -> None:
+    tenant = _tenant()
+    directory = {
+        "bob": Identity(user="bob", groups=(CLERKS,), tenant_id=tenant),
+        "eve": Identity(user="eve", groups=("staff",), tenant_id=tenant),
+    }
+    handle = await _start(inbox, tenant)
+    task = await _pending(inbox, handle)
+    async with open_inbox(
+        server.target, database_url, worker.task_queue, identity_provider=directory.__getitem__
+    ) as app:
+        # eve's token claims the clerks group; the application's directory says otherwise.
+        claimed_by_eve = await app.http.post(
+            f"/api/tasks/{task}/claim", headers=bearer("eve", groups=(CLERKS,), tenant=tenant)
+        )
+        assert "'eve' may not act" in _problem(claimed_by_eve, 403, "PermissionDeniedError")["detail"]
+        claimed = await app.http.post(
+            f"/api/tasks/{task}/claim", headers=bearer("bob", groups=(CLERKS,), tenant=tenant)
+        )
+        assert claimed.status_code == 200 and claimed.json()["claimed_by"] == "bob", claimed.text
+        done = await app.http.post(
+            f"/api/tasks/{task}/complete",
+            json={"data": {"approved": True}},
+            headers=bearer("bob", groups=(CLERKS,), tenant=tenant),
+        )
+        assert done.status_code == 200, done.text
+
+
 async def test_another_tenants_tasks_and_instances_are_not_found(inbox: Inbox) -> None:
     tenant, other = _tenant(), _tenant()
     handle = await _start(inbox, tenant, route="user")  # assigned to ann
