@@ -362,15 +362,10 @@ async def test_cookie_sessions_need_the_csrf_token_on_unsafe_methods(inbox: Inbo
     task = await _pending(inbox, handle)
     assert (await http.get("/api/session/users")).json() == ["dora"]
     _problem(await http.post("/api/session/dev", json={"user": "mallory"}), 401)
-    # A cross-site page can post a body without a content type (fetch with no-cors): refused.
-    refused = await http.post("/api/session/dev", content=b'{"user": "dora"}')
-    assert _problem(refused, 422) and "dwf_session" not in refused.cookies
-    _problem(
-        await http.post(
-            "/api/session/dev", content='{"user": "dora"}', headers={"Content-Type": "text/plain"}
-        ),
-        422,
-    )
+    # A cross-site page can post a body without a content type (fetch with no-cors), or as text.
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        refused = await http.post("/api/session/dev", content=b'{"user": "dora"}', headers=headers)
+        assert _problem(refused, 415) and "dwf_session" not in refused.cookies
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=inbox.app), base_url="http://inbox"
     ) as browser:
