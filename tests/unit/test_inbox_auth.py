@@ -20,7 +20,7 @@ SECRET = "unit-tests-shared-secret-0123456789abcdef"
 
 
 def _claims(**extra: Any) -> dict[str, Any]:
-    return {"sub": "ann", "exp": int(time.time()) + 60, **extra}
+    return {"sub": "ann", "exp": int(time.time()) + 3600, **extra}
 
 
 def _request(authorization: str | None) -> Request:
