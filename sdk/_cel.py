@@ -14,6 +14,7 @@ a boolean.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -52,10 +53,16 @@ class CelExpression:
         return to_python(self._program.evaluate(activation))
 
 
+_PARSING = threading.Lock()
+
+
 @functools.cache
 def _parsed(text: str) -> CelExpression:
-    # Parsing costs milliseconds (a lark parser); an expression's text never changes.
-    return CelExpression(text)
+    # Parsing costs milliseconds (a lark parser); an expression's text never changes. Workflow
+    # tasks run on several threads and the parser is shared: one parse at a time. Evaluation
+    # builds its own evaluator for each call, so it needs no lock.
+    with _PARSING:
+        return CelExpression(text)
 
 
 def compile_cel(

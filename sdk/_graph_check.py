@@ -346,9 +346,7 @@ def _output_schema(step: Any, lookup: StepLookup) -> dict[str, Any]:
             return dict(TypeAdapter(impl.return_type).json_schema())
     except Exception:  # a type pydantic cannot describe: an open value
         return {}
-    if isinstance(step, TimerNode | ExclusiveGateway | ParallelGateway):
-        return {}
-    return {}
+    return {}  # events, sub-workflows, joins by branch: open values
 
 
 def _data_schema(definition: GraphDefinition, lookup: StepLookup) -> dict[str, Any] | None:

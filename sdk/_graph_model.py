@@ -2,8 +2,8 @@
 
 A :class:`GraphDefinition` is a pydantic model that round-trips exactly through JSON and YAML;
 :func:`graph_json_schema` is the JSON Schema editors validate files with (published in
-``docs/graph.schema.json``). Building one checks its shape only; :meth:`GraphDefinition.validate_steps`
-(``sdk._graph_check``) checks the graph itself.
+``docs/graph.schema.json``). Building one checks its shape only; :func:`sdk.check_graph` checks
+the graph itself (steps, edges, forks, conditions).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -140,6 +142,8 @@ class _Interpreter:
 
     async def _track(self, step: Any, work: Any) -> Any:
         """Await a step's work, remembering its row while it runs (a cancelled branch skips it)."""
+        # The step takes the next sequence number before its first suspension, so no other
+        # branch can take it in between.
         row = step_execution_id_for(self.rt.instance_id, self.rt._step_seq + 1)
         self.inflight[step.id] = (mirror_step_name(step), row)
         try:
@@ -265,7 +269,14 @@ class _Interpreter:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(branch(i, e)) for i, e in enumerate(edges)]
         need = len(edges) if join.wait == "all" else join.wait
-        await workflow.wait_condition(lambda: bool(failure) or sum(r is not None for r in results) >= need)
+        try:
+            await workflow.wait_condition(
+                lambda: bool(failure) or sum(r is not None for r in results) >= need
+            )
+        except asyncio.CancelledError:  # the instance is canceled: so is every branch
+            for task in tasks:
+                task.cancel()
+            raise
         join_started = workflow.now()
         join_row = record_start(self.rt, join.id, StepType.GATEWAY, {"kind": "join", "wait": join.wait})
         late = [i for i, t in enumerate(tasks) if not t.done()]
@@ -377,10 +388,16 @@ def _parse(spec: Any) -> tuple[CheckedGraph | None, dict[str, Any], str, str, Ex
     graphs = spec.get("graphs") if isinstance(spec, dict) else None
     graphs = graphs if isinstance(graphs, dict) else {}
     try:
-        definition = GraphDefinition.from_dict(raw)
-        return check_graph(definition), graphs, name, version, None
-    except DefinitionError as exc:
+        return _checked(json.dumps(raw, sort_keys=True)), graphs, name, version, None
+    except (DefinitionError, TypeError, ValueError) as exc:
         return None, graphs, name, version, exc
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(text: str) -> CheckedGraph:
+    # Checking costs milliseconds (schemas, expressions); instances of one definition share
+    # the result, which the interpreter only reads. The worker's steps are registered at import.
+    return check_graph(GraphDefinition.from_dict(json.loads(text)))
 
 
 @workflow.defn(name=GRAPH_WORKFLOW)

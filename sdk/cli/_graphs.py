@@ -6,8 +6,10 @@ graph naming a step no worker has is refused before it is registered.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._context import Context
-from ._exit import ExitCode
+from ._exit import ExitCode, UsageError
 from ._target import open_client, require_database
 
 __all__ = ["activate_graph", "register_graph", "send_event", "show_graph", "validate_graph"]
@@ -15,10 +17,10 @@ __all__ = ["activate_graph", "register_graph", "send_event", "show_graph", "vali
 
 async def validate_graph(ctx: Context) -> int:
     """Load and check a graph file; print its diagram with --diagram (exit 2 when invalid)."""
-    from sdk import GraphDefinition, check_graph, mermaid
+    from sdk import GraphDefinition, mermaid
 
     definition = GraphDefinition.load(ctx.args.file)
-    check_graph(definition)
+    _check(ctx, definition)
     if ctx.out.json_mode:
         ctx.out.json({"name": definition.name, "version": definition.version, "valid": True})
     else:
@@ -29,11 +31,23 @@ async def validate_graph(ctx: Context) -> int:
     return ExitCode.OK
 
 
+def _check(ctx: Context, definition: Any) -> None:
+    from sdk import UnknownImplementationError, check_graph
+
+    try:
+        check_graph(definition)
+    except UnknownImplementationError as exc:
+        if ctx.target.app:
+            raise
+        raise UsageError(f"{exc}; pass --app MODULE (or set DWF_APP) to import your steps") from exc
+
+
 async def register_graph(ctx: Context) -> int:
     """Check a graph file and store it as a new version in workflow_definitions."""
     from sdk import GraphDefinition
 
     definition = GraphDefinition.load(ctx.args.file)
+    _check(ctx, definition)
     require_database(ctx.target)
     async with open_client(ctx.target) as client:
         await client.register_graph(definition, active=not ctx.args.inactive)

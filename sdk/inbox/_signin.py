@@ -2,8 +2,9 @@
 (development), who the session is for, and sign-out.
 
 The identity of a session comes from a verified token or from the application's own list of
-development users, never from what the request claims. Sign-in bodies must be JSON (a
-cross-site HTML form cannot send that without a CORS preflight).
+development users, never from what the request claims. Sign-in bodies must be declared JSON
+(``Content-Type: application/json``, else 415), which a cross-site HTML form or a no-CORS fetch
+cannot send: a page elsewhere cannot sign a browser in as someone else.
 """
 
 from __future__ import annotations
@@ -45,11 +46,6 @@ def _sessions(state: InboxState) -> SessionConfig:
     return state.sessions
 
 
-def _require_json(request: Request) -> None:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise HTTPException(415, "send the sign-in as application/json")
-
-
 def _cookie_path(request: Request) -> str:
     """Where the cookies apply: the inbox's mount point (``/`` when it runs alone)."""
     return str(request.scope.get("root_path") or "") or "/"
@@ -64,17 +60,27 @@ def _open(request: Request, response: Response, config: SessionConfig, identity:
     return _info(identity, session, config)
 
 
+def _json_only(request: Request) -> None:
+    """Refuse a sign-in body not declared JSON (checked before the body is read)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise HTTPException(415, "send the sign-in as application/json")
+
+
+JsonOnly = Depends(_json_only)
+
+
 @router.get("/users", response_model=list[str], summary="Development users to pick from")
 async def dev_users(state: StateDep) -> list[str]:
     """The users the development sign-in offers (empty when it is off)."""
     return sorted(state.sessions.dev_users) if state.sessions else []
 
 
-@router.post("/dev", response_model=SessionInfo, summary="Sign in as a development user")
+@router.post(
+    "/dev", response_model=SessionInfo, summary="Sign in as a development user", dependencies=[JsonOnly]
+)
 async def sign_in_dev(body: UserLogin, request: Request, response: Response, state: StateDep) -> SessionInfo:
     """Development only: open a session as one of the configured users (404 when none are)."""
     config = _sessions(state)
-    _require_json(request)
     if not config.dev_users:
         raise HTTPException(404, "development sign-in is off (no dev_users configured)")
     identity = config.dev_users.get(body.user)
@@ -83,13 +89,12 @@ async def sign_in_dev(body: UserLogin, request: Request, response: Response, sta
     return _open(request, response, config, identity)
 
 
-@router.post("/token", response_model=SessionInfo, summary="Sign in with a token")
+@router.post("/token", response_model=SessionInfo, summary="Sign in with a token", dependencies=[JsonOnly])
 async def sign_in_token(
     body: TokenLogin, request: Request, response: Response, state: StateDep
 ) -> SessionInfo:
     """Open a session for the identity a bearer token proves (verified like ``Authorization``)."""
     config = _sessions(state)
-    _require_json(request)
     verify = getattr(state.authenticator, "identity_from_token", None)
     if verify is None:
         raise HTTPException(

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sdk import Identity, WorkflowClient
+from sdk import Identity, IdentityProvider, WorkflowClient
 from sdk.inbox import JWTAuthenticator, SessionConfig, create_inbox_app
 from sdk.mirror import MirrorBase
 
@@ -67,10 +67,16 @@ class Inbox:
 
 @asynccontextmanager
 async def open_inbox(
-    target: str, database_url: str, task_queue: str, dev_users: dict[str, Identity] | None = None
+    target: str,
+    database_url: str,
+    task_queue: str,
+    dev_users: dict[str, Identity] | None = None,
+    identity_provider: IdentityProvider | None = None,
 ) -> AsyncIterator[Inbox]:
     """The inbox app on the module's database and worker, with an HTTP client on it."""
-    client = await WorkflowClient.connect(target, database_url=database_url, task_queue=task_queue)
+    client = await WorkflowClient.connect(
+        target, database_url=database_url, task_queue=task_queue, identity_provider=identity_provider
+    )
     app = create_inbox_app(
         client,
         authenticator=JWTAuthenticator(secret=JWT_SECRET),

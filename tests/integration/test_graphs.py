@@ -7,9 +7,12 @@ audit of its instances: the mirror equals what replaying Temporal's history impl
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,15 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
-from sdk import DevServer, GraphDefinition, InstanceHandle, WorkflowClient, find_temporal_cli
+from sdk import (
+    DevServer,
+    FormValidationError,
+    GraphDefinition,
+    InstanceHandle,
+    InstanceNotFoundError,
+    WorkflowClient,
+    find_temporal_cli,
+)
 from sdk.mirror import MirrorWriter, audit, instance_diagram, load_graph
 from sdk.protocol import EVENT_SIGNAL
 from sdk.runtime import GraphWorkflow, sandbox_runner
@@ -29,6 +40,9 @@ from tests.workflows import graphs
 from tests.workflows.graphs import REVIEWERS, claim_graph
 
 DEFINITIONS = graphs.DEFINITIONS
+REPO = Path(__file__).resolve().parents[2]
+_SCRIPT = Path(sys.executable).parent / "dwf"
+DWF = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "sdk._cli"]
 REVIEWER = {"user": "rita", "groups": [REVIEWERS]}
 
 
@@ -124,6 +138,63 @@ async def test_parallel_human_and_machine_join_then_an_external_event(
     await _audit_clean(mirror_client, writer, assert_eventually, handle)
 
 
+async def test_events_stay_in_their_tenant_and_malformed_ones_are_refused(
+    server: DevServer,
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    database_url: str,
+    db: AsyncEngine,
+    assert_eventually: Any,
+) -> None:
+    key = f"T-{uuid.uuid4().hex[:8]}"
+    graph = graphs.small_graph(
+        "graph_tenant_event",
+        [
+            {"id": "estimate", "kind": "event", "event": "estimate", "correlation": "data.claim_id"},
+            {"id": "paid", "kind": "machine", "uses": "graph_pay"},
+        ],
+        [{"source": "estimate", "target": "paid"}],
+        ["paid"],
+    )
+    handle = await _start(mirror_client, worker, graph, {"claim_id": key, "amount": 3.0}, tenant_id="acme")
+
+    async def waiting() -> None:
+        assert ("estimate", "WEBHOOK", "RUNNING") in await _steps(db, handle)
+
+    await assert_eventually(waiting)
+    other = await WorkflowClient.connect(server.target, database_url=database_url, tenant_id="globex")
+    try:
+        with pytest.raises(InstanceNotFoundError):
+            await other.send_event("estimate", key, {"x": 1})
+        with pytest.raises(InstanceNotFoundError):
+            await other.send_event("estimate", key, {"x": 1}, workflow_id=handle.id)
+    finally:
+        await other.close()
+    await handle.temporal.signal(EVENT_SIGNAL, {"event": "estimate"})  # no key: refused
+    await handle.temporal.signal(EVENT_SIGNAL, {"event": "estimate", "key": "wrong"})  # kept, unused
+
+    async def refused() -> None:
+        state = await handle.state()
+        assert len(state.rejections) == 1 and "malformed external event" in state.rejections[0].reason
+        assert state.current_step == "estimate"
+
+    await assert_eventually(refused)
+    assert await mirror_client.send_event("estimate", key, {"x": 2}) == handle.id
+    assert (await handle.result())["estimate"] == {"x": 2}
+    await _audit_clean(mirror_client, writer, assert_eventually, handle)
+
+
+async def test_start_data_that_does_not_fit_the_schema_starts_nothing(
+    mirror_client: WorkflowClient, worker: Worker
+) -> None:
+    workflow_id = f"graph-bad-data-{uuid.uuid4()}"
+    with pytest.raises(FormValidationError):
+        await _start(mirror_client, worker, claim_graph(), {"claim_id": 7}, id=workflow_id)
+    with pytest.raises(InstanceNotFoundError):
+        await mirror_client.get_instance(workflow_id).describe()
+
+
 async def test_event_timeout_takes_the_timeout_edge_and_a_timer_waits(
     mirror_client: WorkflowClient,
     worker: Worker,
@@ -172,6 +243,26 @@ async def test_nested_gateways_and_a_join_on_the_first_branch(
     assert ("graph_assess", "MACHINE", "SKIPPED") in rows  # the exclusive branch not taken
     assert ("graph_second_review", "HUMAN", "SKIPPED") in rows  # canceled once the join had one
     assert ("first", "GATEWAY", "SUCCEEDED") in rows
+    await _audit_clean(mirror_client, writer, assert_eventually, handle)
+
+
+async def test_canceling_an_instance_cancels_its_branches(
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    db: AsyncEngine,
+    assert_eventually: Any,
+) -> None:
+    handle = await _start(mirror_client, worker, graphs.nested_graph(), {"claim_id": "X-1", "amount": 5000.0})
+
+    async def two_tasks() -> None:
+        assert len((await handle.state()).pending_tasks) == 2
+
+    await assert_eventually(two_tasks)
+    await handle.cancel(reason="withdrawn", by="ops")
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert (await handle.describe()).status.value == "CANCELED"
     await _audit_clean(mirror_client, writer, assert_eventually, handle)
 
 
@@ -325,3 +416,86 @@ async def test_graph_histories_replay(mirror_client: WorkflowClient, worker: Wor
         workflows=[GraphWorkflow], data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
     )
     await replayer.replay_workflow(history)
+
+
+async def _dwf(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *DWF,
+        *args,
+        cwd=REPO,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_dwf_graph_commands_and_event_send(
+    server: DevServer,
+    worker: Worker,
+    writer: MirrorWriter,
+    database_url: str,
+    db: AsyncEngine,
+    mirror_client: WorkflowClient,
+    assert_eventually: Any,
+    tmp_path: Path,
+) -> None:
+    name = f"graph_cli_{uuid.uuid4().hex[:6]}"
+    graph = graphs.small_graph(
+        name,
+        [
+            {"id": "estimate", "kind": "event", "event": "estimate", "correlation": "data.claim_id"},
+            {"id": "paid", "kind": "machine", "uses": "graph_pay"},
+        ],
+        [{"source": "estimate", "target": "paid"}],
+        ["paid"],
+    )
+    good = tmp_path / "claim.yaml"
+    good.write_text(graph.to_yaml())
+    bad = tmp_path / "bad.json"
+    bad.write_text(graph.to_json().replace('"target": "paid"', '"target": "limbo"'))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DWF_") or k in ("DWF_SIGNING_KEY", "DWF_COMMAND_KEYS")
+    }
+    env.update(
+        PYTHONPATH=str(REPO),
+        DWF_TEMPORAL_ADDRESS=server.target,
+        DWF_TASK_QUEUE=worker.task_queue,
+        DWF_DATABASE_URL=database_url,
+        DWF_APP="tests.workflows.graphs",
+    )
+
+    code, out, err = await _dwf(env, "graph", "validate", str(good), "--diagram")
+    assert code == 0 and "valid" in out and "flowchart TD" in out, err
+    code, out, err = await _dwf(env, "graph", "validate", str(bad))
+    assert code == 2 and "estimate -> limbo" in err, err
+    code, out, err = await _dwf(env, "graph", "register", str(good))
+    assert code == 0 and "registered" in out, err
+    code, out, err = await _dwf(
+        env, "--json", "start", name, "--input", '{"claim_id": "CLI-1", "amount": 7.0}'
+    )
+    assert code == 0, err
+    started = json.loads(out)
+    handle = mirror_client.get_instance(started["workflow_id"], started["run_id"])
+
+    async def waiting() -> None:
+        assert ("estimate", "WEBHOOK", "RUNNING") in await _steps(db, handle)
+
+    await assert_eventually(waiting)
+    code, out, err = await _dwf(
+        env, "event", "send", "estimate", "CLI-1", "--payload", '{"garage": "Main St"}'
+    )
+    assert code == 0 and started["workflow_id"] in out, err
+    assert (await handle.result())["estimate"] == {"garage": "Main St"}
+    code, out, err = await _dwf(env, "graph", "show", "--instance", str(started["instance_id"]))
+    assert code == 0 and "class n_estimate succeeded" in out and "class n_paid succeeded" in out, err
+    code, out, err = await _dwf(env, "graph", "deactivate", name, "1.0.0")
+    assert code == 0, err
+    code, out, err = await _dwf(env, "start", name, "--input", "{}")
+    assert code == 3 and "no workflow" in err, err  # no active version left
+    await _audit_clean(mirror_client, writer, assert_eventually, handle)

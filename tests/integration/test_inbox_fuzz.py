@@ -27,7 +27,7 @@ from schemathesis.generation.modes import GenerationMode
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sdk import InstanceHandle, TaskStatus, WorkflowStatus
-from sdk.inbox import OPENAPI_URL, PROBLEM_JSON
+from sdk.inbox import PROBLEM_JSON
 from tests.integration.inbox_support import Inbox, bearer, mirror_snapshot, open_inbox
 from tests.integration.support import Eventually
 from tests.workflows import lifecycle
@@ -81,10 +81,6 @@ def _operations() -> Any:
         schema.as_strategy(generation_mode=GenerationMode.POSITIVE),
         schema.as_strategy(generation_mode=GenerationMode.NEGATIVE),
     )
-
-
-def test_the_document_is_openapi_3_1_at_its_stable_url() -> None:
-    assert OPENAPI_URL == "/api/openapi.json"
 
 
 async def _settle(target: Target, db: AsyncEngine, eventually: Eventually) -> None:

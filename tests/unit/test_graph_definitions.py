@@ -187,3 +187,11 @@ def test_mermaid_of_a_graph_and_of_code_with_statuses() -> None:
     assert "class n_assess succeeded" in text and "class n_reject skipped" in text
     code = mermaid(graph_code_waits)
     assert "flowchart TD" in code
+
+
+def test_the_example_graph_is_valid() -> None:
+    import examples.insurance_claim  # noqa: F401 - registers the steps it names
+
+    graph = GraphDefinition.load(Path(__file__).parents[2] / "examples" / "insurance_claim.yaml")
+    checked = check_graph(graph)
+    assert checked.branches == {"checks": [{"adjuster"}, {"fraud"}]}

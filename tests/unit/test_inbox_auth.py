@@ -20,8 +20,6 @@ SECRET = "unit-tests-shared-secret-0123456789abcdef"
 
 
 def _claims(**extra: Any) -> dict[str, Any]:
-    # Parametrized tokens are made when the tests are collected, which can be many minutes
-    # before these unit tests run in the whole suite: an hour keeps them valid till then.
     return {"sub": "ann", "exp": int(time.time()) + 3600, **extra}
 
 
