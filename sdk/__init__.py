@@ -31,7 +31,9 @@ from ._errors import (
     UnauthenticatedCommandError,
     WorkflowNotFoundError,
 )
+from ._escalation import Escalate
 from ._identity import ALL_TENANTS, Identity, IdentityProvider
+from ._notify import NotificationKind, TaskNotification
 from ._registry import registry
 from ._signing import Keyring, SigningKey, generate_signing_key
 from ._storable import MAX_PAYLOAD_BYTES
@@ -45,6 +47,7 @@ from ._types import (
     TaskStatus,
     WorkflowStatus,
 )
+from ._webhooks import WEBHOOK_SIGNATURE_HEADER, sign_webhook, verify_webhook_signature
 
 __all__ = [
     # Client
@@ -96,6 +99,14 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "events",
+    # Escalation chains (on_due=[Escalate(...), ..., "expire"])
+    "Escalate",
+    # Task notifications, and the signature of webhook notifications
+    "NotificationKind",
+    "TaskNotification",
+    "WEBHOOK_SIGNATURE_HEADER",
+    "sign_webhook",
+    "verify_webhook_signature",
     # Decorators
     "human_step",
     "machine_step",

@@ -15,7 +15,7 @@ the keys it was verified with, and keys can be rotated out freely.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid5
 
@@ -310,16 +310,37 @@ class TaskCommands(EventOutbox):
         )
 
     def reassign(
-        self, task: TaskInfo, to_user: str | None, to_group: str | None, by: str, reason: str
+        self,
+        task: TaskInfo,
+        to_user: str | None,
+        to_group: str | None,
+        by: str,
+        reason: str,
+        *,
+        due_at: datetime | None = None,
+        escalation_level: int = 0,
+        replace: bool = False,
     ) -> None:
-        """Move a task to another user and/or group (None keeps that side), with its event."""
+        """Move a task to another user and/or group (None keeps that side), with its event.
+
+        An escalation link replaces both sides (``replace``: a None side is cleared) and may
+        give the task a new due time (``due_at``; None keeps it).
+        """
         before = task.assignee_id or task.assignee_group
-        if to_user is not None:
+        if to_user is not None or replace:
             task.assignee_id = to_user
-        if to_group is not None:
+        if to_group is not None or replace:
             task.assignee_group = to_group
         task.claimed_by = None
         task.claimed_at = None
+        extra: dict[str, Any] = {}
+        if due_at is not None:
+            task.due_at = due_at
+            extra["due_at"] = due_at
+        if escalation_level:
+            extra["escalation_level"] = escalation_level
+        if replace:
+            extra["replaces_assignment"] = True
         self.emit(
             ev.HumanTaskReassigned,
             step_name=task.step_name,
@@ -330,6 +351,7 @@ class TaskCommands(EventOutbox):
             reason=reason,
             to_assignee_id=to_user,
             to_assignee_group=to_group,
+            **extra,
         )
 
     def check_control(self, payload: dict[str, Any]) -> ControlCommand:

@@ -146,8 +146,20 @@ class WorkflowRuntime(TaskCommands):
             await workflow.wait_condition(lambda: self.cancel_notes_pending == 0)
         self.status = WorkflowStatus.CANCELED
         for task in self.tasks.values():
-            if task.status is TaskStatus.PENDING:
+            # Pending here, or marked canceled by its step as the cancellation reached it.
+            if task.status is TaskStatus.PENDING or (
+                task.status is TaskStatus.CANCELED and task.completed_at is None
+            ):
                 task.status = TaskStatus.CANCELED
+                task.completed_at = workflow.now()
+                # For notifiers; the rows are closed by WorkflowCanceled below.
+                self.emit(
+                    ev.HumanTaskCanceled,
+                    step_name=task.step_name,
+                    task_id=_uuid(task.task_id),
+                    canceled_by=self.canceled_by,
+                    reason=self.cancel_reason,
+                )
         self.emit(
             ev.WorkflowCanceled,
             reason=self.cancel_reason or "cancellation requested",

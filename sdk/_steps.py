@@ -31,6 +31,7 @@ from .protocol import REMINDER_ACTIVITY
 
 if TYPE_CHECKING:
     from ._definition import HumanStep, MachineStep
+    from ._escalation import EscalationChain
 
 __all__ = ["run_human_step", "run_machine_step"]
 
@@ -180,6 +181,9 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
 
 async def _wait_for_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo) -> None:
     options = step.options
+    if options.escalation is not None:
+        await _wait_with_chain(rt, step, task, options.escalation)
+        return
     remind = task.reminder_at is not None
     due_policy = options.on_due
     while task.status is TaskStatus.PENDING:
@@ -200,21 +204,82 @@ async def _wait_for_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: T
         now = workflow.now()
         if remind and task.reminder_at is not None and now >= task.reminder_at:
             remind = False
-            await workflow.execute_activity(
-                REMINDER_ACTIVITY,
-                task,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
-            )
+            await _send_reminder(task)
         if due_policy is not None and task.due_at is not None and now >= task.due_at:
             _apply_due_policy(rt, step, task)
             due_policy = None
             await rt.flush()
 
 
+async def _wait_with_chain(
+    rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo, chain: EscalationChain
+) -> None:
+    """Wait for the task while walking its escalation chain, one link per due time.
+
+    Each deadline is a durable timer (``wait_condition`` with a timeout). A link moves the task
+    and gives it its next due time; the chain's end (``expire``/``complete``) applies at the
+    last link's due time; without an end the task stays pending and overdue.
+    """
+    remind = task.reminder_at is not None
+    links = list(chain.links)
+    level = 0
+    ended = False
+    while task.status is TaskStatus.PENDING:
+        deadlines = []
+        if remind and task.reminder_at is not None:
+            deadlines.append(task.reminder_at)
+        if not ended and task.due_at is not None:
+            deadlines.append(task.due_at)
+        if not deadlines:
+            await workflow.wait_condition(lambda: task.status is not TaskStatus.PENDING)
+            return
+        timeout = max(min(deadlines) - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(lambda: task.status is not TaskStatus.PENDING, timeout=timeout)
+            return
+        except TimeoutError:
+            pass
+        now = workflow.now()
+        if remind and task.reminder_at is not None and now >= task.reminder_at:
+            remind = False
+            await _send_reminder(task)
+        if ended or task.due_at is None or now < task.due_at:
+            continue
+        if level < len(links):
+            link = links[level]
+            level += 1
+            rt.reassign(
+                task,
+                link.to,
+                link.to_group,
+                SYSTEM_USER,
+                link.reason or f"escalated (level {level}): task overdue",
+                due_at=now + link.due_in if link.due_in is not None else None,
+                escalation_level=level,
+                replace=True,
+            )
+            ended = link.due_in is None
+        else:
+            ended = True
+            if chain.end is not None:
+                _end_task(rt, step, task, chain.end)
+        await rt.flush()
+
+
+async def _send_reminder(task: TaskInfo) -> None:
+    await workflow.execute_activity(
+        REMINDER_ACTIVITY,
+        task,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(maximum_attempts=5),
+    )
+
+
 def _apply_due_policy(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo) -> None:
     options = step.options
-    if options.on_due == "escalate":
+    if options.on_due in ("complete", "expire"):
+        _end_task(rt, step, task, options.on_due)
+    elif options.on_due == "escalate":
         rt.reassign(
             task,
             options.escalate_to,
@@ -222,10 +287,15 @@ def _apply_due_policy(rt: WorkflowRuntime, step: HumanStep[..., Any], task: Task
             SYSTEM_USER,
             "escalated: task overdue",
         )
-    elif options.on_due == "complete":
+
+
+def _end_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo, end: str) -> None:
+    """Complete the task with the step's default value, or expire it (the step then raises)."""
+    options = step.options
+    if end == "complete":
         value = step.form.model_validate(options.default or {})
         rt._complete(task, value, SYSTEM_USER, "completed with the default value: task overdue")
-    elif options.on_due == "expire":
+    elif end == "expire":
         task.status = TaskStatus.EXPIRED
         task.completed_at = workflow.now()
         rt.emit(

@@ -1,0 +1,385 @@
+"""Escalation chains, task notifications and bulk actions on the real dev server, both databases.
+
+One worker per backend (mirror on, an event handler capturing events, notifiers: one capturing
+every notification in memory, a webhook to a local HTTP receiver that fails each first attempt,
+an e-mail notifier to a local SMTP server, and one that always fails) and one client connected
+with the database, shared by the module's tests. Chains run to their end with one-second
+links; every test ends with a clean audit of the instances it touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from activities import EmailNotifier, NotifierBase, WebhookNotifier
+from sdk import (
+    InstanceHandle,
+    NotificationKind,
+    TaskNotification,
+    TaskStatus,
+    WorkflowClient,
+    events,
+    verify_webhook_signature,
+)
+from sdk.mirror import AssignmentAction, MirrorQueries, MirrorWriter, audit
+from tests.integration.support import DatabaseFactory
+from tests.workflows import escalation
+from tests.workflows.escalation import ANN, BOSS, CHIEFS, CLERKS, LEADS, Outcome, Request
+
+Eventually = Callable[..., Awaitable[Any]]
+SECRET = "test-webhook-secret"
+BOB = {"user": "bob", "groups": [CLERKS]}
+ROOT = {"user": "root", "admin": True}
+
+
+# -- the receivers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """One request the HTTP receiver got."""
+
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+@dataclass
+class WebhookReceiver:
+    """A minimal HTTP server: answers 500 to the first POST of each notification, then 200."""
+
+    requests: list[Received] = field(default_factory=list)
+    server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/hook"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")[1:]
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)
+        }
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        seen_before = any(
+            r.headers.get("x-dwf-notification-id") == headers.get("x-dwf-notification-id")
+            for r in self.requests
+        )
+        status = 200 if seen_before else 500
+        self.requests.append(Received(headers, body, status))
+        reason = "OK" if status == 200 else "Internal Server Error"
+        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    def delivered(self, task_id: str) -> list[tuple[Received, TaskNotification]]:
+        found = []
+        for request in self.requests:
+            if request.status == 200:
+                notification = TaskNotification.model_validate_json(request.body)
+                if notification.task_id == task_id:
+                    found.append((request, notification))
+        return found
+
+
+class _Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook name
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Capture(NotifierBase):
+    """Keeps every notification it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__("capture")
+        self.received: list[TaskNotification] = []
+
+    async def send(self, notification: TaskNotification) -> None:
+        self.received.append(notification)
+
+
+class Broken(NotifierBase):
+    """Fails every delivery of a completion: its retries run out, the instance never notices."""
+
+    def __init__(self) -> None:
+        super().__init__("broken", kinds=["completed"])
+        self.attempts = 0
+
+    async def send(self, notification: TaskNotification) -> None:
+        self.attempts += 1
+        raise RuntimeError("the broken notifier fails")
+
+
+# -- the lab ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lab:
+    backend: str
+    client: WorkflowClient
+    writer: MirrorWriter
+    task_queue: str
+    seen: list[events.WorkflowEvent]
+    capture: Capture
+    broken: Broken
+    hooks: WebhookReceiver
+    mailbox: _Mailbox
+
+    @property
+    def queries(self) -> MirrorQueries:
+        queries: MirrorQueries = self.client.queries
+        return queries
+
+    async def start(self, route: escalation.Route, *, tenant_id: str | None = None) -> InstanceHandle[Any]:
+        request = Request(subject=f"{route}-{uuid.uuid4().hex[:6]}", route=route)
+        return await self.client.start(
+            escalation.escalation_flow, request, tenant_id=tenant_id, task_queue=self.task_queue
+        )
+
+    def notified(self, task_id: str) -> list[TaskNotification]:
+        return sorted((n for n in self.capture.received if n.task_id == task_id), key=lambda n: n.id)
+
+    async def assert_audit_clean(self, *handles: InstanceHandle[Any]) -> None:
+        report = await audit(self.client.temporal, self.writer, [h.id for h in handles])
+        assert report.checked == len(handles)
+        assert report.clean, [str(m) for m in report.mismatches]
+
+
+@pytest.fixture(name="smtp_port", scope="module")
+def fixture_smtp() -> Iterator[tuple[int, _Mailbox]]:
+    mailbox = _Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        yield controller.port, mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(name="lab", scope="module")
+async def fixture_lab(
+    backend: str,
+    database_factory: DatabaseFactory,
+    server: Any,
+    new_worker: Any,
+    smtp_port: tuple[int, _Mailbox],
+) -> AsyncIterator[Lab]:
+    url = await database_factory.create(backend)
+    writer = MirrorWriter.from_url(url)
+    await writer.upgrade_schema()
+    hooks = WebhookReceiver()
+    await hooks.start()
+    port, mailbox = smtp_port
+    seen: list[events.WorkflowEvent] = []
+    capture, broken = Capture(), Broken()
+    notifiers = [
+        capture,
+        broken,
+        WebhookNotifier(hooks.url, SECRET, name="hooks", every_step=False),
+        EmailNotifier(
+            "127.0.0.1",
+            port=port,
+            sender="dwf@example.com",
+            to=["desk@example.com"],
+            name="mail",
+            every_step=False,
+        ),
+    ]
+    worker = new_worker(
+        escalation.escalation_flow,
+        mirror=writer,
+        event_handlers=[seen.append],
+        notifiers=notifiers,
+        notification_attempts=3,
+    )
+    client = await WorkflowClient.connect(server.target, database_url=url, task_queue=worker.task_queue)
+    try:
+        async with worker:
+            yield Lab(backend, client, writer, worker.task_queue, seen, capture, broken, hooks, mailbox)
+    finally:
+        await client.close()
+        await writer.close()
+        await hooks.stop()
+
+
+async def _pending_task_id(handle: InstanceHandle[Any]) -> str:
+    task = await handle.next_task(timeout=30)
+    return task.task_id
+
+
+# -- escalation chains ------------------------------------------------------------------------------
+
+
+async def test_a_chain_escalates_twice_then_expires(lab: Lab, assert_eventually: Eventually) -> None:
+    handle = await lab.start("chain_expire")
+    task_id = await _pending_task_id(handle)
+    created = await lab.queries.get_task(task_id)
+    assert (created.assignee_id, created.assignee_group) == (ANN, None)
+
+    assert await asyncio.wait_for(handle.result(), timeout=30) == Outcome(outcome="expired")
+    escalations = [
+        e for e in lab.seen if isinstance(e, events.HumanTaskReassigned) and str(e.task_id) == task_id
+    ]
+    assert [(e.escalation_level, e.to_assignee_id, e.to_assignee_group) for e in escalations] == [
+        (1, None, LEADS),
+        (2, BOSS, CHIEFS),
+    ]
+    assert all(e.reassigned_by == "system" for e in escalations)
+    assert [e.reason for e in escalations] == ["escalated (level 1): task overdue", "leads did not answer"]
+    # Each link falls due one second after the previous one, and sets the next due time.
+    assert created.due_at is not None and escalations[0].timestamp >= created.due_at
+    first_due, second_due = escalations[0].due_at, escalations[1].due_at
+    assert first_due is not None and second_due is not None
+    assert escalations[1].timestamp >= first_due and second_due > first_due
+
+    done = await lab.queries.get_task(task_id)
+    assert (done.status, done.assignee_id, done.assignee_group) == (TaskStatus.EXPIRED, BOSS, CHIEFS)
+    assert done.due_at == second_due  # the mirror shows the last link's due time
+    trail = (await lab.queries.task_assignments(task_id)).items
+    assert [(a.action, a.from_assignee, a.to_assignee, a.by_user) for a in trail] == [
+        (AssignmentAction.ESCALATE, ANN, LEADS, "system"),  # a link replaces the assignment
+        (AssignmentAction.ESCALATE, LEADS, BOSS, "system"),
+    ]
+
+    async def notified() -> None:
+        kinds = [n.kind for n in lab.notified(task_id)]
+        assert kinds == [
+            NotificationKind.CREATED,
+            NotificationKind.ESCALATED,
+            NotificationKind.ESCALATED,
+            NotificationKind.EXPIRED,
+        ], kinds
+
+    await assert_eventually(notified, timeout=20)
+    level_two = lab.notified(task_id)[2]
+    assert (level_two.escalation_level, level_two.assignee_id, level_two.assignee_group) == (2, BOSS, CHIEFS)
+    assert level_two.due_at == second_due and level_two.title == created.title
+    await lab.assert_audit_clean(handle)
+
+
+async def test_a_chain_ending_with_complete_answers_with_the_default(
+    lab: Lab, assert_eventually: Eventually
+) -> None:
+    handle = await lab.start("chain_default")
+    task_id = await _pending_task_id(handle)
+
+    result = await asyncio.wait_for(handle.result(), timeout=30)
+    assert result == Outcome(outcome="answered", approved=False, note="nobody answered")
+    done = await lab.queries.get_task(task_id)
+    assert (done.status, done.completed_by) == (TaskStatus.COMPLETED, "system")
+    assert (done.assignee_id, done.assignee_group) == (None, LEADS)
+    (trail,) = (await lab.queries.task_assignments(task_id)).items
+    assert (trail.action, trail.from_assignee, trail.to_assignee) == (AssignmentAction.ESCALATE, ANN, LEADS)
+
+    async def notified() -> None:
+        kinds = {n.kind for n in lab.notified(task_id)}
+        assert kinds == {
+            NotificationKind.CREATED,
+            NotificationKind.REMINDER,
+            NotificationKind.ESCALATED,
+            NotificationKind.COMPLETED,
+        }, kinds
+
+    await assert_eventually(notified, timeout=20)
+    await lab.assert_audit_clean(handle)
+
+
+# -- notifications ----------------------------------------------------------------------------------
+
+
+async def test_webhook_and_email_notifications_are_signed_retried_and_never_fail_the_instance(
+    lab: Lab, assert_eventually: Eventually
+) -> None:
+    handle = await lab.start("noted")
+    task_id = await _pending_task_id(handle)
+    await lab.client.claim_task(task_id, **BOB)
+    await lab.client.reassign_task(task_id, to_user="cara", reason="bob is away", **ROOT)
+    await lab.client.complete_task(task_id, {"approved": True, "note": "fine"}, user="cara")
+    assert (await handle.result()).approved is True
+
+    expected = ["created", "claimed", "assigned", "completed"]
+
+    async def hooked() -> list[tuple[Received, TaskNotification]]:
+        delivered = lab.hooks.delivered(task_id)
+        assert sorted(n.kind.value for _, n in delivered) == sorted(expected), delivered
+        return delivered
+
+    delivered = await assert_eventually(hooked, timeout=30)
+    for request, notification in delivered:
+        signature = request.headers["x-dwf-signature"]
+        assert verify_webhook_signature(SECRET, request.body, signature)
+        assert not verify_webhook_signature("another secret", request.body, signature)
+        assert not verify_webhook_signature(SECRET, request.body + b" ", signature)
+        # The receiver refused the first attempt: Temporal retried it, with the same notification.
+        attempts = [r for r in lab.hooks.requests if r.headers["x-dwf-notification-id"] == notification.id]
+        assert [r.status for r in attempts] == [500, 200]
+        assert json.loads(attempts[0].body) == json.loads(attempts[1].body)
+    by_kind = {n.kind.value: n for _, n in delivered}
+    assert (by_kind["claimed"].actor, by_kind["assigned"].actor) == ("bob", "root")
+    assert (by_kind["assigned"].assignee_id, by_kind["assigned"].reason) == ("cara", "bob is away")
+    assert (by_kind["completed"].actor, by_kind["created"].assignee_group) == ("cara", CLERKS)
+
+    async def mailed() -> list[Message]:
+        mine = [m for m in lab.mailbox.messages if task_id in m.get_payload()]
+        assert sorted(m["Subject"].split("]")[0][1:] for m in mine) == sorted(expected)
+        return mine
+
+    mails = await assert_eventually(mailed, timeout=30)
+    assert {m["To"] for m in mails} == {"desk@example.com"}
+
+    # The broken notifier ran out of attempts on the completion; its delivery says so.
+    completed = by_kind["completed"]
+    outcome = await lab.client.temporal.get_workflow_handle(completed.id).result()
+    assert outcome["broken"].startswith("failed:") and outcome["hooks"] == "delivered"
+    # A step that names no notifier reaches only those listening to every step.
+    await lab.assert_audit_clean(handle)
+
+
+async def test_canceling_an_instance_notifies_its_open_task(lab: Lab, assert_eventually: Eventually) -> None:
+    handle = await lab.start("plain")
+    task_id = await _pending_task_id(handle)
+    await handle.cancel(reason="withdrawn", by="ann")
+
+    async def notified() -> TaskNotification:
+        canceled = [n for n in lab.notified(task_id) if n.kind is NotificationKind.CANCELED]
+        assert len(canceled) == 1, lab.notified(task_id)
+        return canceled[0]
+
+    canceled = await assert_eventually(notified, timeout=20)
+    assert (canceled.actor, canceled.reason) == ("ann", "withdrawn")
+    assert lab.hooks.delivered(task_id) == []  # the plain step names no webhook
+    assert (await lab.queries.get_task(task_id)).status is TaskStatus.CANCELED
+    await lab.assert_audit_clean(handle)
