@@ -99,6 +99,9 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "events",
+    # Bulk actions on the tasks or instances a query matches
+    "BulkItem",
+    "BulkResult",
     # Escalation chains (on_due=[Escalate(...), ..., "expire"])
     "Escalate",
     # Task notifications, and the signature of webhook notifications
@@ -115,12 +118,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._bulk import BulkItem, BulkResult
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
     from ._devserver import DevServer, find_temporal_cli
     from ._handle import InstanceDescription, InstanceHandle
     from ._predeploy import ReplayProblem, check_running_instances
 
 _LAZY = {
+    "BulkItem": "._bulk",
+    "BulkResult": "._bulk",
     "DEFAULT_TASK_QUEUE": "._client",
     "WorkflowClient": "._client",
     "DevServer": "._devserver",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from ._errors import DefinitionError
 
-__all__ = ["ChainEnd", "Escalate", "EscalationChain", "escalation_chain"]
+__all__ = ["ChainEnd", "ChainState", "Escalate", "EscalationChain", "escalation_chain"]
 
 ChainEnd = Literal["expire", "complete"]
 """How a chain may end once its last escalation falls due too."""
@@ -78,6 +78,21 @@ class EscalationChain:
     def to_json(self) -> list[Any]:
         """A JSON-able view: the links, then the end if any."""
         return [link.to_json() for link in self.links] + ([self.end] if self.end else [])
+
+
+@dataclass
+class ChainState:
+    """Where one task is in its chain (workflow state; changed by the deadline or a command).
+
+    Attributes:
+        level: Links applied so far.
+        ended: The last due time passed (or the last link set none): nothing more happens.
+        changes: Counts applied links, so the waiting step notices one applied by a command.
+    """
+
+    level: int = 0
+    ended: bool = False
+    changes: int = 0
 
 
 def escalation_chain(value: Sequence[Any], *, has_default: bool) -> EscalationChain:

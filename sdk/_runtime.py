@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
 from ._commands import TaskCommands
+from ._escalation import ChainState, EscalationChain
 from ._ids import instance_id_for
 from ._inputs import check_memo, decode_args
 from ._outbox import as_data, jsonable
@@ -69,6 +70,8 @@ class WorkflowRuntime(TaskCommands):
         # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
         # so nobody acts on a task the mirror does not show yet.
         self._unpublished: set[str] = set()
+        # Escalation chains of the tasks that have one, and where each task is in it.
+        self.chains: dict[str, tuple[EscalationChain, ChainState]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
 from ._errors import HumanTaskExpired
+from ._escalation import ChainState, EscalationChain
 from ._ids import step_activity_id, step_execution_id_for, task_id_for
 from ._outbox import as_data, jsonable
 from ._runtime import SYSTEM_USER, WorkflowRuntime, current_runtime
@@ -31,7 +32,6 @@ from .protocol import REMINDER_ACTIVITY
 
 if TYPE_CHECKING:
     from ._definition import HumanStep, MachineStep
-    from ._escalation import EscalationChain
 
 __all__ = ["run_human_step", "run_machine_step"]
 
@@ -218,49 +218,39 @@ async def _wait_with_chain(
 
     Each deadline is a durable timer (``wait_condition`` with a timeout). A link moves the task
     and gives it its next due time; the chain's end (``expire``/``complete``) applies at the
-    last link's due time; without an end the task stays pending and overdue.
+    last link's due time; without an end the task stays pending and overdue. An ``escalate``
+    command applies the next link early (``TaskCommands.escalate``); the wait then follows the
+    due time that link set.
     """
+    state = ChainState()
+    rt.chains[task.task_id] = (chain, state)
     remind = task.reminder_at is not None
-    links = list(chain.links)
-    level = 0
-    ended = False
     while task.status is TaskStatus.PENDING:
         deadlines = []
         if remind and task.reminder_at is not None:
             deadlines.append(task.reminder_at)
-        if not ended and task.due_at is not None:
+        if not state.ended and task.due_at is not None:
             deadlines.append(task.due_at)
-        if not deadlines:
-            await workflow.wait_condition(lambda: task.status is not TaskStatus.PENDING)
-            return
-        timeout = max(min(deadlines) - workflow.now(), timedelta(0))
+
+        def done_or_moved(seen: int = state.changes) -> bool:
+            return task.status is not TaskStatus.PENDING or state.changes != seen
+
+        timeout = max(min(deadlines) - workflow.now(), timedelta(0)) if deadlines else None
         try:
-            await workflow.wait_condition(lambda: task.status is not TaskStatus.PENDING, timeout=timeout)
-            return
+            await workflow.wait_condition(done_or_moved, timeout=timeout)
+            continue  # answered (the loop ends), or a command applied a link: new deadlines
         except TimeoutError:
             pass
         now = workflow.now()
         if remind and task.reminder_at is not None and now >= task.reminder_at:
             remind = False
             await _send_reminder(task)
-        if ended or task.due_at is None or now < task.due_at:
+        if state.ended or task.due_at is None or now < task.due_at or task.status is not TaskStatus.PENDING:
             continue
-        if level < len(links):
-            link = links[level]
-            level += 1
-            rt.reassign(
-                task,
-                link.to,
-                link.to_group,
-                SYSTEM_USER,
-                link.reason or f"escalated (level {level}): task overdue",
-                due_at=now + link.due_in if link.due_in is not None else None,
-                escalation_level=level,
-                replace=True,
-            )
-            ended = link.due_in is None
+        if rt.next_link(task) is not None:
+            rt.escalate(task, SYSTEM_USER, None)
         else:
-            ended = True
+            state.ended = True
             if chain.end is not None:
                 _end_task(rt, step, task, chain.end)
         await rt.flush()

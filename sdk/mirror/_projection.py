@@ -380,7 +380,8 @@ class Projection:
             event,
             seq,
             event.task_id,
-            action="escalate" if event.reassigned_by == "system" else "reassign",
+            # By the chain at a due time ("system"), or a link applied early by a user's command.
+            action="escalate" if event.reassigned_by == "system" or event.escalation_level else "reassign",
             from_assignee=event.from_assignee,
             to_assignee=event.to_assignee,
             by_user=event.reassigned_by,

@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from temporalio.client import WorkflowFailureError
 
 from activities import EmailNotifier, NotifierBase, WebhookNotifier
 from sdk import (
     InstanceHandle,
+    InvalidInputError,
     NotificationKind,
+    PermissionDeniedError,
     TaskNotification,
+    TaskNotPendingError,
     TaskStatus,
     WorkflowClient,
     events,
@@ -41,6 +48,8 @@ Eventually = Callable[..., Awaitable[Any]]
 SECRET = "test-webhook-secret"
 BOB = {"user": "bob", "groups": [CLERKS]}
 ROOT = {"user": "root", "admin": True}
+_SCRIPT = Path(sys.executable).parent / "dwf"
+DWF = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "sdk._cli"]
 
 
 # -- the receivers ----------------------------------------------------------------------------------
@@ -383,3 +392,125 @@ async def test_canceling_an_instance_notifies_its_open_task(lab: Lab, assert_eve
     assert lab.hooks.delivered(task_id) == []  # the plain step names no webhook
     assert (await lab.queries.get_task(task_id)).status is TaskStatus.CANCELED
     await lab.assert_audit_clean(handle)
+
+
+async def test_the_escalate_command_applies_the_next_link_early(
+    lab: Lab, assert_eventually: Eventually
+) -> None:
+    handle = await lab.start("chain_expire")
+    task_id = await _pending_task_id(handle)
+    with pytest.raises(PermissionDeniedError):  # a clerk is neither assignee nor administrator
+        await lab.client.escalate_task(task_id, **BOB)
+    escalated = await lab.client.escalate_task(task_id, reason="ann is on leave", **ROOT)
+    assert (escalated.assignee_id, escalated.assignee_group) == (None, LEADS)
+
+    assert await asyncio.wait_for(handle.result(), timeout=30) == Outcome(outcome="expired")
+    trail = (await lab.queries.task_assignments(task_id)).items
+    assert [(a.action, a.to_assignee, a.by_user, a.reason) for a in trail] == [
+        (AssignmentAction.ESCALATE, LEADS, "root", "ann is on leave"),
+        (AssignmentAction.ESCALATE, BOSS, "system", "leads did not answer"),
+    ]
+    with pytest.raises(TaskNotPendingError):
+        await lab.client.escalate_task(task_id, **ROOT)
+    await lab.assert_audit_clean(handle)
+
+
+# -- bulk actions -----------------------------------------------------------------------------------
+
+
+async def test_bulk_actions_check_each_task_and_report_what_was_refused(
+    lab: Lab, assert_eventually: Eventually
+) -> None:
+    tenant, other = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    handles = [await lab.start("plain", tenant_id=tenant) for _ in range(3)]
+    stranger = await lab.start("plain", tenant_id=other)
+    task_ids = [await _pending_task_id(h) for h in handles]
+    await _pending_task_id(stranger)
+
+    async def mirrored() -> None:
+        page = await lab.queries.pending_tasks(tenant_id=tenant, group=CLERKS)
+        assert sorted(str(t.id) for t in page.items) == sorted(task_ids)
+
+    await assert_eventually(mirrored)
+    reassign = {"to_group": "auditors", "reason": "quarterly audit", "tenant_id": tenant, "group": CLERKS}
+
+    # A dry run counts the tenant's matching tasks and sends nothing.
+    dry = await lab.client.bulk_tasks("reassign", dry_run=True, **reassign, **ROOT)
+    assert (dry.dry_run, dry.matched, sorted(i.id for i in dry.succeeded)) == (True, 3, sorted(task_ids))
+    assert [(await lab.queries.get_task(t)).assignee_group for t in task_ids] == [CLERKS] * 3
+
+    # Bad arguments are refused before anything is read or sent.
+    with pytest.raises(InvalidInputError):
+        await lab.client.bulk_tasks("reassign", to_group="auditors", tenant_id=tenant, **ROOT)
+
+    # A clerk may reassign only the task they hold: the others are refused, each with its reason.
+    await lab.client.claim_task(task_ids[0], tenant_id=tenant, **BOB)
+    progress: list[tuple[int, int]] = []
+    by_bob = await lab.client.bulk_tasks(
+        "reassign", progress=lambda done, total: progress.append((done, total)), **reassign, **BOB
+    )
+    assert [i.id for i in by_bob.succeeded] == [task_ids[0]]
+    assert sorted(i.id for i in by_bob.refused) == sorted(task_ids[1:])
+    assert by_bob.refusals_by_error() == {"PermissionDeniedError": 2}
+    assert all("may reassign" in (i.message or "") for i in by_bob.refused)
+    assert progress == [(1, 3), (2, 3), (3, 3)]
+
+    by_root = await lab.client.bulk_tasks("reassign", **reassign, **ROOT)
+    assert (by_root.matched, len(by_root.succeeded), by_root.refused) == (2, 2, [])
+    rows = [await lab.queries.get_task(t) for t in task_ids]
+    assert {r.assignee_group for r in rows} == {"auditors"}
+    assert (await lab.queries.pending_tasks(tenant_id=other, group=CLERKS)).total == 1  # untouched
+
+    commented = await lab.client.bulk_tasks(
+        "comment", body="please check", tenant_id=tenant, group="auditors", **ROOT
+    )
+    assert len(commented.succeeded) == 3
+    assert [c.body for c in (await lab.queries.task_comments(task_ids[1])).items] == ["please check"]
+
+    # Escalating tasks whose step has no chain: refused by the workflow, one by one.
+    escalated = await lab.client.bulk_tasks("escalate", tenant_id=tenant, group="auditors", **ROOT)
+    assert escalated.refusals_by_error() == {"InvalidInputError": 3}
+
+    canceled = await lab.client.bulk_tasks(
+        "cancel", reason="audit over", tenant_id=tenant, group="auditors", **ROOT
+    )
+    assert sorted(i.workflow_id for i in canceled.succeeded) == sorted(h.id for h in handles)
+    for handle in handles:
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), timeout=30)
+    instances = await lab.client.bulk_instances("cancel", by="root", tenant_id=tenant, dry_run=True)
+    assert instances.matched == 3
+    await lab.assert_audit_clean(*handles)
+
+
+async def test_dwf_tasks_bulk_dry_run_then_reassign(
+    lab: Lab, server: Any, assert_eventually: Eventually
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    handles = [await lab.start("plain", tenant_id=tenant) for _ in range(2)]
+    task_ids = sorted([await _pending_task_id(h) for h in handles])
+    env = {
+        **os.environ,
+        "DWF_TEMPORAL_ADDRESS": server.target,
+        "DWF_TASK_QUEUE": lab.task_queue,
+        "DWF_DATABASE_URL": lab.client.database_url or "",
+        "DWF_APP": "tests.workflows.escalation",
+    }
+    args = ["tasks", "bulk", "reassign", "--group", CLERKS, "--to", "auditors", "--reason", "moved"]
+    args += ["--tenant", tenant, "--user", "root", "--admin", "--json"]
+
+    async def dwf(*extra: str) -> tuple[int, Any]:
+        process = await asyncio.create_subprocess_exec(
+            *DWF, *args, *extra, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return process.returncode, json.loads(out) if out.strip() else err.decode()
+
+    code, dry = await dwf("--dry-run")
+    assert (code, dry["dry_run"], dry["matched"]) == (0, True, 2)
+    assert sorted(item["id"] for item in dry["succeeded"]) == task_ids
+    code, done = await dwf()
+    assert (code, done["matched"], len(done["succeeded"]), done["refused"]) == (0, 2, 2, [])
+    assert {(await lab.queries.get_task(t)).assignee_group for t in task_ids} == {"auditors"}
+    await lab.assert_audit_clean(*handles)

@@ -17,6 +17,8 @@ SDK_ALL = {
     "machine_step",
     "human_step",
     "Escalate",
+    "BulkItem",
+    "BulkResult",
     "NotificationKind",
     "TaskNotification",
     "WEBHOOK_SIGNATURE_HEADER",
