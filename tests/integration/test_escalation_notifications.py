@@ -24,10 +24,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from activities import EmailNotifier, NotifierBase, WebhookNotifier
 from sdk import (
+    ErrorKind,
     InstanceHandle,
     InvalidInputError,
     NotificationKind,
@@ -401,6 +403,11 @@ async def test_the_escalate_command_applies_the_next_link_early(
     task_id = await _pending_task_id(handle)
     with pytest.raises(PermissionDeniedError):  # a clerk is neither assignee nor administrator
         await lab.client.escalate_task(task_id, **BOB)
+    forged = {"task_id": task_id, "user": "mallory", "admin": True}
+    with pytest.raises(WorkflowUpdateFailedError) as unsigned:  # from any Temporal client, unsigned
+        await handle.temporal.execute_update("escalate_task_update", forged)
+    assert isinstance(unsigned.value.cause, ApplicationError)
+    assert unsigned.value.cause.type == ErrorKind.UNAUTHENTICATED.value
     escalated = await lab.client.escalate_task(task_id, reason="ann is on leave", **ROOT)
     assert (escalated.assignee_id, escalated.assignee_group) == (None, LEADS)
 
