@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 from activities import EmailNotifier, NotifierBase, WebhookNotifier
 from sdk import (
@@ -42,9 +44,11 @@ from sdk import (
     verify_webhook_signature,
 )
 from sdk.mirror import AssignmentAction, MirrorQueries, MirrorWriter, audit
+from tests.histories.record_chains import HISTORY
 from tests.integration.support import DatabaseFactory
 from tests.workflows import escalation
 from tests.workflows.escalation import ANN, BOSS, CHIEFS, CLERKS, LEADS, Outcome, Request
+from worker import sandbox_runner
 
 Eventually = Callable[..., Awaitable[Any]]
 SECRET = "test-webhook-secret"
@@ -521,3 +525,21 @@ async def test_dwf_tasks_bulk_dry_run_then_reassign(
     assert (code, done["matched"], len(done["succeeded"]), done["refused"]) == (0, 2, 2, [])
     assert {(await lab.queries.get_task(t)).assignee_group for t in task_ids} == {"auditors"}
     await lab.assert_audit_clean(*handles)
+
+
+async def test_the_recorded_chain_history_replays() -> None:
+    # Written by ``python -m tests.histories.record_chains``: an early escalation by command, the
+    # second link at its due time, then the expiry. A change of the commands a chain issues
+    # fails here, as it would fail running instances.
+    path = HISTORY
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(
+        workflows=[escalation.escalation_flow.workflow_class],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox_runner(),
+    )
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
+    updates = [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    timers = [e for e in history.events if e.HasField("timer_fired_event_attributes")]
+    assert len(updates) == 1 and len(timers) >= 1
