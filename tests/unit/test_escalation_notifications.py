@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import click
 import pytest
+import typer
 from pydantic import BaseModel
 
 from activities import EmailNotifier, LogNotifier, NotificationDispatcher
@@ -16,6 +18,7 @@ from sdk import (
     Escalate,
     NotificationKind,
     TaskInfo,
+    WorkflowStatus,
     events,
     human_step,
     sign_webhook,
@@ -23,6 +26,8 @@ from sdk import (
 )
 from sdk._policy import denial_reason
 from sdk._types import TaskAction
+from sdk.cli import parse as parse_argv
+from sdk.cli._exit import UsageError
 from sdk.runtime import EventBatch
 from tests.workflows import escalation
 
@@ -233,3 +238,64 @@ def test_an_email_names_the_task_and_what_happened() -> None:
     message = mailer.message(note, mailer.recipients(note))
     assert (message["To"], message["Subject"]) == ("cara@example.com", "[assigned] esc_plain")
     assert "Reason: bob is away" in message.get_content()
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+
+def test_bulk_and_escalate_commands_parse() -> None:
+    args = parse_argv(
+        [
+            "tasks",
+            "bulk",
+            "reassign",
+            "--group",
+            "g",
+            "--to",
+            "h",
+            "--reason",
+            "r",
+            "--user",
+            "u",
+            "--dry-run",
+        ]
+    )
+    assert args.handler.__name__ == "bulk_tasks"
+    assert (args.action, args.groups, args.to_group, args.reason, args.dry_run) == (
+        "reassign",
+        ["g"],
+        "h",
+        "r",
+        True,
+    )
+    assert (args.user, args.user_groups, args.admin, args.overdue) == ("u", [], False, False)
+    args = parse_argv(["tasks", "escalate", "T", "--user", "u", "--reason", "away"])
+    assert (args.handler.__name__, args.task_id, args.reason) == ("escalate_task", "T", "away")
+    args = parse_argv(
+        ["instances", "bulk", "cancel", "--by", "root", "--status", "waiting", "--workflow", "w"]
+    )
+    assert (args.handler.__name__, args.action, args.status, args.workflow) == (
+        "bulk_instances",
+        "cancel",
+        WorkflowStatus.WAITING,
+        "w",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["tasks", "bulk", "reassign", "--group", "g", "--to", "h", "--user", "u"], "--reason"),
+        (["tasks", "bulk", "comment", "--user", "u"], "--body"),
+        (["tasks", "bulk", "archive", "--user", "u"], "unknown action 'archive'"),
+        (["instances", "bulk", "delete", "--by", "u"], "unknown action 'delete'"),
+        (
+            ["tasks", "bulk", "escalate", "--user", "u", "--overdue", "--due-before", "2030-01-01"],
+            "not allowed",
+        ),
+    ],
+)
+def test_bulk_usage_errors_send_nothing(argv: list[str], fragment: str) -> None:
+    with pytest.raises((UsageError, typer.BadParameter, click.UsageError)) as refused:
+        parse_argv(argv)
+    assert fragment in str(refused.value)
