@@ -507,24 +507,38 @@ async def test_dwf_tasks_bulk_dry_run_then_reassign(
         "DWF_DATABASE_URL": lab.client.database_url or "",
         "DWF_APP": "tests.workflows.escalation",
     }
-    args = ["tasks", "bulk", "reassign", "--group", CLERKS, "--to", "auditors", "--reason", "moved"]
-    args += ["--tenant", tenant, "--user", "root", "--admin", "--json"]
+    bulk = ["tasks", "bulk", "reassign", "--group", CLERKS, "--to", "auditors", "--reason", "moved"]
+    bulk += ["--tenant", tenant, "--user", "root", "--admin", "--json"]
 
-    async def dwf(*extra: str) -> tuple[int, Any]:
+    async def dwf(*args: str) -> tuple[int, Any]:
         process = await asyncio.create_subprocess_exec(
-            *DWF, *args, *extra, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *DWF, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode is not None
         return process.returncode, json.loads(out) if out.strip() else err.decode()
 
-    code, dry = await dwf("--dry-run")
+    code, dry = await dwf(*bulk, "--dry-run")
     assert (code, dry["dry_run"], dry["matched"]) == (0, True, 2)
     assert sorted(item["id"] for item in dry["succeeded"]) == task_ids
-    code, done = await dwf()
+    code, done = await dwf(*bulk)
     assert (code, done["matched"], len(done["succeeded"]), done["refused"]) == (0, 2, 2, [])
     assert {(await lab.queries.get_task(t)).assignee_group for t in task_ids} == {"auditors"}
-    await lab.assert_audit_clean(*handles)
+
+    # dwf tasks escalate: the next link now; once none is left, refused (exit 2, like bad input).
+    slow = await lab.start("chain_slow", tenant_id=tenant)
+    slow_task = await _pending_task_id(slow)
+    escalate = ["tasks", "escalate", slow_task, "--tenant", tenant, "--user", "root", "--admin", "--json"]
+    code, escalated = await dwf(*escalate)
+    assert (code, escalated["assignee_id"], escalated["assignee_group"]) == (0, None, LEADS)
+    code, refused = await dwf(*escalate)
+    assert code == 2 and "no further escalation" in refused, refused
+    (trail,) = (await lab.queries.task_assignments(slow_task)).items
+    assert (trail.action, trail.by_user, trail.reason) == (AssignmentAction.ESCALATE, "root", "moved up")
+    await slow.cancel(reason="done", by="root")
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(slow.result(), timeout=30)
+    await lab.assert_audit_clean(*handles, slow)
 
 
 async def test_the_recorded_chain_history_replays() -> None:

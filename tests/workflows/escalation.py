@@ -1,7 +1,8 @@
 """Escalation chains, notifications and bulk actions: one workflow, routed by the request.
 
 ``tests.escalation.flow`` runs one human step chosen by ``route``: a chain that escalates twice
-and expires, a chain that reminds, escalates once and completes with the default, a plain group task
+and expires, a chain that reminds, escalates once and completes with the default, an
+hour-long chain of one link (to escalate by command), a plain group task
 (for notifications and bulk actions) and one whose events also go to the ``hooks`` and
 ``mail`` notifiers (``notify=``), which do not listen to every step. Deadlines are a second
 or two, so the dev server reaches them.
@@ -23,7 +24,7 @@ BOSS = "boss"
 CLERKS = "clerks"
 STEP = timedelta(seconds=1)
 
-Route = Literal["chain_expire", "chain_default", "plain", "noted"]
+Route = Literal["chain_expire", "chain_default", "chain_slow", "plain", "noted"]
 
 
 class Request(BaseModel):
@@ -74,6 +75,16 @@ def esc_chain_default(request: Request) -> str:
     return f"Decide {request.subject}"
 
 
+@human_step(
+    form=Decision,
+    assignee=ANN,
+    due_in=timedelta(hours=1),
+    on_due=[Escalate(to_group=LEADS, due_in=timedelta(hours=1), reason="moved up")],
+)
+def esc_chain_slow(request: Request) -> str:
+    return f"Decide {request.subject}"
+
+
 @human_step(form=Decision, assignee_group=CLERKS)
 def esc_plain(request: Request) -> str:
     return f"Decide {request.subject}"
@@ -92,6 +103,8 @@ async def escalation_flow(request: Request) -> Outcome:
             decision = await esc_chain_expire(request)
         elif request.route == "chain_default":
             decision = await esc_chain_default(request)
+        elif request.route == "chain_slow":
+            decision = await esc_chain_slow(request)
         elif request.route == "noted":
             decision = await esc_noted(request)
         else:
