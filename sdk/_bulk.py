@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BULK_LIMIT",
+    "BulkCommands",
     "BulkItem",
     "BulkResult",
     "InstanceBulkAction",
@@ -234,3 +235,104 @@ async def bulk_instances(
             await handle.resume(by=by)
 
     return await _run(action, items, apply, dry_run, progress)
+
+
+class BulkCommands:
+    """The bulk actions of :class:`sdk.WorkflowClient` (one of its bases)."""
+
+    def _as_client(self) -> WorkflowClient:
+        return cast("WorkflowClient", self)
+
+    async def bulk_tasks(
+        self,
+        action: TaskBulkAction,
+        *,
+        user: str,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+        tenant_id: str | None = None,
+        assignee_id: str | None = None,
+        group: str | Sequence[str] | None = None,
+        due_before: datetime | None = None,
+        to_user: str | None = None,
+        to_group: str | None = None,
+        reason: str | None = None,
+        body: str | None = None,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BulkResult:
+        """Reassign, comment, escalate or cancel every pending task the filter matches.
+
+        The filter is that of ``queries.pending_tasks`` (``assignee_id``, ``group``,
+        ``due_before``, within the tenant). Each task then goes through the single command
+        (:meth:`reassign_task`, :meth:`comment_task`, :meth:`escalate_task`, or :meth:`cancel`
+        of its instance, once per instance) as ``user``, with every check and signature that
+        command has; a refusal is recorded and the next task goes on.
+
+        Args:
+            action: ``"reassign"`` (``to_user``/``to_group`` and ``reason``), ``"comment"``
+                (``body``), ``"escalate"`` (``reason`` optional) or ``"cancel"``.
+            dry_run: Only count (and list) what matches; send nothing.
+            progress: Called with (done, total) after each item.
+
+        Returns:
+            What matched, what succeeded and what was refused (error class and message).
+
+        Raises:
+            InvalidInputError: An unknown action, or one missing its arguments (nothing sent).
+            MirrorUnavailableError: The client has no database to query.
+        """
+        return await bulk_tasks(
+            self._as_client(),
+            action,
+            user=user,
+            groups=groups,
+            admin=admin,
+            tenant_id=tenant_id,
+            assignee_id=assignee_id,
+            group=group,
+            due_before=due_before,
+            to_user=to_user,
+            to_group=to_group,
+            reason=reason,
+            body=body,
+            dry_run=dry_run,
+            progress=progress,
+        )
+
+    async def bulk_instances(
+        self,
+        action: InstanceBulkAction,
+        *,
+        by: str,
+        reason: str | None = None,
+        tenant_id: str | None = None,
+        status: WorkflowStatus | Sequence[WorkflowStatus] | None = None,
+        workflow_name: str | None = None,
+        workflow_version: str | None = None,
+        created_by: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BulkResult:
+        """Cancel, pause or resume every instance the filter of ``queries.instances`` matches.
+
+        Each instance goes through the single command (:meth:`InstanceHandle.cancel`,
+        ``pause``, ``resume``) as ``by``, with its checks and signature; see :meth:`bulk_tasks`.
+        """
+        return await bulk_instances(
+            self._as_client(),
+            action,
+            by=by,
+            reason=reason,
+            tenant_id=tenant_id,
+            status=status,
+            workflow_name=workflow_name,
+            workflow_version=workflow_version,
+            created_by=created_by,
+            created_after=created_after,
+            created_before=created_before,
+            dry_run=dry_run,
+            progress=progress,
+        )

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -23,6 +22,7 @@ from temporalio.client import (
 from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
 from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
@@ -30,10 +30,7 @@ from ._identity import ALL_TENANTS, IdentityProvider
 from ._registry import registry
 from ._signing import SigningKey
 from ._start_checks import check_against_schema, check_args, check_storable_input, refuse_unstorable
-from ._types import TaskInfo, WorkflowStatus
-
-if TYPE_CHECKING:
-    from ._bulk import BulkResult, InstanceBulkAction, TaskBulkAction
+from ._types import TaskInfo
 
 __all__ = ["DEFAULT_TASK_QUEUE", "SIGNING_KEY_ENV", "WorkflowClient"]
 
@@ -61,7 +58,7 @@ class _TerminationRecorder(ClientInterceptor):
         return _Outbound(next)
 
 
-class WorkflowClient:
+class WorkflowClient(BulkCommands):
     """The application's entry point. Create it with :meth:`connect`.
 
     Attributes:
@@ -387,104 +384,6 @@ class WorkflowClient:
         """Apply the next link of a task's escalation chain now (see :meth:`InstanceHandle.escalate_task`)."""
         handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
         return await handle.escalate_task(task_id, user=user, reason=reason, groups=groups, admin=admin)
-
-    async def bulk_tasks(
-        self,
-        action: TaskBulkAction,
-        *,
-        user: str,
-        groups: Sequence[str] | None = None,
-        admin: bool | None = None,
-        tenant_id: str | None = None,
-        assignee_id: str | None = None,
-        group: str | Sequence[str] | None = None,
-        due_before: datetime | None = None,
-        to_user: str | None = None,
-        to_group: str | None = None,
-        reason: str | None = None,
-        body: str | None = None,
-        dry_run: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> BulkResult:
-        """Reassign, comment, escalate or cancel every pending task the filter matches.
-
-        The filter is that of ``queries.pending_tasks`` (``assignee_id``, ``group``,
-        ``due_before``, within the tenant). Each task then goes through the single command
-        (:meth:`reassign_task`, :meth:`comment_task`, :meth:`escalate_task`, or :meth:`cancel`
-        of its instance, once per instance) as ``user``, with every check and signature that
-        command has; a refusal is recorded and the next task goes on.
-
-        Args:
-            action: ``"reassign"`` (``to_user``/``to_group`` and ``reason``), ``"comment"``
-                (``body``), ``"escalate"`` (``reason`` optional) or ``"cancel"``.
-            dry_run: Only count (and list) what matches; send nothing.
-            progress: Called with (done, total) after each item.
-
-        Returns:
-            What matched, what succeeded and what was refused (error class and message).
-
-        Raises:
-            InvalidInputError: An unknown action, or one missing its arguments (nothing sent).
-            MirrorUnavailableError: The client has no database to query.
-        """
-        from ._bulk import bulk_tasks
-
-        return await bulk_tasks(
-            self,
-            action,
-            user=user,
-            groups=groups,
-            admin=admin,
-            tenant_id=tenant_id,
-            assignee_id=assignee_id,
-            group=group,
-            due_before=due_before,
-            to_user=to_user,
-            to_group=to_group,
-            reason=reason,
-            body=body,
-            dry_run=dry_run,
-            progress=progress,
-        )
-
-    async def bulk_instances(
-        self,
-        action: InstanceBulkAction,
-        *,
-        by: str,
-        reason: str | None = None,
-        tenant_id: str | None = None,
-        status: WorkflowStatus | Sequence[WorkflowStatus] | None = None,
-        workflow_name: str | None = None,
-        workflow_version: str | None = None,
-        created_by: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        dry_run: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> BulkResult:
-        """Cancel, pause or resume every instance the filter of ``queries.instances`` matches.
-
-        Each instance goes through the single command (:meth:`InstanceHandle.cancel`,
-        ``pause``, ``resume``) as ``by``, with its checks and signature; see :meth:`bulk_tasks`.
-        """
-        from ._bulk import bulk_instances
-
-        return await bulk_instances(
-            self,
-            action,
-            by=by,
-            reason=reason,
-            tenant_id=tenant_id,
-            status=status,
-            workflow_name=workflow_name,
-            workflow_version=workflow_version,
-            created_by=created_by,
-            created_after=created_after,
-            created_before=created_before,
-            dry_run=dry_run,
-            progress=progress,
-        )
 
     async def cancel(
         self,
