@@ -72,6 +72,8 @@ class WorkflowRuntime(TaskCommands):
         self._unpublished: set[str] = set()
         # Escalation chains of the tasks that have one, and where each task is in it.
         self.chains: dict[str, tuple[EscalationChain, ChainState]] = {}
+        # External events received (``sdk._waits``), kept until an event step consumes them.
+        self.external_events: list[Any] = []
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from activities import (
 from sdk import Keyring, MachineStep, WorkflowDefinition, registry
 from sdk.runtime import (
     SANDBOX_PASSTHROUGH,
+    GraphWorkflow,
     NotificationDelivery,
     TrustInterceptor,
     keyring_from,
@@ -65,7 +66,8 @@ def worker_components(
         for step in definition.steps():
             if isinstance(step, MachineStep):
                 steps.setdefault(step.name, step)
-    classes = list(dict.fromkeys(d.workflow_class for d in definitions))
+    # The graph interpreter runs any graph definition with the registered steps.
+    classes = [*dict.fromkeys(d.workflow_class for d in definitions), GraphWorkflow]
     publisher = publisher or EventPublisher(event_handlers, event_sink, notifications=notifications)
     notifications = notifications or publisher.notifications
     reminders = ReminderSender(notification_hook, notifications=notifications)
