@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -31,7 +32,7 @@ from ._types import (
 from .protocol import REMINDER_ACTIVITY
 
 if TYPE_CHECKING:
-    from ._definition import HumanStep, MachineStep
+    from ._definition import DuePolicy, HumanStep, MachineStep
 
 __all__ = ["run_human_step", "run_machine_step"]
 
@@ -204,7 +205,12 @@ async def _wait_for_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: T
         now = workflow.now()
         if remind and task.reminder_at is not None and now >= task.reminder_at:
             remind = False
-            await _send_reminder(task)
+            await workflow.execute_activity(
+                REMINDER_ACTIVITY,
+                task,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+            )
         if due_policy is not None and task.due_at is not None and now >= task.due_at:
             _apply_due_policy(rt, step, task)
             due_policy = None
@@ -252,7 +258,7 @@ async def _wait_with_chain(
         else:
             state.ended = True
             if chain.end is not None:
-                _end_task(rt, step, task, chain.end)
+                _end_chain(rt, step, task, chain.end)
         await rt.flush()
 
 
@@ -265,11 +271,14 @@ async def _send_reminder(task: TaskInfo) -> None:
     )
 
 
+def _end_chain(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo, end: DuePolicy) -> None:
+    """A chain's end (``expire``/``complete``) is the single due policy of that name."""
+    _apply_due_policy(rt, replace(step, options=replace(step.options, on_due=end)), task)
+
+
 def _apply_due_policy(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo) -> None:
     options = step.options
-    if options.on_due in ("complete", "expire"):
-        _end_task(rt, step, task, options.on_due)
-    elif options.on_due == "escalate":
+    if options.on_due == "escalate":
         rt.reassign(
             task,
             options.escalate_to,
@@ -277,15 +286,10 @@ def _apply_due_policy(rt: WorkflowRuntime, step: HumanStep[..., Any], task: Task
             SYSTEM_USER,
             "escalated: task overdue",
         )
-
-
-def _end_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo, end: str) -> None:
-    """Complete the task with the step's default value, or expire it (the step then raises)."""
-    options = step.options
-    if end == "complete":
+    elif options.on_due == "complete":
         value = step.form.model_validate(options.default or {})
         rt._complete(task, value, SYSTEM_USER, "completed with the default value: task overdue")
-    elif end == "expire":
+    elif options.on_due == "expire":
         task.status = TaskStatus.EXPIRED
         task.completed_at = workflow.now()
         rt.emit(
