@@ -40,6 +40,7 @@ from sdk import (
     TaskNotPendingError,
     TaskStatus,
     WorkflowClient,
+    WorkflowStatus,
     events,
     verify_webhook_signature,
 )
@@ -481,6 +482,23 @@ async def test_bulk_actions_check_each_task_and_report_what_was_refused(
     # Escalating tasks whose step has no chain: refused by the workflow, one by one.
     escalated = await lab.client.bulk_tasks("escalate", tenant_id=tenant, group="auditors", **ROOT)
     assert escalated.refusals_by_error() == {"InvalidInputError": 3}
+
+    # Instances: pause and resume every one the filter matches (the other tenant's stays as is).
+    paused = await lab.client.bulk_instances("pause", by="root", reason="audit", tenant_id=tenant)
+    assert (paused.matched, len(paused.succeeded)) == (3, 3)
+
+    async def statuses(*expected: WorkflowStatus) -> None:
+        rows = (await lab.queries.instances(tenant_id=tenant)).items
+        assert len(rows) == 3 and all(r.status in expected for r in rows), rows
+
+    await assert_eventually(lambda: statuses(WorkflowStatus.PAUSED))
+    assert (await lab.queries.instances(tenant_id=other)).items[0].status is WorkflowStatus.WAITING
+    resumed = await lab.client.bulk_instances(
+        "resume", by="root", tenant_id=tenant, status=WorkflowStatus.PAUSED
+    )
+    assert len(resumed.succeeded) == 3
+    # Resumed: the mirror says RUNNING until the next step's events (the state query, WAITING).
+    await assert_eventually(lambda: statuses(WorkflowStatus.RUNNING, WorkflowStatus.WAITING))
 
     canceled = await lab.client.bulk_tasks(
         "cancel", reason="audit over", tenant_id=tenant, group="auditors", **ROOT
