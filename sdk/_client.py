@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
+from ._details import instance_summary
 from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
 from ._graph_model import GraphDefinition
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
@@ -161,6 +162,11 @@ class WorkflowClient(BulkCommands):
         """The underlying temporalio client."""
         return self._temporal
 
+    @property
+    def identity_provider(self) -> IdentityProvider | None:
+        """The application's hook user id → ``sdk.Identity``, when the client was given one."""
+        return self._trust.identity_provider
+
     def _require_queries(self, what: str) -> Any:
         if self.queries is None:
             raise MirrorUnavailableError(f"{what} reads the SQL mirror: connect with database_url=")
@@ -238,6 +244,7 @@ class WorkflowClient(BulkCommands):
         if definition is not None:
             workflow_type, name = definition.workflow_type, definition.name
             checked = check_args(definition, args)
+            description = definition.description
         else:
             name = str(workflow)
             workflow_type, stored = await self._type_from_mirror(name, version)
@@ -252,9 +259,14 @@ class WorkflowClient(BulkCommands):
                     task_queue=task_queue,
                 )
             checked = list(args)
+            description = stored.get("description")
             check_against_schema(name, stored.get("input_schema"), checked)
         check_storable_input(checked)
         memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
+        # Temporal's user metadata: the UI and `temporal workflow describe` show the summary.
+        summary = instance_summary(
+            name, workflow_type.rpartition("@")[2], tenant_id=tenant_id, created_by=created_by
+        )
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
             workflow_type,
             args=checked,
@@ -262,6 +274,8 @@ class WorkflowClient(BulkCommands):
             task_queue=task_queue or self.task_queue,
             memo=memo or None,
             result_type=definition.return_type if definition else None,
+            static_summary=summary,
+            static_details=description if isinstance(description, str) and description else None,
         )
         return self._handle_for(handle, definition, tenant_id)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
 from ._commands import TaskCommands
+from ._details import current_details
 from ._escalation import ChainState, EscalationChain
 from ._ids import instance_id_for
 from ._inputs import check_memo, decode_args
@@ -189,6 +190,23 @@ class WorkflowRuntime(TaskCommands):
             stack_trace="".join(traceback.format_exception(err))[-8000:],
         )
         await self.flush(force=True)
+
+    def emit(
+        self,
+        event_type: type[ev.WorkflowEvent],
+        *,
+        urgent: bool = True,
+        timestamp: datetime | None = None,
+        **fields: Any,
+    ) -> None:
+        """Buffer the event of a transition, and tell Temporal's UI what the instance does now.
+
+        Every transition emits an event after changing the state, so the current details
+        (``sdk._details``) follow each one. Setting them issues no command: old histories
+        replay unchanged.
+        """
+        super().emit(event_type, urgent=urgent, timestamp=timestamp, **fields)
+        workflow.set_current_details(current_details(self.status, self.current_step, self.tasks.values()))
 
     def next_seq(self) -> int:
         self._step_seq += 1

@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from sdk import WorkflowStatus
 
-from . import _bulk, _graphs, _instances, _maintenance, _processes, _tasks, _trust
+from . import _bulk, _graphs, _instances, _maintenance, _processes, _serve, _tasks, _trust
 from ._context import Handler
 from ._exit import UsageError
 
@@ -223,9 +223,42 @@ def dev(
     http_port: Annotated[
         int, _option(min=0, max=65535, metavar="PORT", help="worker health and metrics port (default 0: off)")
     ] = 0,
+    inbox_port: Annotated[
+        int, _option(min=0, max=65535, metavar="PORT", help="web inbox port (default 8080; 0: off)")
+    ] = 8080,
+    dev_users: Annotated[
+        str | None,
+        _option(metavar="FILE", help="inbox sign-in users (JSON file; default ann, bob, cara)"),
+    ] = None,
 ) -> SimpleNamespace:
-    """Run a Temporal dev server and a worker with the SQL mirror (Ctrl-C stops both)."""
+    """Run a Temporal dev server, a worker with the SQL mirror and the web inbox (Ctrl-C stops all)."""
     return _call(_processes.dev, locals())
+
+
+@app.command(cls=_Command)
+def serve(
+    host: Annotated[
+        str, _option(metavar="HOST", help="interface to listen on (default 127.0.0.1)")
+    ] = "127.0.0.1",
+    port: Annotated[int, _port("port to listen on (default 8080)")] = 8080,
+    jwks_file: Annotated[
+        str | None,
+        _option(metavar="FILE", help="verify bearer tokens with the public keys of this JWKS file"),
+    ] = None,
+    audience: Annotated[str | None, _option(metavar="AUD", help="tokens must name this audience")] = None,
+    issuer: Annotated[str | None, _option(metavar="ISS", help="tokens must come from this issuer")] = None,
+    dev_users: Annotated[
+        str | None, _option(metavar="FILE", help="development: users to pick at sign-in (JSON file)")
+    ] = None,
+    single_tenant: Annotated[
+        bool, _option("--single-tenant", help="serve users without a tenant (an application without tenants)")
+    ] = False,
+    insecure_cookies: Annotated[
+        bool, _option("--insecure-cookies", help="development over plain HTTP: cookies not marked Secure")
+    ] = False,
+) -> SimpleNamespace:
+    """Serve the inbox's HTTP API (tokens: DWF_INBOX_JWT_SECRET or --jwks-file; see docs/inbox.md)."""
+    return _call(_serve.serve, locals())
 
 
 @app.command(cls=_Command, context_settings=_PASS_THROUGH, add_help_option=False)
