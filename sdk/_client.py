@@ -22,6 +22,7 @@ from temporalio.client import (
 from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
 from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
 from ._graph_model import GraphDefinition
@@ -58,7 +59,7 @@ class _TerminationRecorder(ClientInterceptor):
         return _Outbound(next)
 
 
-class WorkflowClient:
+class WorkflowClient(BulkCommands):
     """The application's entry point. Create it with :meth:`connect`.
 
     Attributes:
@@ -466,6 +467,21 @@ class WorkflowClient:
         """Comment on a task (see :meth:`InstanceHandle.comment_task`)."""
         handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
         return await handle.comment_task(task_id, body, user=user, groups=groups, admin=admin)
+
+    async def escalate_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        reason: str | None = None,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Apply the next link of a task's escalation chain now (see :meth:`InstanceHandle.escalate_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.escalate_task(task_id, user=user, reason=reason, groups=groups, admin=admin)
 
     async def cancel(
         self,
