@@ -13,7 +13,14 @@ from ._ids import (
     step_execution_id_for,
     task_id_for,
 )
+from ._notify import (
+    DELIVER_NOTIFICATION_ACTIVITY,
+    NOTIFY_WORKFLOW,
+    NotificationDelivery,
+    NotificationRequest,
+)
 from ._outbox import as_data, jsonable
+from ._runtime import SYSTEM_USER
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
 from ._storable import REPLACEMENT, storable_copy
 from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring_from, verify_activity
@@ -46,6 +53,12 @@ __all__ = [
     # Values every mirror database stores alike (what workflows produce is not checked before)
     "REPLACEMENT",
     "storable_copy",
+    # Task notifications: the delivery workflow and its activity's name
+    "DELIVER_NOTIFICATION_ACTIVITY",
+    "NOTIFY_WORKFLOW",
+    "NotificationDelivery",
+    "NotificationRequest",
+    "SYSTEM_USER",
     # The workflow sandbox
     "SANDBOX_PASSTHROUGH",
     "sandbox_runner",
