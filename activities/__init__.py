@@ -4,6 +4,7 @@ Everything here runs outside the workflow sandbox and calls the SQL mirror (``sd
 through its public API.
 """
 
+from ._delegation import substitutes_activity
 from ._interceptor import MirrorInterceptor
 from ._publish import EventHandler, EventPublisher, EventSink
 from ._reminders import NotificationHook, ReminderSender, log_reminder
@@ -22,4 +23,6 @@ __all__ = [
     "log_reminder",
     # Machine steps as activities
     "machine_step_activity",
+    # Substitutes of absent users, read when a task is created
+    "substitutes_activity",
 ]

@@ -37,12 +37,14 @@ from ._signing import Keyring, SigningKey, generate_signing_key
 from ._storable import MAX_PAYLOAD_BYTES
 from ._types import (
     InstanceState,
+    QuorumDecision,
     Rejection,
     StepStatus,
     StepType,
     TaskComment,
     TaskInfo,
     TaskStatus,
+    TaskVote,
     WorkflowStatus,
 )
 
@@ -56,6 +58,8 @@ __all__ = [
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    # Out of office: substitutes of absent users (client.delegations)
+    "Delegations",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -77,6 +81,9 @@ __all__ = [
     "InstanceNotFoundError",
     # Domain types
     "InstanceState",
+    # Approval policies: what a quorum step returns, and each vote
+    "QuorumDecision",
+    "TaskVote",
     # Definitions
     "MachineStep",
     "MirrorUnavailableError",
@@ -105,6 +112,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
+    from ._delegation import Delegations
     from ._devserver import DevServer, find_temporal_cli
     from ._handle import InstanceDescription, InstanceHandle
     from ._predeploy import ReplayProblem, check_running_instances
@@ -112,6 +120,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "DEFAULT_TASK_QUEUE": "._client",
     "WorkflowClient": "._client",
+    "Delegations": "._delegation",
     "DevServer": "._devserver",
     "find_temporal_cli": "._devserver",
     "InstanceDescription": "._handle",

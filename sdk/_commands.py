@@ -211,6 +211,7 @@ class TaskCommands(EventOutbox):
             to_group=command.to_group,
             reason=command.reason,
             body=command.body,
+            on_behalf_of=command.on_behalf_of,
         )
         return task, command
 
@@ -239,7 +240,14 @@ class TaskCommands(EventOutbox):
                 previous_claimant=previous,
             )
         elif action is TaskAction.REASSIGN:
-            self.reassign(task, command.to_user, command.to_group, command.user, command.reason or "")
+            self.reassign(
+                task,
+                command.to_user,
+                command.to_group,
+                command.user,
+                command.reason or "",
+                on_behalf_of=command.on_behalf_of,
+            )
         elif action is TaskAction.COMMENT:
             comment_id = uuid5(task_uuid, f"comment/{len(task.comments) + 1}")
             body = (command.body or "").strip()
@@ -310,10 +318,21 @@ class TaskCommands(EventOutbox):
         )
 
     def reassign(
-        self, task: TaskInfo, to_user: str | None, to_group: str | None, by: str, reason: str
+        self,
+        task: TaskInfo,
+        to_user: str | None,
+        to_group: str | None,
+        by: str,
+        reason: str,
+        *,
+        on_behalf_of: str | None = None,
     ) -> None:
-        """Move a task to another user and/or group (None keeps that side), with its event."""
+        """Move a task to another user and/or group (None keeps that side), with its event.
+
+        ``on_behalf_of`` names the absent user a delegation hands the task over for.
+        """
         before = task.assignee_id or task.assignee_group
+        task.on_behalf_of = on_behalf_of
         if to_user is not None:
             task.assignee_id = to_user
         if to_group is not None:
@@ -330,6 +349,7 @@ class TaskCommands(EventOutbox):
             reason=reason,
             to_assignee_id=to_user,
             to_assignee_group=to_group,
+            on_behalf_of=on_behalf_of,
         )
 
     def check_control(self, payload: dict[str, Any]) -> ControlCommand:

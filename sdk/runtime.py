@@ -11,6 +11,7 @@ from ._ids import (
     step_activity_id,
     step_execution_id_for,
     task_id_for,
+    vote_id_for,
 )
 from ._outbox import as_data, jsonable
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
@@ -31,6 +32,7 @@ __all__ = [
     "step_activity_id",
     "step_execution_id_for",
     "task_id_for",
+    "vote_id_for",
     # Signed commands: the keyring workers verify with
     "COMMAND_KEYS_ENV",
     "TrustInterceptor",

@@ -18,6 +18,7 @@ from activities import (
     ReminderSender,
     log_reminder,
     machine_step_activity,
+    substitutes_activity,
 )
 from sdk import Keyring, MachineStep, WorkflowDefinition, registry
 from sdk.runtime import SANDBOX_PASSTHROUGH, TrustInterceptor, keyring_from, sandbox_runner, verify_activity
@@ -36,6 +37,7 @@ def worker_components(
     notification_hook: NotificationHook = log_reminder,
     publisher: EventPublisher | None = None,
     keyring: Keyring | None = None,
+    mirror: MirrorWriter | None = None,
 ) -> tuple[list[type], list[Any]]:
     """The workflow classes and activities a worker registers for ``workflows``.
 
@@ -43,6 +45,7 @@ def worker_components(
     (default: one for ``event_handlers`` and ``event_sink``) publishes the event batches.
     ``keyring`` (default: from ``DWF_COMMAND_KEYS``) verifies signals; a worker built by hand
     also needs ``sdk.runtime.TrustInterceptor(keyring)`` for its updates to be verified.
+    ``mirror`` holds the delegation table new tasks are handed over by (None: no delegations).
     """
     definitions = list(registry.workflows.values()) if workflows is None else list(workflows)
     steps: dict[str, MachineStep[..., Any]] = {}
@@ -58,7 +61,16 @@ def worker_components(
     reminders = ReminderSender(notification_hook)
     activities: list[Any] = [machine_step_activity(s) for s in steps.values()]
     activities += [publisher.publish, reminders.send_reminder, verify_activity(keyring or keyring_from(None))]
+    activities.append(substitutes_activity(_delegations(mirror)))
     return classes, activities
+
+
+def _delegations(mirror: MirrorWriter | None) -> Any:
+    if mirror is None:
+        return None
+    from sdk.mirror import DelegationStore
+
+    return DelegationStore(mirror.engine)
 
 
 def _check_header_codec(client: Any) -> None:
@@ -124,7 +136,7 @@ def create_worker(
         *interceptors,
     ]
     classes, step_activities = worker_components(
-        workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring
+        workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring, mirror=mirror
     )
     return Worker(
         temporal_client,
