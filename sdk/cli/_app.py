@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from sdk import WorkflowStatus
 
-from . import _instances, _maintenance, _processes, _tasks, _trust
+from . import _delegations, _instances, _maintenance, _processes, _tasks, _trust
 from ._context import Handler
 from ._exit import UsageError
 
@@ -194,12 +194,14 @@ tasks = typer.Typer(help="List, show and act on human tasks.")
 db = typer.Typer(help="The mirror's schema.")
 mirror = typer.Typer(help="Check and repair the mirror against Temporal.")
 keys = typer.Typer(help="Signing keys for the commands that act as a user.")
+delegations = typer.Typer(help="Out of office: who stands in for an absent user.")
 for group, name in (
     (instances, "instances"),
     (tasks, "tasks"),
     (db, "db"),
     (mirror, "mirror"),
     (keys, "keys"),
+    (delegations, "delegations"),
 ):
     app.add_typer(group, name=name)
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -382,6 +384,61 @@ def comment_task(
     """Comment on a task."""
     groups = groups or []
     return _call(_tasks.comment_task, locals())
+
+
+@tasks.command("vote", cls=_Command)
+def vote_task(
+    task_id: TaskId,
+    user: User,
+    data: Annotated[
+        Any, _option("--data", parser=json_value, metavar="JSON", help="the form, a JSON object (the vote)")
+    ],
+    comment: Annotated[str | None, _option(metavar="TEXT", help="a comment recorded with the vote")] = None,
+    groups: Groups = None,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Vote on a quorum task (each eligible user once)."""
+    groups = groups or []
+    return _call(_tasks.vote_task, locals())
+
+
+@delegations.command("set", cls=_Command)
+def set_delegation(
+    user: Annotated[str, typer.Argument(metavar="USER", help="the absent user")],
+    substitute: Annotated[str, typer.Argument(metavar="SUBSTITUTE", help="who stands in")],
+    starts_at: Annotated[datetime | None, _moment("from when (default now)")] = None,
+    ends_at: Annotated[datetime | None, _moment("until when (default: until ended)")] = None,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="why (shown in the audit trail)")] = None,
+    by: Annotated[str | None, _option(metavar="USER", help="who sets it (default USER)")] = None,
+    admin: Admin = False,
+    hand_over: Annotated[
+        bool, _option("--hand-over", help="also hand the user's open tasks to the substitute now")
+    ] = False,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Name a substitute for an absent user: their new tasks go to the substitute."""
+    return _call(_delegations.set_delegation, locals())
+
+
+@delegations.command("list", cls=_Command)
+def list_delegations(
+    user: Annotated[str | None, _option(metavar="USER", help="only delegations of or to this user")] = None,
+    at: Annotated[datetime | None, _moment("only those in force at this time")] = None,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Delegations, newest first."""
+    return _call(_delegations.list_delegations, locals())
+
+
+@delegations.command("end", cls=_Command)
+def end_delegation(
+    delegation_id: Annotated[str, typer.Argument(metavar="DELEGATION_ID", help="the delegation's id")],
+    by: Annotated[str, _option(metavar="USER", help="who ends it (its user or an administrator)")],
+    admin: Admin = False,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """End a delegation now (tasks already handed over stay with the substitute)."""
+    return _call(_delegations.end_delegation, locals())
 
 
 @db.command("upgrade", cls=_Command)

@@ -27,6 +27,7 @@ __all__ = [
     "reassign_task",
     "release_task",
     "show_task",
+    "vote_task",
 ]
 
 TASK_COLUMNS = (
@@ -179,3 +180,14 @@ async def comment_task(ctx: Context) -> int:
     async with open_client(ctx.target) as client:
         info = await client.comment_task(task, a.body, **_identity(ctx))
     return _report(ctx, info, f"commented ({len(info.comments)} comment(s))")
+
+
+async def vote_task(ctx: Context) -> int:
+    """Vote on a quorum task with its form (``approved`` in the data is the vote)."""
+    a, task = ctx.args, await _task(ctx)
+    async with open_client(ctx.target) as client:
+        info = await client.vote_task(
+            task, a.data, user=a.user, groups=a.groups, comment=a.comment, tenant_id=a.tenant
+        )
+    counted = f"{len(info.votes)} vote(s) of {info.quorum} needed"
+    return _report(ctx, info, f"voted ({counted}; task {info.status.value})")
