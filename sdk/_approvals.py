@@ -130,6 +130,18 @@ async def delegate_task(rt: WorkflowRuntime, task: TaskInfo) -> None:
     users = [u for u in [task.assignee_id, *(task.voters or [])] if u]
     if not users or not workflow.patched(DELEGATION_PATCH):
         return
+    before = workflow.now()
+    await _hand_over_at_creation(rt, task, users)
+    # The lookup took workflow time: the task is created now, its deadlines count from now.
+    shift = workflow.now() - before
+    if shift:
+        for name in ("created_at", "due_at", "reminder_at", "follow_up_at"):
+            value = getattr(task, name)
+            if value is not None:
+                setattr(task, name, value + shift)
+
+
+async def _hand_over_at_creation(rt: WorkflowRuntime, task: TaskInfo, users: list[str]) -> None:
     request = {"tenant_id": rt.tenant_id, "users": users, "at": workflow.now().isoformat()}
     try:
         answer = await workflow.execute_local_activity(
