@@ -10,9 +10,14 @@ audit of its instances against Temporal's history.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import uuid
+from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +38,9 @@ from tests.workflows import policies
 from tests.workflows.policies import FINANCE, Purchase
 
 DEFINITIONS = policies.DEFINITIONS
+REPO = Path(__file__).resolve().parents[2]
+_SCRIPT = Path(sys.executable).with_name("dwf")
+DWF = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "sdk._cli"]
 Eventually = Callable[..., Awaitable[Any]]
 PendingTask = Callable[..., Awaitable[TaskInfo]]
 
@@ -291,3 +299,53 @@ async def test_a_delegation_starts_and_ends_while_tasks_are_open(
         await mirror_client.complete_task(task.task_id, {"approved": True}, user=user, tenant_id=tenant)
         assert await handle.result() is True
     await _audit_clean(mirror_client, writer, before, during, after)
+
+
+async def test_dwf_delegations_and_tasks_vote(
+    mirror_client: WorkflowClient,
+    worker: Worker,
+    writer: MirrorWriter,
+    database_url: str,
+    pending_task: PendingTask,
+) -> None:
+    tenant = _tenant()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DWF_") or k == "DWF_SIGNING_KEY"}
+    env.update(
+        DWF_TEMPORAL_ADDRESS=mirror_client.temporal.service_client.config.target_host,
+        DWF_DATABASE_URL=database_url,
+        DWF_APP="tests.workflows.policies",
+        PYTHONPATH=str(REPO),
+    )
+
+    async def dwf(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            *DWF, *args, "--tenant", tenant, cwd=REPO, env=env, stdout=PIPE, stderr=PIPE, stdin=DEVNULL
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, err = await dwf("--json", "delegations", "set", "olga", "sam", "--reason", "holiday")
+    assert code == 0, err
+    delegation_id = json.loads(out)["id"]
+    handle = await _start(mirror_client, worker, policies.owned, tenant, owner="olga")
+    task = await pending_task(handle)
+    assert (task.assignee_id, task.on_behalf_of) == ("sam", "olga")
+    code, out, err = await dwf("--json", "delegations", "list", "--user", "olga")
+    assert code == 0 and [(d["id"], d["ended_at"]) for d in json.loads(out)] == [(delegation_id, None)], err
+
+    board = await _start(mirror_client, worker, policies.board, tenant, approvers=["vic", "wes"])
+    ballot = await pending_task(board)
+    code, out, err = await dwf(
+        "tasks", "vote", ballot.task_id, "--user", "vic", "--data", '{"approved": true}'
+    )
+    assert code == 0 and "1 vote(s) of 2 needed" in out, err
+    code, out, err = await dwf(
+        "tasks", "vote", ballot.task_id, "--user", "vic", "--data", '{"approved": true}'
+    )
+    assert code == 4 and "already voted" in err, err
+
+    await mirror_client.complete_task(task.task_id, {"approved": True}, user="sam", tenant_id=tenant)
+    await mirror_client.vote_task(ballot.task_id, {"approved": True}, user="wes", tenant_id=tenant)
+    assert await handle.result() is True and (await board.result())["approved"] is True
+    await _audit_clean(mirror_client, writer, handle, board)
