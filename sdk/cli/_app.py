@@ -303,10 +303,18 @@ def list_tasks(
     tenant: Tenant = None,
     overdue: Annotated[bool, _option("--overdue", help="only tasks past their due time")] = False,
     due_before: Annotated[datetime | None, _moment("only tasks due before this")] = None,
+    order_by: Annotated[
+        str, _option(metavar="ORDER", help="due (default), priority (highest first) or follow_up")
+    ] = "due",
+    min_priority: Annotated[
+        int | None, _option(min=0, max=100, metavar="N", help="only tasks of at least this priority")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SimpleNamespace:
-    """Pending tasks, soonest due first."""
+    """Pending tasks, soonest due first (or by --order-by)."""
+    if order_by not in ("due", "priority", "follow_up"):
+        raise UsageError(f"--order-by must be due, priority or follow_up, got {order_by!r}")
     _exclusive(("--user", user), ("--assignee", assignee))
     _exclusive(("--overdue", overdue), ("--due-before", due_before))
     groups = groups or []

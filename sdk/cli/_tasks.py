@@ -37,6 +37,8 @@ TASK_COLUMNS = (
     Column("GROUP", attr("assignee_group")),
     Column("CLAIMED BY", attr("claimed_by")),
     Column("DUE", attr("due_at")),
+    Column("PRIORITY", attr("priority")),
+    Column("ON BEHALF OF", attr("on_behalf_of")),
     Column("TENANT", attr("tenant_id")),
     Column("WORKFLOW ID", attr("workflow_id"), key=True),
 )
@@ -62,7 +64,14 @@ async def list_tasks(ctx: Context) -> int:
     async with open_queries(ctx.target) as queries:
         if a.user is not None:
             page = await queries.inbox(
-                a.user, a.groups, tenant_id=a.tenant, due_before=due_before, limit=a.limit, offset=a.offset
+                a.user,
+                a.groups,
+                tenant_id=a.tenant,
+                due_before=due_before,
+                limit=a.limit,
+                offset=a.offset,
+                order_by=a.order_by,
+                min_priority=a.min_priority,
             )
         else:
             page = await queries.pending_tasks(
@@ -72,6 +81,8 @@ async def list_tasks(ctx: Context) -> int:
                 due_before=due_before,
                 limit=a.limit,
                 offset=a.offset,
+                order_by=a.order_by,
+                min_priority=a.min_priority,
             )
     ctx.out.page(page, TASK_COLUMNS, noun="overdue tasks" if a.overdue else "pending tasks")
     return ExitCode.OK

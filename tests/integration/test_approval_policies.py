@@ -337,6 +337,11 @@ async def test_dwf_delegations_and_tasks_vote(
     handle = await _start(mirror_client, worker, policies.owned, tenant, owner="olga")
     task = await pending_task(handle)
     assert (task.assignee_id, task.on_behalf_of) == ("sam", "olga")
+    code, out, err = await dwf("--json", "tasks", "list", "--user", "sam", "--order-by", "priority")
+    assert code == 0, err
+    assert [(t["id"], t["on_behalf_of"], t["priority"]) for t in json.loads(out)] == [
+        (task.task_id, "olga", 20)
+    ]
     code, out, err = await dwf("--json", "delegations", "list", "--user", "olga")
     assert code == 0 and [(d["id"], d["ended_at"]) for d in json.loads(out)] == [(delegation_id, None)], err
 
