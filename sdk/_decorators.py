@@ -27,6 +27,7 @@ from ._definition import (
 )
 from ._errors import DefinitionError
 from ._registry import parse_version, registry
+from ._types import QuorumDecision
 
 __all__ = ["human_step", "machine_step", "workflow"]
 
@@ -173,6 +174,60 @@ def machine_step(
     return decorate
 
 
+@overload
+def human_step(
+    *,
+    form: type[F],
+    name: str | None = None,
+    title: ValueOrFn = None,
+    description: ValueOrFn = None,
+    assignee: ValueOrFn = None,
+    assignee_group: ValueOrFn = None,
+    due_in: timedelta | None = None,
+    reminder_in: timedelta | None = None,
+    on_due: DuePolicy | None = None,
+    escalate_to: str | None = None,
+    escalate_to_group: str | None = None,
+    default: BaseModel | dict[str, Any] | None = None,
+    require_claim: bool = False,
+    quorum: None = None,
+    voters: Sequence[str] | Callable[..., Any] | None = None,
+    reject_on: RejectRule = "first",
+    vote_field: str = "approved",
+    exclude_starter: bool = False,
+    exclude_steps: Sequence[str | HumanStep[..., Any]] = (),
+    priority: int | Callable[..., Any] = 50,
+    follow_up_in: timedelta | Callable[..., Any] | None = None,
+) -> Callable[[Callable[P, Any]], HumanStep[P, F]]: ...
+
+
+@overload
+def human_step(
+    *,
+    form: type[F],
+    name: str | None = None,
+    title: ValueOrFn = None,
+    description: ValueOrFn = None,
+    assignee: ValueOrFn = None,
+    assignee_group: ValueOrFn = None,
+    due_in: timedelta | None = None,
+    reminder_in: timedelta | None = None,
+    on_due: DuePolicy | None = None,
+    escalate_to: str | None = None,
+    escalate_to_group: str | None = None,
+    default: BaseModel | dict[str, Any] | None = None,
+    require_claim: bool = False,
+    quorum: int,
+    voters: Sequence[str] | Callable[..., Any] | None = None,
+    reject_on: RejectRule = "first",
+    vote_field: str = "approved",
+    exclude_starter: bool = False,
+    exclude_steps: Sequence[str | HumanStep[..., Any]] = (),
+    priority: int | Callable[..., Any] = 50,
+    follow_up_in: timedelta | Callable[..., Any] | None = None,
+) -> Callable[[Callable[P, Any]], HumanStep[P, QuorumDecision]]: ...
+
+
 def human_step(
     *,
     form: type[F],
@@ -196,7 +251,7 @@ def human_step(
     exclude_steps: Sequence[str | HumanStep[..., Any]] = (),
     priority: int | Callable[..., Any] = 50,
     follow_up_in: timedelta | Callable[..., Any] | None = None,
-) -> Callable[[Callable[P, Any]], HumanStep[P, F]]:
+) -> Callable[[Callable[P, Any]], HumanStep[P, Any]]:
     """Declare a human step: a task for a person, answered with a pydantic form.
 
     The decorated function receives the step's input and may return the task's title (a
