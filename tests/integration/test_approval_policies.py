@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, update
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -36,7 +37,15 @@ from sdk import (
     TaskStatus,
     WorkflowClient,
 )
-from sdk.mirror import AssignmentAction, MirrorQueries, MirrorWriter, VoteState, audit
+from sdk.mirror import (
+    AssignmentAction,
+    MirrorQueries,
+    MirrorWriter,
+    TaskVoteModel,
+    VoteState,
+    audit,
+    rebuild,
+)
 from sdk.protocol import DELEGATION_PATCH
 from tests.histories.record_policies import SCENARIOS, history_path
 from tests.workflows import policies
@@ -140,6 +149,21 @@ async def test_a_quorum_out_of_reach_is_rejected(
     )
     assert closed.status is TaskStatus.COMPLETED
     assert await handle.result() == {"approved": False, "votes": {"vic": False, "wes": False}}
+    await _audit_clean(mirror_client, writer, handle)
+
+    # Votes rebuild from the history: lost and altered vote rows are found and restored.
+    votes = TaskVoteModel.__table__
+    async with writer.engine.begin() as conn:
+        await conn.execute(
+            delete(votes).where(votes.c.task_id == uuid.UUID(task.task_id), votes.c.voter == "vic")
+        )
+        await conn.execute(update(votes).where(votes.c.voter == "wes").values(approved=True))
+    report = await audit(mirror_client.temporal, writer, [handle.id])
+    assert {(m.table, m.column) for m in report.mismatches} == {
+        ("workflow_task_votes", "*"),
+        ("workflow_task_votes", "approved"),
+    }
+    assert await rebuild(mirror_client.temporal, writer, [handle.id]) == 1
     await _audit_clean(mirror_client, writer, handle)
 
 
