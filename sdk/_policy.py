@@ -190,6 +190,8 @@ def check_task_command(
         separated = separation_reason(task, identity.user)
         if separated is not None:
             raise Refusal(ErrorKind.PERMISSION_DENIED, separated, rule="separation_of_duties")
+    if action is TaskAction.CLAIM and task.quorum is not None:
+        raise Refusal(ErrorKind.INVALID_INPUT, f"task {task.task_id} is voted on, not claimed")
     if action is TaskAction.COMPLETE and task.quorum is not None:
         raise Refusal(
             ErrorKind.INVALID_INPUT,

@@ -117,8 +117,12 @@ def test_separation_of_duties_binds_even_administrators(action: TaskAction) -> N
     )
 
 
-def test_a_quorum_task_is_voted_on_not_completed() -> None:
+def test_a_quorum_task_is_voted_on_not_completed_or_claimed() -> None:
     task = _task(quorum=2, assignee_group="finance")
+    with pytest.raises(Refusal, match="not claimed"):
+        check_task_command(
+            "t-1", task, TaskAction.CLAIM, Identity(user="bob", groups=("finance",)), instance_tenant_id=None
+        )
     with pytest.raises(Refusal, match="vote on it") as refused:
         check_task_command(
             "t-1",
