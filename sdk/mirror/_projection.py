@@ -17,16 +17,15 @@ from sqlalchemy import Table
 
 from sdk import StepStatus, StepType, TaskStatus, WorkflowStatus, registry
 from sdk import events as ev
-from sdk.runtime import EventBatch, vote_id_for
+from sdk.runtime import EventBatch
 
+from ._approval_rows import ApprovalProjection
 from ._metrics import MirrorMetrics
 from ._models import (
     HumanTaskModel,
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
-    TaskVoteModel,
-    VoteState,
 )
 from ._plan import BatchPlan
 from ._statements import KEEP_PAUSED, Statements
@@ -38,8 +37,6 @@ _steps = cast(Table, StepExecutionModel.__table__)
 _tasks = cast(Table, HumanTaskModel.__table__)
 _assignments = cast(Table, TaskAssignmentModel.__table__)
 _comments = cast(Table, TaskCommentModel.__table__)
-_votes = cast(Table, TaskVoteModel.__table__)
-_VOTE_COLUMNS = ("state", "approved", "form_data", "comment", "voted_at", "on_behalf_of", "updated_at")
 
 
 def definition_id_for(workflow_type: str) -> uuid.UUID:
@@ -51,7 +48,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Projection:
+class Projection(ApprovalProjection):
     """Turns batches of events into :class:`BatchPlan` s for one dialect."""
 
     def __init__(self, sql: Statements, metrics: MirrorMetrics) -> None:
@@ -354,97 +351,6 @@ class Projection:
             )
         self._task_parties(plan, event, seq)
 
-    def _task_parties(self, plan: BatchPlan, event: ev.HumanTaskCreated, seq: int) -> None:
-        """A new task's rows per user: listed voters' ballots, exclusions, delegations."""
-        for voter in event.voters or ():
-            self._vote_row(plan, event, voter, VoteState.PENDING, insert_only=True)
-        for user, why in (event.excluded_users or {}).items():
-            self._vote_row(plan, event, user, VoteState.EXCLUDED, insert_only=True, reason=why)
-        handed = dict(event.voters_on_behalf or {})
-        if event.on_behalf_of and event.assignee_id:
-            handed[event.assignee_id] = event.on_behalf_of
-        for n, (substitute, absent) in enumerate(sorted(handed.items())):
-            row = {
-                "id": uuid.uuid5(event.task_id, f"delegation/{n}/{absent}"),
-                "task_id": event.task_id,
-                "action": "delegate",
-                "from_assignee": absent,
-                "to_assignee": substitute,
-                "by_user": "system",
-                "reason": f"delegation: {substitute} stands in for {absent}",
-                "on_behalf_of": absent,
-                "at": event.timestamp,
-                "created_at": _now(),
-                "updated_at": _now(),
-            }
-            plan.add(self._sql.insert_ignore(_assignments), row)
-
-    def _vote_row(
-        self,
-        plan: BatchPlan,
-        event: ev.HumanTaskCreated | ev.HumanTaskVoted,
-        user: str,
-        state: VoteState,
-        *,
-        insert_only: bool = False,
-        **values: Any,
-    ) -> None:
-        row = {
-            "id": vote_id_for(event.task_id, user),
-            "task_id": event.task_id,
-            "instance_id": event.instance_id,
-            "voter": user,
-            "state": state.value,
-            "approved": None,
-            "form_data": None,
-            "comment": None,
-            "voted_at": None,
-            "on_behalf_of": None,
-            "reason": None,
-            "created_at": _now(),
-            "updated_at": _now(),
-            **values,
-        }
-        statement = (
-            self._sql.insert_ignore(_votes) if insert_only else self._sql.upsert(_votes, _VOTE_COLUMNS)
-        )
-        plan.add(statement, row)
-
-    def _on_task_voted(self, plan: BatchPlan, batch: EventBatch, event: ev.HumanTaskVoted, seq: int) -> None:
-        self._vote_row(
-            plan,
-            event,
-            event.voter,
-            VoteState.APPROVED if event.approved else VoteState.REJECTED,
-            approved=event.approved,
-            form_data=event.form_data,
-            comment=event.comment,
-            voted_at=event.timestamp,
-            on_behalf_of=event.on_behalf_of,
-        )
-
-    def _on_task_prioritized(
-        self, plan: BatchPlan, batch: EventBatch, event: ev.HumanTaskPrioritized, seq: int
-    ) -> None:
-        self._update_task(
-            plan,
-            event.task_id,
-            {"priority": event.priority, "follow_up_at": event.follow_up_at, "updated_at": _now()},
-        )
-        change = f"priority {event.previous_priority} -> {event.priority}"
-        if event.follow_up_at != event.previous_follow_up_at:
-            shown = event.follow_up_at.isoformat() if event.follow_up_at else None
-            change += f"; follow-up {shown}"
-        self._audit_assignment(
-            plan,
-            event,
-            seq,
-            event.task_id,
-            action="priority",
-            by_user=event.changed_by,
-            reason=f"{change}: {event.reason}" if event.reason else change,
-        )
-
     def _on_task_completed(
         self, plan: BatchPlan, batch: EventBatch, event: ev.HumanTaskCompleted, seq: int
     ) -> None:
@@ -590,6 +496,6 @@ _HANDLERS: dict[type[ev.WorkflowEvent], Any] = {
     ev.HumanTaskClaimed: Projection._on_task_claimed,
     ev.HumanTaskReleased: Projection._on_task_released,
     ev.HumanTaskCommented: Projection._on_task_commented,
-    ev.HumanTaskVoted: Projection._on_task_voted,
-    ev.HumanTaskPrioritized: Projection._on_task_prioritized,
+    ev.HumanTaskVoted: ApprovalProjection._on_task_voted,
+    ev.HumanTaskPrioritized: ApprovalProjection._on_task_prioritized,
 }
