@@ -31,6 +31,20 @@ from ._errors import (
     UnauthenticatedCommandError,
     WorkflowNotFoundError,
 )
+from ._graph_errors import (
+    ConditionSyntaxError,
+    ConditionTypeError,
+    EdgeTargetError,
+    EventTimeoutError,
+    ForkWithoutJoinError,
+    GraphCycleError,
+    GraphDefinitionError,
+    NoPathToTerminalError,
+    UnknownFieldError,
+    UnknownImplementationError,
+    UnreachableStepError,
+)
+from ._graph_model import GraphDefinition, graph_json_schema
 from ._identity import ALL_TENANTS, Identity, IdentityProvider
 from ._registry import registry
 from ._signing import Keyring, SigningKey, generate_signing_key
@@ -47,6 +61,7 @@ from ._types import (
     TaskVote,
     WorkflowStatus,
 )
+from ._waits import skip_step, timer_step, wait_for_event
 
 __all__ = [
     # Client
@@ -103,6 +118,26 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "events",
+    # Graph definitions (steps and edges as data), their errors and diagrams
+    "GraphDefinition",
+    "graph_json_schema",
+    "check_graph",
+    "mermaid",
+    "GraphDefinitionError",
+    "UnknownImplementationError",
+    "EdgeTargetError",
+    "UnreachableStepError",
+    "NoPathToTerminalError",
+    "ForkWithoutJoinError",
+    "GraphCycleError",
+    "ConditionSyntaxError",
+    "UnknownFieldError",
+    "ConditionTypeError",
+    # Timers, external events and skipped steps in @workflow functions
+    "timer_step",
+    "wait_for_event",
+    "skip_step",
+    "EventTimeoutError",
     # Decorators
     "human_step",
     "machine_step",
@@ -114,6 +149,8 @@ if TYPE_CHECKING:
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
     from ._delegation import Delegations
     from ._devserver import DevServer, find_temporal_cli
+    from ._diagram import mermaid
+    from ._graph_check import check_graph
     from ._handle import InstanceDescription, InstanceHandle
     from ._predeploy import ReplayProblem, check_running_instances
 
@@ -127,6 +164,9 @@ _LAZY = {
     "InstanceHandle": "._handle",
     "ReplayProblem": "._predeploy",
     "check_running_instances": "._predeploy",
+    # CEL's parser loads on first use
+    "check_graph": "._graph_check",
+    "mermaid": "._diagram",
 }
 
 

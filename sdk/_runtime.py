@@ -70,6 +70,8 @@ class WorkflowRuntime(ApprovalCommands):
         # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
         # so nobody acts on a task the mirror does not show yet.
         self._unpublished: set[str] = set()
+        # External events received (``sdk._waits``), kept until an event step consumes them.
+        self.external_events: list[Any] = []
 
     # -- lifecycle ----------------------------------------------------------------------
 

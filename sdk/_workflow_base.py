@@ -14,6 +14,7 @@ client; every command acting as a user must be signed by the application's clien
   command's payload with ``priority``? and ``follow_up_at``?, ``reason``?)
 - signals ``pause`` / ``resume`` / ``cancel_requested`` ``{"user"?, "reason"?, "groups"?,
   "admin"?, "tenant_id"?, "auth"}``
+- signal ``external_event`` ``{"event", "key", "payload"?}``: an event for a waiting event step
 - query ``state`` (:class:`sdk.InstanceState`)
 
 Every handler takes its arguments as they come (``*args``) and refuses a wrong shape itself:
@@ -31,10 +32,12 @@ from ._commands import one_payload
 from ._errors import Refusal
 from ._runtime import WorkflowRuntime
 from ._types import InstanceAction, InstanceState, TaskAction, TaskInfo
+from ._waits import receive_event
 from .protocol import (
     CANCEL_SIGNAL,
     COMPLETE_SIGNAL,
     COMPLETE_UPDATE,
+    EVENT_SIGNAL,
     PAUSE_SIGNAL,
     RESUME_SIGNAL,
     STATE_QUERY,
@@ -268,6 +271,11 @@ class DurableWorkflowBase:
             dwf.record_rejection(None, None, refusal)
         finally:
             dwf.cancel_notes_pending -= 1
+
+    @workflow.signal(unfinished_policy=_ABANDON, name=EVENT_SIGNAL)
+    def external_event(self, *args: Any) -> None:
+        """An external event ``{"event", "key", "payload"}`` for an event step (kept until one waits)."""
+        receive_event(self._dwf, args)
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> InstanceState:

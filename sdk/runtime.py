@@ -5,6 +5,7 @@ workflow sandbox and the code outside it that runs and mirrors workflows.
 """
 
 from ._carry import carry_interceptor_class, take_carried
+from ._graph_run import GraphWorkflow, graph_start_input, mirror_step_name
 from ._ids import (
     instance_id_for,
     seq_from_activity_id,
@@ -19,6 +20,10 @@ from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring
 from ._types import EventBatch
 
 __all__ = [
+    # The interpreter workflow that runs graph definitions
+    "GraphWorkflow",
+    "graph_start_input",
+    "mirror_step_name",
     # Event batches, as the outbox publishes them and step activities carry them
     "EventBatch",
     "as_data",

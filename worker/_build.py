@@ -21,7 +21,14 @@ from activities import (
     substitutes_activity,
 )
 from sdk import Keyring, MachineStep, WorkflowDefinition, registry
-from sdk.runtime import SANDBOX_PASSTHROUGH, TrustInterceptor, keyring_from, sandbox_runner, verify_activity
+from sdk.runtime import (
+    SANDBOX_PASSTHROUGH,
+    GraphWorkflow,
+    TrustInterceptor,
+    keyring_from,
+    sandbox_runner,
+    verify_activity,
+)
 
 if TYPE_CHECKING:
     from sdk.mirror import MirrorWriter
@@ -56,7 +63,8 @@ def worker_components(
         for step in definition.steps():
             if isinstance(step, MachineStep):
                 steps.setdefault(step.name, step)
-    classes = list(dict.fromkeys(d.workflow_class for d in definitions))
+    # The graph interpreter runs any graph definition with the registered steps.
+    classes = [*dict.fromkeys(d.workflow_class for d in definitions), GraphWorkflow]
     publisher = publisher or EventPublisher(event_handlers, event_sink)
     reminders = ReminderSender(notification_hook)
     activities: list[Any] = [machine_step_activity(s) for s in steps.values()]

@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from sdk import WorkflowStatus
 
-from . import _delegations, _instances, _maintenance, _processes, _tasks, _trust
+from . import _delegations, _graphs, _instances, _maintenance, _processes, _tasks, _trust
 from ._context import Handler
 from ._exit import UsageError
 
@@ -194,8 +194,12 @@ tasks = typer.Typer(help="List, show and act on human tasks.")
 db = typer.Typer(help="The mirror's schema.")
 mirror = typer.Typer(help="Check and repair the mirror against Temporal.")
 keys = typer.Typer(help="Signing keys for the commands that act as a user.")
+graph = typer.Typer(help="Graph definitions: validate, register, (de)activate, draw.")
+event = typer.Typer(help="External events for instances waiting on them.")
 delegations = typer.Typer(help="Out of office: who stands in for an absent user.")
 for group, name in (
+    (graph, "graph"),
+    (event, "event"),
     (instances, "instances"),
     (tasks, "tasks"),
     (db, "db"),
@@ -506,7 +510,63 @@ def deploy_check(
     return _call(_trust.deploy_check, locals())
 
 
-@app.command(cls=_Command, context_settings=_PASS_THROUGH)
-def graph(ctx: typer.Context) -> SimpleNamespace:
-    """Graph definitions (not available in this version)."""
-    return _call(_maintenance.graph, {})
+GraphFile = Annotated[str, typer.Argument(metavar="FILE", help="a graph definition (.json, .yaml or .yml)")]
+GraphName = Annotated[str, typer.Argument(metavar="NAME", help="the definition's name")]
+GraphVersion = Annotated[str, typer.Argument(metavar="VERSION", help="the version")]
+
+
+@graph.command("validate", cls=_Command)
+def validate_graph(
+    file: GraphFile,
+    diagram: Annotated[bool, _option("--diagram", help="also print its Mermaid diagram")] = False,
+) -> SimpleNamespace:
+    """Check a graph file against the --app steps (exit 2 naming the step or edge at fault)."""
+    return _call(_graphs.validate_graph, locals())
+
+
+@graph.command("register", cls=_Command)
+def register_graph(
+    file: GraphFile,
+    inactive: Annotated[bool, _option("--inactive", help="register it inactive")] = False,
+) -> SimpleNamespace:
+    """Check a graph file and register it as a new version (no worker restart needed)."""
+    return _call(_graphs.register_graph, locals())
+
+
+@graph.command("activate", cls=_Command)
+def activate_graph(name: GraphName, version: GraphVersion) -> SimpleNamespace:
+    """Mark a graph version active: new instances by name may start it."""
+    return _call(_graphs.activate_graph, {**locals(), "active": True})
+
+
+@graph.command("deactivate", cls=_Command)
+def deactivate_graph(name: GraphName, version: GraphVersion) -> SimpleNamespace:
+    """Mark a graph version inactive (running instances are unaffected)."""
+    return _call(_graphs.activate_graph, {**locals(), "active": False})
+
+
+@graph.command("show", cls=_Command)
+def show_graph(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="a graph or @workflow name")] = "",
+    version: Annotated[str | None, _option(metavar="VERSION", help="this version (default: active)")] = None,
+    instance: Annotated[
+        str | None, _option(metavar="ID", help="an instance id: colour steps by their status")
+    ] = None,
+) -> SimpleNamespace:
+    """Print the Mermaid diagram of a definition, or of an instance with its steps' status."""
+    return _call(_graphs.show_graph, locals())
+
+
+@event.command("send", cls=_Command)
+def send_event(
+    event_name: Annotated[str, typer.Argument(metavar="EVENT", help="the event's name")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="its correlation key")],
+    payload: Annotated[
+        Any, _option("--payload", parser=json_value, metavar="JSON", help="its payload")
+    ] = None,
+    workflow_id: Annotated[
+        str | None, _option(metavar="ID", help="the instance (default: the one waiting, from the mirror)")
+    ] = None,
+) -> SimpleNamespace:
+    """Send an external event to the instance waiting for it."""
+    return _call(_graphs.send_event, {**locals(), "event": event_name})

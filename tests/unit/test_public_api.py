@@ -12,6 +12,25 @@ import sdk.runtime
 import worker
 
 SDK_ALL = {
+    # Graph definitions, their errors and diagrams; timers, events and skips in code
+    "GraphDefinition",
+    "graph_json_schema",
+    "check_graph",
+    "mermaid",
+    "GraphDefinitionError",
+    "UnknownImplementationError",
+    "EdgeTargetError",
+    "UnreachableStepError",
+    "NoPathToTerminalError",
+    "ForkWithoutJoinError",
+    "GraphCycleError",
+    "ConditionSyntaxError",
+    "UnknownFieldError",
+    "ConditionTypeError",
+    "timer_step",
+    "wait_for_event",
+    "skip_step",
+    "EventTimeoutError",
     # Decorators and definitions
     "workflow",
     "machine_step",
