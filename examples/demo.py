@@ -123,7 +123,7 @@ Next, by hand (the mirror of this run stays in {database_file}):
   sqlite3 {database_file} "SELECT id, title, status FROM workflow_human_tasks WHERE id = '{task_id}'"
   DWF_DATABASE_URL=sqlite+aiosqlite:///{database_file} dwf instances show {workflow_id}
 
-  dwf dev                                  # a dev server, a worker and the mirror (dwf.db); then, elsewhere:
+  dwf dev                                  # server, worker, mirror, web inbox (:8080); elsewhere:
   dwf start expense_approval --input '{{"employee": "ann", "amount": 120}}' --tenant acme
   dwf tasks list --user maria --group managers --tenant acme
   dwf tasks complete TASK_ID --user maria --group managers --tenant acme --data '{{"approved": true}}'

@@ -31,6 +31,7 @@ from ._errors import (
     UnauthenticatedCommandError,
     WorkflowNotFoundError,
 )
+from ._escalation import Escalate
 from ._graph_errors import (
     ConditionSyntaxError,
     ConditionTypeError,
@@ -46,6 +47,7 @@ from ._graph_errors import (
 )
 from ._graph_model import GraphDefinition, graph_json_schema
 from ._identity import ALL_TENANTS, Identity, IdentityProvider
+from ._notify import NotificationKind, TaskNotification
 from ._registry import registry
 from ._signing import Keyring, SigningKey, generate_signing_key
 from ._storable import MAX_PAYLOAD_BYTES
@@ -62,6 +64,7 @@ from ._types import (
     WorkflowStatus,
 )
 from ._waits import skip_step, timer_step, wait_for_event
+from ._webhooks import WEBHOOK_SIGNATURE_HEADER, sign_webhook, verify_webhook_signature
 
 __all__ = [
     # Client
@@ -118,6 +121,17 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "events",
+    # Bulk actions on the tasks or instances a query matches
+    "BulkItem",
+    "BulkResult",
+    # Escalation chains (on_due=[Escalate(...), ..., "expire"])
+    "Escalate",
+    # Task notifications, and the signature of webhook notifications
+    "NotificationKind",
+    "TaskNotification",
+    "WEBHOOK_SIGNATURE_HEADER",
+    "sign_webhook",
+    "verify_webhook_signature",
     # Graph definitions (steps and edges as data), their errors and diagrams
     "GraphDefinition",
     "graph_json_schema",
@@ -146,6 +160,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._bulk import BulkItem, BulkResult
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
     from ._delegation import Delegations
     from ._devserver import DevServer, find_temporal_cli
@@ -155,6 +170,8 @@ if TYPE_CHECKING:
     from ._predeploy import ReplayProblem, check_running_instances
 
 _LAZY = {
+    "BulkItem": "._bulk",
+    "BulkResult": "._bulk",
     "DEFAULT_TASK_QUEUE": "._client",
     "WorkflowClient": "._client",
     "Delegations": "._delegation",

@@ -23,8 +23,10 @@ from temporalio.client import (
 from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
 from ._delegation import Delegations
+from ._details import instance_summary
 from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
 from ._graph_model import GraphDefinition
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
@@ -60,7 +62,7 @@ class _TerminationRecorder(ClientInterceptor):
         return _Outbound(next)
 
 
-class WorkflowClient:
+class WorkflowClient(BulkCommands):
     """The application's entry point. Create it with :meth:`connect`.
 
     Attributes:
@@ -175,6 +177,11 @@ class WorkflowClient:
             raise MirrorUnavailableError("delegations live in the SQL mirror: connect with database_url=")
         return self._delegations
 
+    @property
+    def identity_provider(self) -> IdentityProvider | None:
+        """The application's hook user id → ``sdk.Identity``, when the client was given one."""
+        return self._trust.identity_provider
+
     def _require_queries(self, what: str) -> Any:
         if self.queries is None:
             raise MirrorUnavailableError(f"{what} reads the SQL mirror: connect with database_url=")
@@ -252,6 +259,7 @@ class WorkflowClient:
         if definition is not None:
             workflow_type, name = definition.workflow_type, definition.name
             checked = check_args(definition, args)
+            description = definition.description
         else:
             name = str(workflow)
             workflow_type, stored = await self._type_from_mirror(name, version)
@@ -266,9 +274,14 @@ class WorkflowClient:
                     task_queue=task_queue,
                 )
             checked = list(args)
+            description = stored.get("description")
             check_against_schema(name, stored.get("input_schema"), checked)
         check_storable_input(checked)
         memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
+        # Temporal's user metadata: the UI and `temporal workflow describe` show the summary.
+        summary = instance_summary(
+            name, workflow_type.rpartition("@")[2], tenant_id=tenant_id, created_by=created_by
+        )
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
             workflow_type,
             args=checked,
@@ -276,6 +289,8 @@ class WorkflowClient:
             task_queue=task_queue or self.task_queue,
             memo=memo or None,
             result_type=definition.return_type if definition else None,
+            static_summary=summary,
+            static_details=description if isinstance(description, str) and description else None,
         )
         return self._handle_for(handle, definition, tenant_id)
 
@@ -524,6 +539,21 @@ class WorkflowClient:
             groups=groups,
             admin=admin,
         )
+
+    async def escalate_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        reason: str | None = None,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Apply the next link of a task's escalation chain now (see :meth:`InstanceHandle.escalate_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.escalate_task(task_id, user=user, reason=reason, groups=groups, admin=admin)
 
     async def cancel(
         self,

@@ -20,6 +20,7 @@ from temporalio import workflow as _wf
 from temporalio.common import RetryPolicy
 
 from ._errors import DefinitionError
+from ._escalation import EscalationChain
 
 __all__ = [
     "DuePolicy",
@@ -149,6 +150,10 @@ class HumanStepOptions:
     exclude_steps: tuple[str, ...] = ()
     priority: int | Callable[..., Any] = 50
     follow_up_in: timedelta | Callable[..., Any] | None = None
+    escalation: EscalationChain | None = None
+    """An escalation chain (``on_due=[...]``); ``on_due`` is then None."""
+    notify: tuple[str, ...] = ()
+    """Names of worker notifiers that receive this step's task events."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able view; computed values show as ``"<computed>"``."""
@@ -168,6 +173,8 @@ class HumanStepOptions:
             "escalate_to_group": self.escalate_to_group,
             "default": self.default,
             "require_claim": self.require_claim,
+            "escalation": None if self.escalation is None else self.escalation.to_json(),
+            "notify": list(self.notify),
         }
         # Approval policies appear only when set, so a plain step's stored JSON is unchanged.
         if self.quorum is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -22,6 +22,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
 from ._approvals import ApprovalCommands
+from ._details import current_details
+from ._escalation import ChainState, EscalationChain
 from ._ids import instance_id_for
 from ._inputs import check_memo, decode_args
 from ._outbox import as_data, jsonable
@@ -70,6 +72,8 @@ class WorkflowRuntime(ApprovalCommands):
         # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
         # so nobody acts on a task the mirror does not show yet.
         self._unpublished: set[str] = set()
+        # Escalation chains of the tasks that have one, and where each task is in it.
+        self.chains: dict[str, tuple[EscalationChain, ChainState]] = {}
         # External events received (``sdk._waits``), kept until an event step consumes them.
         self.external_events: list[Any] = []
 
@@ -149,8 +153,20 @@ class WorkflowRuntime(ApprovalCommands):
             await workflow.wait_condition(lambda: self.cancel_notes_pending == 0)
         self.status = WorkflowStatus.CANCELED
         for task in self.tasks.values():
-            if task.status is TaskStatus.PENDING:
+            # Pending here, or marked canceled by its step as the cancellation reached it.
+            if task.status is TaskStatus.PENDING or (
+                task.status is TaskStatus.CANCELED and task.completed_at is None
+            ):
                 task.status = TaskStatus.CANCELED
+                task.completed_at = workflow.now()
+                # For notifiers; the rows are closed by WorkflowCanceled below.
+                self.emit(
+                    ev.HumanTaskCanceled,
+                    step_name=task.step_name,
+                    task_id=_uuid(task.task_id),
+                    canceled_by=self.canceled_by,
+                    reason=self.cancel_reason,
+                )
         self.emit(
             ev.WorkflowCanceled,
             reason=self.cancel_reason or "cancellation requested",
@@ -175,6 +191,23 @@ class WorkflowRuntime(ApprovalCommands):
             stack_trace="".join(traceback.format_exception(err))[-8000:],
         )
         await self.flush(force=True)
+
+    def emit(
+        self,
+        event_type: type[ev.WorkflowEvent],
+        *,
+        urgent: bool = True,
+        timestamp: datetime | None = None,
+        **fields: Any,
+    ) -> None:
+        """Buffer the event of a transition, and tell Temporal's UI what the instance does now.
+
+        Every transition emits an event after changing the state, so the current details
+        (``sdk._details``) follow each one. Setting them issues no command: old histories
+        replay unchanged.
+        """
+        super().emit(event_type, urgent=urgent, timestamp=timestamp, **fields)
+        workflow.set_current_details(current_details(self.status, self.current_step, self.tasks.values()))
 
     def next_seq(self) -> int:
         self._step_seq += 1

@@ -90,6 +90,8 @@ class TaskAction(StrEnum):
     """A vote on a quorum task (the step's form, one per eligible user)."""
     PRIORITIZE = "prioritize"
     """A change of the task's priority and/or follow-up date (audited)."""
+    ESCALATE = "escalate"
+    """Move the task to the next link of its escalation chain now."""
 
 
 class InstanceAction(StrEnum):

@@ -6,7 +6,7 @@ client; every command acting as a user must be signed by the application's clien
 
 - signal ``complete_task`` ``{"task_id", "user", "data", "comment"?, "groups"?, "admin"?,
   "tenant_id"?, "auth"}``; update ``complete_task_update`` (same payload, refused synchronously)
-- signals ``claim_task``, ``release_task``, ``reassign_task``, ``comment_task`` and the
+- signals ``claim_task``, ``release_task``, ``reassign_task``, ``comment_task``, ``escalate_task`` and the
   matching ``*_update`` updates ``{"task_id", "user", "groups"?, "admin"?, "tenant_id"?,
   "to_user"?, "to_group"?, "reason"?, "body"?, "auth"}``
 - signal ``vote_task`` and update ``vote_task_update`` (a completion's payload): a vote on a
@@ -236,6 +236,20 @@ class DurableWorkflowBase:
     @prioritize_task_update.validator
     def _validate_prioritize(self, *args: Any) -> None:
         self._task_validate(TaskAction.PRIORITIZE, args)
+
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.ESCALATE))
+    async def escalate_task(self, *args: Any) -> None:
+        """Move a task to the next link of its escalation chain now."""
+        await self._task_signal(TaskAction.ESCALATE, args)
+
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.ESCALATE))
+    async def escalate_task_update(self, *args: Any) -> TaskInfo:
+        """Move a task to the next link of its escalation chain now; refused when none is left."""
+        return await self._task_update(TaskAction.ESCALATE, args)
+
+    @escalate_task_update.validator
+    def _validate_escalate(self, *args: Any) -> None:
+        self._task_validate(TaskAction.ESCALATE, args)
 
     # -- the instance ---------------------------------------------------------------------
 

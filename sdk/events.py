@@ -15,6 +15,7 @@ from uuid import UUID
 
 __all__ = [
     "EVENT_TYPES",
+    "HumanTaskCanceled",
     "HumanTaskClaimed",
     "HumanTaskCommented",
     "HumanTaskCompleted",
@@ -219,6 +220,12 @@ class HumanTaskReassigned(WorkflowEvent):
     to_assignee_group: str | None = None
     # Extension: the absent user a delegation handed the task over for.
     on_behalf_of: str | None = None
+    # Extensions: the new due time an escalation link set (None keeps it), and the link's
+    # position in its chain (1 for the first; 0 for a reassignment outside a chain).
+    due_at: datetime | None = None
+    escalation_level: int = 0
+    # Extension: the change replaces both sides (an escalation link): a None side is cleared.
+    replaces_assignment: bool = False
 
 
 # Extensions to the seed's vocabulary: the task lifecycle beyond create/complete/reassign.
@@ -282,6 +289,17 @@ class HumanTaskPrioritized(WorkflowEvent):
     reason: str | None = None
 
 
+@dataclass
+class HumanTaskCanceled(WorkflowEvent):
+    """A pending task was canceled with its instance (extension event; the instance's own
+    ``WorkflowCanceled`` closes its rows)."""
+
+    step_name: str
+    task_id: UUID
+    canceled_by: str | None = None
+    reason: str | None = None
+
+
 EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -303,6 +321,7 @@ EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
         HumanTaskCommented,
         HumanTaskVoted,
         HumanTaskPrioritized,
+        HumanTaskCanceled,
     )
 }
 """Every concrete event class by name: the seed's thirteen (fourteen with the base class) and

@@ -14,7 +14,14 @@ from ._ids import (
     task_id_for,
     vote_id_for,
 )
+from ._notify import (
+    DELIVER_NOTIFICATION_ACTIVITY,
+    NOTIFY_WORKFLOW,
+    NotificationDelivery,
+    NotificationRequest,
+)
 from ._outbox import as_data, jsonable
+from ._runtime import SYSTEM_USER
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
 from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring_from, verify_activity
 from ._types import EventBatch
@@ -44,6 +51,12 @@ __all__ = [
     "dev_signing_key",
     "keyring_from",
     "verify_activity",
+    # Task notifications: the delivery workflow and its activity's name
+    "DELIVER_NOTIFICATION_ACTIVITY",
+    "NOTIFY_WORKFLOW",
+    "NotificationDelivery",
+    "NotificationRequest",
+    "SYSTEM_USER",
     # The workflow sandbox
     "SANDBOX_PASSTHROUGH",
     "sandbox_runner",

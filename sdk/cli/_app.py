@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from sdk import WorkflowStatus
 
-from . import _delegations, _graphs, _instances, _maintenance, _processes, _tasks, _trust
+from . import _bulk, _delegations, _graphs, _instances, _maintenance, _processes, _serve, _tasks, _trust
 from ._context import Handler
 from ._exit import UsageError
 
@@ -225,9 +225,42 @@ def dev(
     http_port: Annotated[
         int, _option(min=0, max=65535, metavar="PORT", help="worker health and metrics port (default 0: off)")
     ] = 0,
+    inbox_port: Annotated[
+        int, _option(min=0, max=65535, metavar="PORT", help="web inbox port (default 8080; 0: off)")
+    ] = 8080,
+    dev_users: Annotated[
+        str | None,
+        _option(metavar="FILE", help="inbox sign-in users (JSON file; default ann, bob, cara)"),
+    ] = None,
 ) -> SimpleNamespace:
-    """Run a Temporal dev server and a worker with the SQL mirror (Ctrl-C stops both)."""
+    """Run a Temporal dev server, a worker with the SQL mirror and the web inbox (Ctrl-C stops all)."""
     return _call(_processes.dev, locals())
+
+
+@app.command(cls=_Command)
+def serve(
+    host: Annotated[
+        str, _option(metavar="HOST", help="interface to listen on (default 127.0.0.1)")
+    ] = "127.0.0.1",
+    port: Annotated[int, _port("port to listen on (default 8080)")] = 8080,
+    jwks_file: Annotated[
+        str | None,
+        _option(metavar="FILE", help="verify bearer tokens with the public keys of this JWKS file"),
+    ] = None,
+    audience: Annotated[str | None, _option(metavar="AUD", help="tokens must name this audience")] = None,
+    issuer: Annotated[str | None, _option(metavar="ISS", help="tokens must come from this issuer")] = None,
+    dev_users: Annotated[
+        str | None, _option(metavar="FILE", help="development: users to pick at sign-in (JSON file)")
+    ] = None,
+    single_tenant: Annotated[
+        bool, _option("--single-tenant", help="serve users without a tenant (an application without tenants)")
+    ] = False,
+    insecure_cookies: Annotated[
+        bool, _option("--insecure-cookies", help="development over plain HTTP: cookies not marked Secure")
+    ] = False,
+) -> SimpleNamespace:
+    """Serve the inbox's HTTP API (tokens: DWF_INBOX_JWT_SECRET or --jwks-file; see docs/inbox.md)."""
+    return _call(_serve.serve, locals())
 
 
 @app.command(cls=_Command, context_settings=_PASS_THROUGH, add_help_option=False)
@@ -396,6 +429,99 @@ def comment_task(
     """Comment on a task."""
     groups = groups or []
     return _call(_tasks.comment_task, locals())
+
+
+@tasks.command("escalate", cls=_Command)
+def escalate_task(
+    task_id: TaskId,
+    user: User,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="why (default: the link's reason)")] = None,
+    groups: Groups = None,
+    admin: Admin = False,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Move a task to the next link of its escalation chain now."""
+    groups = groups or []
+    return _call(_tasks.escalate_task, locals())
+
+
+_TASK_BULK = ("reassign", "comment", "escalate", "cancel")
+_INSTANCE_BULK = ("cancel", "pause", "resume")
+
+
+def _choice(allowed: tuple[str, ...]) -> Any:
+    def parse(text: Any) -> Any:
+        if not isinstance(text, str) or text in allowed:
+            return text
+        raise typer.BadParameter(f"unknown action {text!r} (choose from {', '.join(allowed)})")
+
+    return parse
+
+
+DryRun = Annotated[bool, _option("--dry-run", help="count (and list) what matches; send nothing")]
+
+
+@tasks.command("bulk", cls=_Command)
+def bulk_tasks(
+    action: Annotated[
+        str,
+        typer.Argument(
+            metavar="ACTION", parser=_choice(_TASK_BULK), help="reassign, comment, escalate or cancel"
+        ),
+    ],
+    user: User,
+    groups: Annotated[
+        list[str] | None, _option("--group", metavar="GROUP", help="only tasks of this group (repeatable)")
+    ] = None,
+    assignee: Annotated[str | None, _option(metavar="USER", help="only tasks assigned to this user")] = None,
+    overdue: Annotated[bool, _option("--overdue", help="only tasks past their due time")] = False,
+    due_before: Annotated[datetime | None, _moment("only tasks due before this")] = None,
+    tenant: Tenant = None,
+    to_user: Annotated[str | None, _option(metavar="USER", help="reassign: the new assignee")] = None,
+    to_group: Annotated[
+        str | None, _option("--to-group", "--to", metavar="GROUP", help="reassign: the new group")
+    ] = None,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="reassign, escalate, cancel: why")] = None,
+    body: Annotated[str | None, _option(metavar="TEXT", help="comment: the comment")] = None,
+    user_groups: Annotated[
+        list[str] | None,
+        _option("--user-group", metavar="GROUP", help="a group of the acting user (repeatable)"),
+    ] = None,
+    admin: Admin = False,
+    dry_run: DryRun = False,
+) -> SimpleNamespace:
+    """Apply one action to every pending task the filter matches, each checked and signed."""
+    _exclusive(("--overdue", overdue), ("--due-before", due_before))
+    if action == "reassign" and not ((to_user or to_group) and reason):
+        raise UsageError("tasks bulk reassign: give --to-user USER and/or --to GROUP, and --reason TEXT")
+    if action == "comment" and not body:
+        raise UsageError("tasks bulk comment: give --body TEXT")
+    groups, user_groups = groups or [], user_groups or []
+    return _call(_bulk.bulk_tasks, locals())
+
+
+@instances.command("bulk", cls=_Command)
+def bulk_instances(
+    action: Annotated[
+        str, typer.Argument(metavar="ACTION", parser=_choice(_INSTANCE_BULK), help="cancel, pause or resume")
+    ],
+    by: Annotated[str, _option(metavar="USER", help="the user acting")],
+    status: Annotated[
+        WorkflowStatus | None,
+        _option(parser=_status, metavar="STATUS", help="RUNNING, WAITING, PAUSED, ..."),
+    ] = None,
+    workflow: Annotated[str | None, _option(metavar="NAME", help="only this workflow")] = None,
+    tenant: Tenant = None,
+    created_by: Annotated[
+        str | None, _option(metavar="USER", help="only instances this user started")
+    ] = None,
+    since: Annotated[datetime | None, _moment("created at or after")] = None,
+    until: Annotated[datetime | None, _moment("created before")] = None,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="why (cancel, pause)")] = None,
+    dry_run: DryRun = False,
+) -> SimpleNamespace:
+    """Cancel, pause or resume every instance the filter matches, each checked and signed."""
+    return _call(_bulk.bulk_instances, locals())
 
 
 @tasks.command("vote", cls=_Command)

@@ -383,19 +383,23 @@ class Projection(ApprovalProjection):
             "on_behalf_of": event.on_behalf_of,
             "updated_at": _now(),
         }
-        if event.to_assignee_id is not None:
+        if event.to_assignee_id is not None or event.replaces_assignment:
             changes["assignee_id"] = event.to_assignee_id
-        if event.to_assignee_group is not None:
+        if event.to_assignee_group is not None or event.replaces_assignment:
             changes["assignee_group"] = event.to_assignee_group
+        if event.due_at is not None:  # an escalation link's new due time
+            changes["due_at"] = event.due_at
         self._update_task(plan, event.task_id, changes)
         self._audit_assignment(
             plan,
             event,
             seq,
             event.task_id,
+            # By the chain at a due time ("system"), or a link applied early by a user's command;
+            # a delegation's handover is on someone's behalf.
             action=(
                 "escalate"
-                if event.reassigned_by == "system"
+                if event.reassigned_by == "system" or event.escalation_level
                 else "delegate"
                 if event.on_behalf_of
                 else "reassign"

@@ -7,6 +7,7 @@ import sys
 
 import activities
 import sdk
+import sdk.inbox
 import sdk.protocol
 import sdk.runtime
 import worker
@@ -35,6 +36,14 @@ SDK_ALL = {
     "workflow",
     "machine_step",
     "human_step",
+    "Escalate",
+    "BulkItem",
+    "BulkResult",
+    "NotificationKind",
+    "TaskNotification",
+    "WEBHOOK_SIGNATURE_HEADER",
+    "sign_webhook",
+    "verify_webhook_signature",
     "MachineStep",
     "HumanStep",
     "WorkflowDefinition",
@@ -125,12 +134,38 @@ def test_activities_export_only_activities_and_their_interceptor() -> None:
         "EventPublisher",
         "EventSink",
         "MirrorInterceptor",
+        "EmailNotifier",
+        "LogNotifier",
+        "NotificationDispatcher",
+        "Notifier",
+        "NotifierBase",
+        "WebhookNotifier",
         "NotificationHook",
         "ReminderSender",
         "log_reminder",
         "machine_step_activity",
         "substitutes_activity",
     }
+
+
+def test_inbox_all_is_pinned() -> None:
+    assert set(sdk.inbox.__all__) == {
+        "create_inbox_app",
+        "API_PREFIX",
+        "OPENAPI_URL",
+        "Authenticator",
+        "AuthenticationError",
+        "JWTAuthenticator",
+        "SessionConfig",
+        "SESSION_COOKIE",
+        "CSRF_COOKIE",
+        "CSRF_HEADER",
+        "PROBLEM_JSON",
+        "Problem",
+        "FieldError",
+    }
+    for name in sdk.inbox.__all__:
+        assert getattr(sdk.inbox, name) is not None, name
 
 
 def test_runtime_and_protocol_names_exist() -> None:
@@ -144,7 +179,7 @@ def test_authoring_loads_no_client_database_or_dev_server() -> None:
         "import sys, sdk\n"
         "from sdk import workflow, machine_step, human_step\n"
         "loaded = [m for m in ('temporalio.client', 'sqlalchemy', 'sdk._devserver', 'sdk._client',"
-        " 'sdk.mirror') if m in sys.modules]\n"
+        " 'sdk.mirror', 'fastapi', 'sdk.inbox') if m in sys.modules]\n"
         "print(','.join(loaded))\n"
         "sdk.WorkflowClient\n"
         "print('temporalio.client' in sys.modules)\n"
