@@ -57,6 +57,7 @@ SDK_ALL = {
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    "Delegations",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -75,6 +76,8 @@ SDK_ALL = {
     "TaskStatus",
     "WorkflowStatus",
     "events",
+    "QuorumDecision",
+    "TaskVote",
     # Errors
     "DurableWorkflowError",
     "DefinitionError",
@@ -141,6 +144,7 @@ def test_activities_export_only_activities_and_their_interceptor() -> None:
         "ReminderSender",
         "log_reminder",
         "machine_step_activity",
+        "substitutes_activity",
     }
 
 
