@@ -53,12 +53,14 @@ from ._signing import Keyring, SigningKey, generate_signing_key
 from ._storable import MAX_PAYLOAD_BYTES
 from ._types import (
     InstanceState,
+    QuorumDecision,
     Rejection,
     StepStatus,
     StepType,
     TaskComment,
     TaskInfo,
     TaskStatus,
+    TaskVote,
     WorkflowStatus,
 )
 from ._waits import skip_step, timer_step, wait_for_event
@@ -76,6 +78,8 @@ __all__ = [
     "check_running_instances",
     "FailingInstance",  # an instance whose workflow task keeps failing
     "failing_instances",
+    # Out of office: substitutes of absent users (client.delegations)
+    "Delegations",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -97,6 +101,9 @@ __all__ = [
     "InstanceNotFoundError",
     # Domain types
     "InstanceState",
+    # Approval policies: what a quorum step returns, and each vote
+    "QuorumDecision",
+    "TaskVote",
     # Definitions
     "MachineStep",
     "MirrorUnavailableError",
@@ -157,6 +164,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ._bulk import BulkItem, BulkResult
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
+    from ._delegation import Delegations
     from ._devserver import DevServer, find_temporal_cli
     from ._diagram import mermaid
     from ._failing import FailingInstance, failing_instances
@@ -169,6 +177,7 @@ _LAZY = {
     "BulkResult": "._bulk",
     "DEFAULT_TASK_QUEUE": "._client",
     "WorkflowClient": "._client",
+    "Delegations": "._delegation",
     "DevServer": "._devserver",
     "find_temporal_cli": "._devserver",
     "InstanceDescription": "._handle",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -24,6 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
+from ._delegation import Delegations
 from ._details import instance_summary
 from ._errors import (
     InvalidInputError,
@@ -97,11 +99,13 @@ class WorkflowClient(BulkCommands):
         self._trust = CommandTrust(signing_key, identity_provider)
         self._engine: Any = None
         self.queries: Any = None
+        self._delegations: Delegations | None = None
         if database_url is not None:
-            from .mirror import MirrorQueries, TenantQueries, create_engine, session_factory
+            from .mirror import DelegationStore, MirrorQueries, TenantQueries, create_engine, session_factory
 
             self._engine = create_engine(database_url)
             self.queries = MirrorQueries(session_factory(self._engine))
+            self._delegations = Delegations(self, DelegationStore(self._engine))
             if tenant_id is not None and tenant_id != ALL_TENANTS:
                 # A client bound to a tenant queries only its rows (None is "no filter" there).
                 self.queries = TenantQueries(self.queries, tenant_id)
@@ -172,6 +176,17 @@ class WorkflowClient(BulkCommands):
     def temporal(self) -> Client:
         """The underlying temporalio client."""
         return self._temporal
+
+    @property
+    def delegations(self) -> Delegations:
+        """Out of office: substitutes of absent users (see :class:`sdk.Delegations`).
+
+        Raises:
+            MirrorUnavailableError: The client has no ``database_url`` (the table is there).
+        """
+        if self._delegations is None:
+            raise MirrorUnavailableError("delegations live in the SQL mirror: connect with database_url=")
+        return self._delegations
 
     @property
     def identity_provider(self) -> IdentityProvider | None:
@@ -469,11 +484,19 @@ class WorkflowClient(BulkCommands):
         admin: bool | None = None,
         tenant_id: str | None = None,
         workflow_id: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> TaskInfo:
         """Reassign a task (see :meth:`InstanceHandle.reassign_task`)."""
         handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
         return await handle.reassign_task(
-            task_id, user=user, to_user=to_user, to_group=to_group, reason=reason, groups=groups, admin=admin
+            task_id,
+            user=user,
+            to_user=to_user,
+            to_group=to_group,
+            reason=reason,
+            groups=groups,
+            admin=admin,
+            on_behalf_of=on_behalf_of,
         )
 
     async def comment_task(
@@ -490,6 +513,46 @@ class WorkflowClient(BulkCommands):
         """Comment on a task (see :meth:`InstanceHandle.comment_task`)."""
         handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
         return await handle.comment_task(task_id, body, user=user, groups=groups, admin=admin)
+
+    async def vote_task(
+        self,
+        task_id: str | uuid.UUID,
+        data: BaseModel | dict[str, Any],
+        *,
+        user: str,
+        groups: Sequence[str] | None = None,
+        comment: str | None = None,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Vote on a quorum task (see :meth:`InstanceHandle.vote_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.vote_task(task_id, data, user=user, groups=groups, comment=comment)
+
+    async def prioritize_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        priority: int | None = None,
+        follow_up_at: datetime | None = None,
+        reason: str | None = None,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Change a task's priority and/or follow-up date (see :meth:`InstanceHandle.prioritize_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.prioritize_task(
+            task_id,
+            user=user,
+            priority=priority,
+            follow_up_at=follow_up_at,
+            reason=reason,
+            groups=groups,
+            admin=admin,
+        )
 
     async def escalate_task(
         self,

@@ -3,7 +3,8 @@
 Runs inside the Temporal sandbox, so it is deterministic and does no I/O. It keeps the
 instance's state (current step, human tasks, pause flag) and turns each transition into a
 domain event with deterministic ids. Its parts: the event outbox (``_outbox``), the task
-commands (``_commands``), the lifecycle here, and the step executors (``_steps``).
+commands (``_commands``) and approval commands (``_approvals``), the lifecycle here, and the
+step executors (``_steps``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
-from ._commands import TaskCommands
+from ._approvals import ApprovalCommands
 from ._details import current_details
 from ._escalation import ChainState, EscalationChain
 from ._ids import instance_id_for
@@ -49,7 +50,7 @@ SYSTEM_USER = "system"
 """The user recorded for what the workflow does by itself (an escalation, a default)."""
 
 
-class WorkflowRuntime(TaskCommands):
+class WorkflowRuntime(ApprovalCommands):
     """The state of one workflow run, owned by its workflow object."""
 
     def __init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,8 @@ class TenantQueries:
         found = getattr(self.queries, name)
         if name.startswith("_") or not callable(found):
             return found
+        if "tenant_id" not in inspect.signature(found).parameters:
+            return found  # nothing of a tenant's to scope
         return self._scoped(found)
 
     def _scoped(self, method: Callable[..., Any]) -> Callable[..., Any]:

@@ -26,21 +26,16 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from temporalio.api.enums.v1 import EventType
 
 from sdk import Identity, InstanceHandle, TaskStatus, WorkflowStatus
 from sdk.inbox import CSRF_HEADER, PROBLEM_JSON
 from sdk.mirror import MirrorWriter, audit
 from tests.integration.inbox_support import JWT_SECRET, Inbox, bearer, mirror_snapshot, open_inbox, token
-from tests.integration.support import Eventually
+from tests.integration.support import Eventually, commands_received
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import CLERKS, Ticket
 
 DEFINITIONS = [lifecycle.lifecycle_task, lifecycle.lifecycle_gated]
-_COMMANDS = (
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-)
 
 
 @pytest.fixture(name="inbox", scope="module")
@@ -77,10 +72,6 @@ async def _pending(inbox: Inbox, handle: InstanceHandle[Any]) -> str:
     """The id of the instance's pending task, once the mirror has its row."""
     task = await handle.next_task(timeout=30)
     return task.task_id
-
-
-async def _commands(handle: InstanceHandle[Any]) -> int:
-    return len([e async for e in handle.temporal.fetch_history_events() if e.event_type in _COMMANDS])
 
 
 async def test_identity_comes_from_a_verified_token_never_from_the_body(
@@ -183,7 +174,7 @@ async def test_every_task_action_with_its_trail_and_refusals_that_change_nothing
     assert claimed.status_code == 200 and claimed.json()["claimed_by"] == "bob"
 
     # Refusals: each a problem, none sent to the workflow, no row changed.
-    before, commands = await mirror_snapshot(db), await _commands(handle)
+    before, commands = await mirror_snapshot(db), await commands_received(handle)
     _problem(await http.post(f"/api/tasks/{task}/claim", headers=cara), 409, "TaskClaimConflictError")
     _problem(await http.get(f"/api/tasks/{task}", headers=eve), 404, "TaskNotFoundError")
     _problem(await http.post(f"/api/tasks/{task}/comments", json={"body": "hi"}, headers=eve), 404)
@@ -200,7 +191,7 @@ async def test_every_task_action_with_its_trail_and_refusals_that_change_nothing
     _problem(await http.post(f"/api/tasks/{task}/comments", json={"body": ""}, headers=bob), 422)
     _problem(await http.post(f"/api/tasks/{uuid.uuid4()}/claim", headers=bob), 404, "TaskNotFoundError")
     _problem(await http.post("/api/tasks/not-a-task/release", headers=bob), 404)
-    assert await mirror_snapshot(db) == before and await _commands(handle) == commands
+    assert await mirror_snapshot(db) == before and await commands_received(handle) == commands
 
     assert (await http.post(f"/api/tasks/{task}/release", headers=bob)).json()["claimed_by"] is None
     assert (await http.post(f"/api/tasks/{task}/claim", headers=bob)).status_code == 200

@@ -59,6 +59,7 @@ SDK_ALL = {
     "check_running_instances",
     "FailingInstance",
     "failing_instances",
+    "Delegations",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -77,6 +78,8 @@ SDK_ALL = {
     "TaskStatus",
     "WorkflowStatus",
     "events",
+    "QuorumDecision",
+    "TaskVote",
     # Errors
     "DurableWorkflowError",
     "DefinitionError",
@@ -143,6 +146,7 @@ def test_activities_export_only_activities_and_their_interceptor() -> None:
         "ReminderSender",
         "log_reminder",
         "machine_step_activity",
+        "substitutes_activity",
     }
 
 
