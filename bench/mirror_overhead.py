@@ -4,8 +4,10 @@ One process, one Temporal dev server (started here, stopped at the end):
 
 1. ``plain``: the expense-approval scenario (validate activity, wait for an approval signal,
    pay activity) written directly with temporalio (``bench/plain_expense.py``), the pydantic
-   data converter and the SDK's sandbox runner; N concurrent instances, each driver polls a
-   query until its instance waits for the approval, signals it and awaits the result.
+   data converter and the SDK's sandbox runner; N concurrent instances; one shared lister finds
+   the instances waiting for an approval through Temporal's visibility API (a search
+   attribute), each driver signals its own and awaits the result. ``plain-nolist``: the same
+   without asking (each driver signals right after the start). See ``plain_run``.
 2. ``sdk+sqlite`` / ``sdk+postgresql``: ``examples.expense_approval`` through the SDK with the
    mirror on a temporary SQLite file, then on a fresh PostgreSQL database; each driver learns
    of its task from the mirror (one shared inbox poller, ``MirrorQueries.pending_tasks``),
@@ -67,8 +69,11 @@ async def amain(args: argparse.Namespace) -> int:
     pg_name = f"dwf_bench_{run_id}"
     pg_created: list[str] = []
     tmpdir = __import__("tempfile").TemporaryDirectory(prefix="dwf-bench-")
+    from bench.figures import loadavg
+
     print(
-        f"mirror_overhead: {args.instances} instances, {args.query_rows:,} query rows, "
+        f"mirror_overhead: load average {loadavg()}, {args.instances} instances, "
+        f"{args.query_rows:,} query rows, "
         f"SDK drivers wait via {args.sdk_wait}, run {run_id}",
         flush=True,
     )
@@ -86,7 +91,11 @@ async def amain(args: argparse.Namespace) -> int:
             env = Env(args, run_id, CpuMeter(server.pid), plain_client, sdk_client, clock)
             configs: list[tuple[str, Callable[[], Awaitable[ConfigResult]]]] = []
             if not args.skip_plain:
-                configs.append(("plain", lambda: run_plain(env)))
+                configs.append(("plain", lambda: run_plain(env, "list")))
+                if not args.skip_nolist:
+                    configs.append(("plain-nolist", lambda: run_plain(env, "nolist")))
+                if args.plain_query:
+                    configs.append(("plain-query", lambda: run_plain(env, "query")))
             # Each round writes a fresh mirror database: the first round's query timing fills
             # its own with 100,000 task rows, which would slow the writes of a later round.
             round_no = 0
@@ -155,6 +164,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-postgres", action="store_true", help="no PostgreSQL configuration")
     parser.add_argument("--skip-sqlite", action="store_true", help="no SQLite configuration")
     parser.add_argument("--skip-plain", action="store_true", help="no plain baseline (for profiling the SDK)")
+    parser.add_argument(
+        "--skip-nolist", action="store_true", help="no plain-nolist baseline (drivers that never list)"
+    )
+    parser.add_argument(
+        "--plain-query", action="store_true", help="also the plain baseline polling a query per instance"
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(

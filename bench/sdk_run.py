@@ -151,28 +151,31 @@ def bench_writer_class() -> type:
             self.attempt_write: list[float] = []
             self.lag_by_kind: dict[str, list[float]] = defaultdict(list)
 
-        async def write_batch(self, batch: Any, events: Sequence[Any]) -> None:
+        async def write_batch(self, batch: Any, events: Sequence[Any], **kwargs: Any) -> bool:
             started = time.perf_counter()
-            await super().write_batch(batch, events)
+            committed: bool = await super().write_batch(batch, events, **kwargs)
             self.batch_write.append(time.perf_counter() - started)
             now = datetime.now(UTC)
             for event in events:
                 self.lag_by_kind[type(event).__name__].append((now - event.timestamp).total_seconds())
+            return committed
 
-        async def step_attempt_started(self, **kwargs: Any) -> None:
+        async def step_attempt_started(self, **kwargs: Any) -> bool:
             started = time.perf_counter()
-            await super().step_attempt_started(**kwargs)
+            committed: bool = await super().step_attempt_started(**kwargs)
             self.attempt_write.append(time.perf_counter() - started)
             carried = kwargs.get("carried")
             if carried is not None:  # events the step's activity carried, now committed
                 now = datetime.now(UTC)
                 for event in carried[1]:
                     self.lag_by_kind[type(event).__name__].append((now - event.timestamp).total_seconds())
+            return committed
 
-        async def step_attempt_finished(self, **kwargs: Any) -> None:
+        async def step_attempt_finished(self, **kwargs: Any) -> bool:
             started = time.perf_counter()
-            await super().step_attempt_finished(**kwargs)
+            committed: bool = await super().step_attempt_finished(**kwargs)
             self.attempt_write.append(time.perf_counter() - started)
+            return committed
 
     return BenchWriter
 
@@ -226,8 +229,8 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
 
         def driver_for(
             prefix: str, e2e: list[float] | None = None, probe_every: int = 1
-        ) -> Callable[[int], Awaitable[float]]:
-            async def driver(i: int) -> float:
+        ) -> Callable[[int], Awaitable[tuple[float, float]]]:
+            async def driver(i: int) -> tuple[float, float]:
                 workflow_id = f"{prefix}-{i:05d}"
                 expense = Expense(employee=f" Emp{i} ", amount=10 + i % 500, description="bench")
                 found = poller.expect(workflow_id) if args.sdk_wait == "mirror" else None
@@ -258,6 +261,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
 
                     task_id = await poll(pending, args.timeout)
                 waited = time.perf_counter() - started
+                approved = time.perf_counter()
                 await complete(handle, task_id)
                 probe = None
                 if e2e is not None and i % probe_every == 0:
@@ -270,7 +274,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
                 if outcome.status != "paid":
                     raise RuntimeError(f"unexpected outcome {outcome}")
                 ids.append(workflow_id)
-                return waited
+                return waited, time.perf_counter() - approved
 
             return driver
 
@@ -312,7 +316,9 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
                 take(mirror.load)
                 result.note = driver_note("state", args.instances)
                 mirror.poller = poller.describe() if args.sdk_wait == "mirror" else ""
-                result.profile = await history_profile(client.temporal, sample_ids(sorted(ids), 5))
+                result.profile = await history_profile(
+                    client.temporal, sample_ids(sorted(ids), 20), mirror.load.temporal_queueing
+                )
                 # 2. Lag at a light, steady load: every instance probed.
                 prober.interval = PROBE_INTERVAL
                 if args.lag_instances > 0:
