@@ -53,7 +53,7 @@ from bench.environment import (
 from bench.figures import ConfigResult, ThroughputResult
 from bench.plain_run import run_plain
 from bench.report import print_config, report, report_rounds
-from bench.sdk_run import run_sdk
+from bench.sdk_run import VARIANTS, run_sdk
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -115,6 +115,15 @@ async def amain(args: argparse.Namespace) -> int:
                     return await run_sdk(env, "postgresql", url)
 
                 configs.append(("sdk+postgresql", postgres))
+                for variant in args.variants:
+
+                    async def postgres_variant(variant: str = variant) -> ConfigResult:
+                        name = f"{pg_name}_{round_no}_{variant}"
+                        url = await create_database(args.postgres_url, name)
+                        pg_created.append(name)
+                        return await run_sdk(env, "postgresql", url, variant)
+
+                    configs.append((f"sdk+postgresql/{variant}", postgres_variant))
             for round_no in range(args.rounds):
                 if round_no == 1:  # later rounds time the throughput only
                     args.query_rows, args.lag_instances = 0, 0
@@ -182,6 +191,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("mirror", "state"),
         default="mirror",
         help="how SDK drivers learn of their task: the mirror's inbox (default) or the state query",
+    )
+    parser.add_argument(
+        "--variant",
+        dest="variants",
+        action="append",
+        default=[],
+        choices=sorted(VARIANTS),
+        help="also run the PostgreSQL configuration without one part, to measure its cost (repeatable)",
     )
     parser.add_argument("--poll-interval", type=float, default=0.05, help="inbox poll interval, seconds")
     parser.add_argument(

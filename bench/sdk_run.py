@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,14 +180,57 @@ def bench_writer_class() -> type:
     return BenchWriter
 
 
-async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
+VARIANTS = {
+    "nocheck": "the completion verifier off (activities/_verify.py: one state query per completed "
+    "task, one history read per instance end, 5 s later)",
+    "noverify": "signals not verified (the signed-commands work: one local activity per signal)",
+}
+"""Experiment variants of the SDK configuration: what one part costs, measured by leaving it out.
+Never a product setting: each is a monkeypatch undone when its run ends."""
+
+
+@contextlib.contextmanager
+def variant_patch(variant: str) -> Iterator[None]:
+    """Leave out what ``variant`` names, for one run."""
+    if not variant:
+        yield
+        return
+    if variant == "nocheck":
+        from activities._publish import EventPublisher
+
+        target: Any = EventPublisher
+        name = "_check_completions"
+        replacement: Any = lambda self, *args: None  # noqa: E731
+    elif variant == "noverify":
+        from sdk._commands import TaskCommands
+
+        async def unverified(self: Any, action: str, payload: dict[str, Any]) -> None:
+            return None
+
+        target, name, replacement = TaskCommands, "verify_recorded", unverified
+    else:
+        raise ValueError(f"unknown variant {variant!r}: one of {sorted(VARIANTS)}")
+    original = target.__dict__[name]
+    setattr(target, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(target, name, original)
+
+
+async def run_sdk(env: Env, backend: str, database_url: str, variant: str = "") -> ConfigResult:
+    with variant_patch(variant):
+        return await _run_sdk(env, backend, database_url, variant)
+
+
+async def _run_sdk(env: Env, backend: str, database_url: str, variant: str) -> ConfigResult:
 
     from examples.expense_approval import Expense, ExpenseOutcome, expense_approval
     from sdk import InstanceHandle, TaskNotPendingError, WorkflowClient
     from sdk.mirror import HumanTaskModel, MirrorQueries, create_engine, session_factory
     from worker import create_worker
 
-    name = f"sdk+{backend}"
+    name = f"sdk+{backend}" + (f"/{variant}" if variant else "")
     args = env.args
     engine_options = {}
     if args.writer_pool_size:
@@ -203,7 +246,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
         await writer.upgrade_schema()
         definition_ids = await writer.register_definitions([expense_approval])
         queries = MirrorQueries(session_factory(read_engine))
-        task_queue = f"bench-{backend}-{env.run_id}"
+        task_queue = f"bench-{backend}{variant}-{env.run_id}"
         poller = InboxPoller(queries, args.poll_interval)
         mirror = MirrorResult()
         ids: list[str] = []
@@ -300,7 +343,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
         probe_task = asyncio.create_task(prober.run())
         try:
             async with worker:
-                warm = driver_for(f"bench-{backend}-warm-{env.run_id}")
+                warm = driver_for(f"bench-{backend}{variant}-warm-{env.run_id}")
                 await warm_up(name, warm, args.warmup, args.timeout)
                 take(LagSample())
                 poller.reset()
@@ -310,7 +353,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
                 POLLS.clear()
                 before = env.cpu.snapshot(await backend_pids(writer.engine))
                 probe_every = max(1, args.instances // max(args.lag_samples, 1))
-                load = driver_for(f"bench-{backend}-{env.run_id}", mirror.load.e2e, probe_every)
+                load = driver_for(f"bench-{backend}{variant}-{env.run_id}", mirror.load.e2e, probe_every)
                 result = await run_drivers(name, args.instances, load, args.timeout)
                 env.cpu.describe(result, before, env.cpu.snapshot(await backend_pids(writer.engine)))
                 take(mirror.load)
@@ -322,7 +365,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
                 # 2. Lag at a light, steady load: every instance probed.
                 prober.interval = PROBE_INTERVAL
                 if args.lag_instances > 0:
-                    light = driver_for(f"bench-{backend}-light-{env.run_id}", mirror.light.e2e)
+                    light = driver_for(f"bench-{backend}{variant}-light-{env.run_id}", mirror.light.e2e)
                     paced = await run_drivers(
                         f"{name} light", args.lag_instances, light, args.timeout, rate=args.lag_rate
                     )
