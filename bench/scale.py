@@ -214,6 +214,7 @@ async def complete_all(setup: Setup, count: int, concurrency: int) -> list[str]:
 
 
 async def waiting(args: argparse.Namespace) -> int:
+    from sdk import WorkflowStatus
     from sdk.mirror import HumanTaskModel, WorkflowInstanceModel
 
     run = uuid.uuid4().hex[:6]
@@ -259,7 +260,7 @@ async def waiting(args: argparse.Namespace) -> int:
             WorkflowInstanceModel,
             args.instances - len(errors),
             args.timeout,
-            status="completed",
+            status=WorkflowStatus.COMPLETED,
         )
         done = time.perf_counter() - started
         cpu2 = workers.cpu()
