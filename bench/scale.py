@@ -189,28 +189,40 @@ async def start_all(setup: Setup, prefix: str, task_queue: str, count: int, conc
     return await bounded(count, concurrency, one)
 
 
-async def complete_all(setup: Setup, count: int, concurrency: int) -> list[str]:
-    """Complete every pending task of the tenant, read page by page from the mirror."""
+async def complete_all(setup: Setup, concurrency: int) -> list[str]:
+    """Complete every pending task of the tenant, as listed by the mirror, each once."""
     from sdk.mirror import MirrorQueries, session_factory
 
     queries = MirrorQueries(session_factory(setup.engine))
     errors: list[str] = []
+    sent: set[str] = set()
     while True:
-        page = await queries.pending_tasks(group=APPROVER_GROUPS[0], tenant_id=TENANT, limit=1000)
-        if not page.items:
+        unsent: list[Any] = []
+        pending, offset = 0, 0
+        while True:
+            page = await queries.pending_tasks(
+                group=APPROVER_GROUPS[0], tenant_id=TENANT, limit=1000, offset=offset
+            )
+            pending += len(page.items)
+            unsent += [row for row in page.items if str(row.id) not in sent]
+            if len(page.items) < 1000:
+                break
+            offset += 1000
+        if not pending:
             return errors
-        rows = list(page.items)
+        if not unsent:  # every pending row has its signal on the way: wait for the mirror
+            await asyncio.sleep(0.5)
+            continue
+        sent.update(str(row.id) for row in unsent)
 
-        async def one(i: int, rows: list[Any] = rows) -> None:
+        async def one(i: int, rows: list[Any] = unsent) -> None:
             row = rows[i]
             handle = setup.client.get_instance(row.workflow_id, tenant_id=TENANT)
             await handle.signal_complete_task(
                 str(row.id), {"approved": True, "comment": "ok"}, user=APPROVER, groups=APPROVER_GROUPS
             )
 
-        errors += await bounded(len(rows), concurrency, one)
-        if len(errors) > count:
-            return errors
+        errors += await bounded(len(unsent), concurrency, one)
 
 
 async def waiting(args: argparse.Namespace) -> int:
@@ -253,7 +265,7 @@ async def waiting(args: argparse.Namespace) -> int:
             flush=True,
         )
         started = time.perf_counter()
-        errors += await complete_all(setup, args.instances, args.concurrency)
+        errors += await complete_all(setup, args.concurrency)
         signals = time.perf_counter() - started
         await wait_count(
             setup.engine,
