@@ -205,7 +205,12 @@ def variant_patch(variant: str) -> Iterator[None]:
         from sdk._commands import TaskCommands
 
         async def unverified(self: Any, action: str, payload: dict[str, Any]) -> None:
-            return None
+            # Still yield once, as awaiting the local activity did: a signal is applied before
+            # the other jobs of its activation, and the publish that made its task visible to
+            # the workflow may be among them (without the yield, "no task" is the answer).
+            from temporalio import workflow
+
+            await workflow.wait_condition(lambda: True)
 
         target, name, replacement = TaskCommands, "verify_recorded", unverified
     else:
