@@ -5,6 +5,8 @@ through its public API.
 """
 
 from ._interceptor import MirrorInterceptor
+from ._notifications import NotificationDispatcher
+from ._notifiers import EmailNotifier, LogNotifier, Notifier, NotifierBase, WebhookNotifier
 from ._publish import EventHandler, EventPublisher, EventSink
 from ._reminders import NotificationHook, ReminderSender, log_reminder
 from ._steps import machine_step_activity
@@ -16,6 +18,13 @@ __all__ = [
     "EventSink",
     # Machine-step attempts mirrored as they happen, and the events steps carry
     "MirrorInterceptor",
+    # Task notifications: the dispatcher (and its delivery activity) and the built-in notifiers
+    "EmailNotifier",
+    "LogNotifier",
+    "NotificationDispatcher",
+    "Notifier",
+    "NotifierBase",
+    "WebhookNotifier",
     # Reminders of human tasks
     "NotificationHook",
     "ReminderSender",

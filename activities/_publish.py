@@ -33,6 +33,7 @@ from sdk.mirror import MirrorWriter
 from sdk.protocol import PUBLISH_ACTIVITY
 from sdk.runtime import EventBatch
 
+from ._notifications import NotificationDispatcher
 from ._verify import CompletionCheck
 
 __all__ = ["EventHandler", "EventPublisher", "EventSink"]
@@ -54,9 +55,16 @@ class EventSink(Protocol):
 class EventPublisher:
     """Holds the sink and handlers; :meth:`publish` is the registered local activity."""
 
-    def __init__(self, handlers: Sequence[EventHandler] = (), sink: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        handlers: Sequence[EventHandler] = (),
+        sink: EventSink | None = None,
+        *,
+        notifications: NotificationDispatcher | None = None,
+    ) -> None:
         self.handlers = list(handlers)
         self.sink = sink
+        self.notifications = notifications
         self.completion_check: CompletionCheck | None = None
 
     def _check_completions(
@@ -86,7 +94,10 @@ class EventPublisher:
         await self.deliver(batch, events)
 
     async def deliver(self, batch: EventBatch, events: Sequence[WorkflowEvent]) -> None:
-        """Hand ``events`` to every handler (after the sink has them)."""
+        """Hand ``events`` to every handler (after the sink has them), and start the deliveries
+        of the task notifications they make."""
+        if self.notifications is not None:
+            await self.notifications.dispatch(batch, events)
         for event in events:
             for handler in self.handlers:
                 try:

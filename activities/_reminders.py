@@ -10,6 +10,9 @@ from temporalio import activity
 
 from sdk import TaskInfo
 from sdk.protocol import REMINDER_ACTIVITY
+from sdk.runtime import instance_id_for
+
+from ._notifications import NotificationDispatcher
 
 __all__ = ["NotificationHook", "ReminderSender", "log_reminder"]
 
@@ -26,13 +29,20 @@ def log_reminder(task: TaskInfo) -> None:
 
 
 class ReminderSender:
-    """Holds the hook; :meth:`send_reminder` is the registered activity."""
+    """Holds the hook (and the worker's notifiers); :meth:`send_reminder` is the registered activity."""
 
-    def __init__(self, hook: NotificationHook = log_reminder) -> None:
+    def __init__(
+        self, hook: NotificationHook = log_reminder, *, notifications: NotificationDispatcher | None = None
+    ) -> None:
         self.hook = hook
+        self.notifications = notifications
 
     @activity.defn(name=REMINDER_ACTIVITY)
     async def send_reminder(self, task: TaskInfo) -> None:
         result = self.hook(task)
         if inspect.isawaitable(result):
             await result
+        if self.notifications is not None:
+            info = activity.info()
+            run_id = info.workflow_run_id or ""
+            await self.notifications.remind(task, info.workflow_id or "", str(instance_id_for(run_id)), None)

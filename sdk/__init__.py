@@ -31,7 +31,23 @@ from ._errors import (
     UnauthenticatedCommandError,
     WorkflowNotFoundError,
 )
+from ._escalation import Escalate
+from ._graph_errors import (
+    ConditionSyntaxError,
+    ConditionTypeError,
+    EdgeTargetError,
+    EventTimeoutError,
+    ForkWithoutJoinError,
+    GraphCycleError,
+    GraphDefinitionError,
+    NoPathToTerminalError,
+    UnknownFieldError,
+    UnknownImplementationError,
+    UnreachableStepError,
+)
+from ._graph_model import GraphDefinition, graph_json_schema
 from ._identity import ALL_TENANTS, Identity, IdentityProvider
+from ._notify import NotificationKind, TaskNotification
 from ._registry import registry
 from ._signing import Keyring, SigningKey, generate_signing_key
 from ._storable import MAX_PAYLOAD_BYTES
@@ -45,6 +61,8 @@ from ._types import (
     TaskStatus,
     WorkflowStatus,
 )
+from ._waits import skip_step, timer_step, wait_for_event
+from ._webhooks import WEBHOOK_SIGNATURE_HEADER, sign_webhook, verify_webhook_signature
 
 __all__ = [
     # Client
@@ -96,6 +114,37 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "events",
+    # Bulk actions on the tasks or instances a query matches
+    "BulkItem",
+    "BulkResult",
+    # Escalation chains (on_due=[Escalate(...), ..., "expire"])
+    "Escalate",
+    # Task notifications, and the signature of webhook notifications
+    "NotificationKind",
+    "TaskNotification",
+    "WEBHOOK_SIGNATURE_HEADER",
+    "sign_webhook",
+    "verify_webhook_signature",
+    # Graph definitions (steps and edges as data), their errors and diagrams
+    "GraphDefinition",
+    "graph_json_schema",
+    "check_graph",
+    "mermaid",
+    "GraphDefinitionError",
+    "UnknownImplementationError",
+    "EdgeTargetError",
+    "UnreachableStepError",
+    "NoPathToTerminalError",
+    "ForkWithoutJoinError",
+    "GraphCycleError",
+    "ConditionSyntaxError",
+    "UnknownFieldError",
+    "ConditionTypeError",
+    # Timers, external events and skipped steps in @workflow functions
+    "timer_step",
+    "wait_for_event",
+    "skip_step",
+    "EventTimeoutError",
     # Decorators
     "human_step",
     "machine_step",
@@ -104,12 +153,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._bulk import BulkItem, BulkResult
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
     from ._devserver import DevServer, find_temporal_cli
+    from ._diagram import mermaid
+    from ._graph_check import check_graph
     from ._handle import InstanceDescription, InstanceHandle
     from ._predeploy import ReplayProblem, check_running_instances
 
 _LAZY = {
+    "BulkItem": "._bulk",
+    "BulkResult": "._bulk",
     "DEFAULT_TASK_QUEUE": "._client",
     "WorkflowClient": "._client",
     "DevServer": "._devserver",
@@ -118,6 +172,9 @@ _LAZY = {
     "InstanceHandle": "._handle",
     "ReplayProblem": "._predeploy",
     "check_running_instances": "._predeploy",
+    # CEL's parser loads on first use
+    "check_graph": "._graph_check",
+    "mermaid": "._diagram",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -22,8 +22,10 @@ from temporalio.client import (
 from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
 from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
+from ._graph_model import GraphDefinition
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
 from ._identity import ALL_TENANTS, IdentityProvider
 from ._registry import registry
@@ -57,7 +59,7 @@ class _TerminationRecorder(ClientInterceptor):
         return _Outbound(next)
 
 
-class WorkflowClient:
+class WorkflowClient(BulkCommands):
     """The application's entry point. Create it with :meth:`connect`.
 
     Attributes:
@@ -239,6 +241,16 @@ class WorkflowClient:
         else:
             name = str(workflow)
             workflow_type, stored = await self._type_from_mirror(name, version)
+            if stored.get("kind") == "graph":  # a graph definition: its one argument is the data
+                return await self.start_graph(
+                    name,
+                    *args,
+                    version=version,
+                    id=id,
+                    tenant_id=tenant_id,
+                    created_by=created_by,
+                    task_queue=task_queue,
+                )
             checked = list(args)
             check_against_schema(name, stored.get("input_schema"), checked)
         check_storable_input(checked)
@@ -252,6 +264,88 @@ class WorkflowClient:
             result_type=definition.return_type if definition else None,
         )
         return self._handle_for(handle, definition, tenant_id)
+
+    async def start_graph(
+        self,
+        graph: GraphDefinition | str,
+        data: dict[str, Any] | None = None,
+        *,
+        version: str | None = None,
+        id: str | None = None,
+        tenant_id: str | None = None,
+        created_by: str | None = None,
+        task_queue: str | None = None,
+        subgraphs: Mapping[str, GraphDefinition] | None = None,
+    ) -> InstanceHandle[Any]:
+        """Start an instance of a graph definition, pinned to that definition for its life.
+
+        Args:
+            graph: A :class:`sdk.GraphDefinition`, or the name of one registered in the mirror
+                (``dwf graph register``; its newest active version unless ``version`` says).
+            data: The instance's data (a JSON object, checked against ``data_schema``).
+            version: With a name: start this version.
+            id: The Temporal workflow id (default ``<name>-<uuid4>``).
+            tenant_id: The tenant the instance belongs to.
+            created_by: The user who starts it.
+            task_queue: Override the client's task queue.
+            subgraphs: Graphs its sub-workflow steps run, by ``name`` or ``name@version`` as
+                the steps name them (with a database, registered graphs are found there).
+
+        Raises:
+            GraphDefinitionError: The definition is invalid (the subclass says how).
+            WorkflowNotFoundError: No such registered graph or version.
+            FormValidationError: ``data`` does not fit ``data_schema``.
+        """
+        from ._graph_client import start_graph
+
+        return await start_graph(
+            self,
+            graph,
+            data,
+            version=version,
+            id=id,
+            tenant_id=tenant_id,
+            created_by=created_by,
+            task_queue=task_queue,
+            subgraphs=subgraphs,
+        )
+
+    async def register_graph(self, definition: GraphDefinition, *, active: bool | None = True) -> None:
+        """Validate a graph and store it in ``workflow_definitions`` (a new version, at run time).
+
+        Workers run it without a restart when they have its step implementations. ``active``
+        marks the version active (new instances by name may start it) or inactive.
+
+        Raises:
+            GraphDefinitionError: The definition is invalid.
+            DefinitionError: That version is registered with other content.
+            MirrorUnavailableError: The client has no database.
+        """
+        from ._graph_client import register_graph
+
+        await register_graph(self, definition, active=active)
+
+    async def send_event(
+        self,
+        event: str,
+        key: str,
+        payload: Any = None,
+        *,
+        workflow_id: str | None = None,
+        tenant_id: str | None = None,
+    ) -> str:
+        """Send the external event ``event`` with correlation key ``key`` and ``payload``.
+
+        Without ``workflow_id``, the instance is the one (in the client's tenant) whose event
+        step waits for that event and key, found in the mirror. Returns its workflow id.
+
+        Raises:
+            InstanceNotFoundError: No instance waits for it.
+            InvalidInputError: A value no database can store.
+        """
+        from ._graph_client import send_event
+
+        return await send_event(self, event, key, payload, workflow_id=workflow_id, tenant_id=tenant_id)
 
     def _handle_for(
         self,
@@ -368,6 +462,21 @@ class WorkflowClient:
         """Comment on a task (see :meth:`InstanceHandle.comment_task`)."""
         handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
         return await handle.comment_task(task_id, body, user=user, groups=groups, admin=admin)
+
+    async def escalate_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        reason: str | None = None,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Apply the next link of a task's escalation chain now (see :meth:`InstanceHandle.escalate_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.escalate_task(task_id, user=user, reason=reason, groups=groups, admin=admin)
 
     async def cancel(
         self,

@@ -15,7 +15,7 @@ the keys it was verified with, and keys can be rotated out freely.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid5
 
@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError
 
 from . import events as ev
 from ._errors import ErrorKind, Refusal, field_errors
+from ._escalation import ChainState, EscalationChain
 from ._identity import Identity
 from ._outbox import EventOutbox
 from ._policy import check_control, check_form, check_size, check_task_command, check_text
@@ -102,6 +103,7 @@ class TaskCommands(EventOutbox):
     cancel_reason: str | None
     canceled_by: str | None
     _unpublished: set[str]
+    chains: dict[str, tuple[EscalationChain, ChainState]]
     keyring: Keyring | None = None
     """The worker's keyring, handed in by its interceptor (``sdk._trust``); None: no keys."""
     cancel_notes_pending = 0
@@ -212,6 +214,12 @@ class TaskCommands(EventOutbox):
             reason=command.reason,
             body=command.body,
         )
+        if action is TaskAction.ESCALATE and self.next_link(task) is None:
+            raise Refusal(
+                ErrorKind.INVALID_INPUT,
+                f"task {task.task_id} has no further escalation: its step declares no chain "
+                "(on_due=[Escalate(...), ...]) or the chain's last link was applied",
+            )
         return task, command
 
     def apply_command(self, action: TaskAction, payload: dict[str, Any], *, strict: bool) -> TaskInfo | None:
@@ -240,6 +248,8 @@ class TaskCommands(EventOutbox):
             )
         elif action is TaskAction.REASSIGN:
             self.reassign(task, command.to_user, command.to_group, command.user, command.reason or "")
+        elif action is TaskAction.ESCALATE:
+            self.escalate(task, command.user, command.reason)
         elif action is TaskAction.COMMENT:
             comment_id = uuid5(task_uuid, f"comment/{len(task.comments) + 1}")
             body = (command.body or "").strip()
@@ -310,16 +320,37 @@ class TaskCommands(EventOutbox):
         )
 
     def reassign(
-        self, task: TaskInfo, to_user: str | None, to_group: str | None, by: str, reason: str
+        self,
+        task: TaskInfo,
+        to_user: str | None,
+        to_group: str | None,
+        by: str,
+        reason: str,
+        *,
+        due_at: datetime | None = None,
+        escalation_level: int = 0,
+        replace: bool = False,
     ) -> None:
-        """Move a task to another user and/or group (None keeps that side), with its event."""
+        """Move a task to another user and/or group (None keeps that side), with its event.
+
+        An escalation link replaces both sides (``replace``: a None side is cleared) and may
+        give the task a new due time (``due_at``; None keeps it).
+        """
         before = task.assignee_id or task.assignee_group
-        if to_user is not None:
+        if to_user is not None or replace:
             task.assignee_id = to_user
-        if to_group is not None:
+        if to_group is not None or replace:
             task.assignee_group = to_group
         task.claimed_by = None
         task.claimed_at = None
+        extra: dict[str, Any] = {}
+        if due_at is not None:
+            task.due_at = due_at
+            extra["due_at"] = due_at
+        if escalation_level:
+            extra["escalation_level"] = escalation_level
+        if replace:
+            extra["replaces_assignment"] = True
         self.emit(
             ev.HumanTaskReassigned,
             step_name=task.step_name,
@@ -330,6 +361,38 @@ class TaskCommands(EventOutbox):
             reason=reason,
             to_assignee_id=to_user,
             to_assignee_group=to_group,
+            **extra,
+        )
+
+    def next_link(self, task: TaskInfo) -> int | None:
+        """The index of the chain link an escalation of ``task`` applies now (None: none left)."""
+        found = self.chains.get(task.task_id)
+        if found is None:
+            return None
+        chain, state = found
+        return state.level if state.level < len(chain.links) and not state.ended else None
+
+    def escalate(self, task: TaskInfo, by: str, reason: str | None) -> None:
+        """Apply the next link of the task's chain (at its due time, or asked by ``by``).
+
+        The link replaces the assignment and sets the next due time; the waiting step sees the
+        change and waits for that time. The caller has checked that a link is left.
+        """
+        chain, state = self.chains[task.task_id]
+        link = chain.links[state.level]
+        state.level += 1
+        state.changes += 1
+        state.ended = link.due_in is None
+        default = f"escalated (level {state.level}): task overdue" if by == "system" else None
+        self.reassign(
+            task,
+            link.to,
+            link.to_group,
+            by,
+            reason or link.reason or default or f"escalated (level {state.level}) by {by}",
+            due_at=workflow.now() + link.due_in if link.due_in is not None else None,
+            escalation_level=state.level,
+            replace=True,
         )
 
     def check_control(self, payload: dict[str, Any]) -> ControlCommand:

@@ -25,6 +25,7 @@ from ._definition import (
     resolved_hints,
 )
 from ._errors import DefinitionError
+from ._escalation import ChainEnd, Escalate, EscalationChain, escalation_chain
 from ._registry import parse_version, registry
 
 __all__ = ["human_step", "machine_step", "workflow"]
@@ -182,11 +183,12 @@ def human_step(
     assignee_group: ValueOrFn = None,
     due_in: timedelta | None = None,
     reminder_in: timedelta | None = None,
-    on_due: DuePolicy | None = None,
+    on_due: DuePolicy | Sequence[Escalate | ChainEnd] | None = None,
     escalate_to: str | None = None,
     escalate_to_group: str | None = None,
     default: BaseModel | dict[str, Any] | None = None,
     require_claim: bool = False,
+    notify: Sequence[str] = (),
 ) -> Callable[[Callable[P, Any]], HumanStep[P, F]]:
     """Declare a human step: a task for a person, answered with a pydantic form.
 
@@ -200,6 +202,13 @@ def human_step(
     ``escalate_to_group``), ``"expire"`` (the step raises :class:`HumanTaskExpired`) or
     ``"complete"`` (with the ``default`` form value). ``reminder_in`` sends a reminder through
     the application's notification hook; it must be earlier than ``due_in``.
+
+    ``on_due`` may also be an escalation chain, a list of :class:`sdk.Escalate` links
+    optionally ending with ``"expire"`` or ``"complete"``: at the due time the task goes to the
+    first link's user/group and is due again ``due_in`` later, then to the next link, and so
+    on (see ``docs/escalation-and-notifications.md``). ``notify`` names notifiers registered
+    on the worker (``create_worker(notifiers=[...])``) that receive this step's task events
+    even when they do not listen to every step.
     """
     if not (isinstance(form, type) and issubclass(form, BaseModel)):
         raise DefinitionError(
@@ -220,12 +229,30 @@ def human_step(
     ):
         if value is not None and not (isinstance(value, str) or callable(value)):
             raise DefinitionError(f"{option}= must be a string or a function of the step's input")
-    if on_due not in (None, "expire", "escalate", "complete"):
-        raise DefinitionError(f"on_due must be 'expire', 'escalate' or 'complete', got {on_due!r}")
-    if on_due is not None and due_in is None:
-        raise DefinitionError(f"on_due={on_due!r} needs due_in= (when the task falls due)")
-    if on_due == "escalate" and not (escalate_to or escalate_to_group):
+    chain: EscalationChain | None = None
+    policy: DuePolicy | None = None
+    if isinstance(on_due, list | tuple):
+        if due_in is None:
+            raise DefinitionError("an escalation chain (on_due=[...]) needs due_in= (the first due time)")
+        if escalate_to is not None or escalate_to_group is not None:
+            raise DefinitionError(
+                "escalate_to=/escalate_to_group= do not apply to a chain: give each "
+                "Escalate(to=..., to_group=...) link its target"
+            )
+        chain = escalation_chain(on_due, has_default=default is not None)
+    elif on_due in ("expire", "escalate", "complete"):
+        policy = on_due
+    elif on_due is not None:
+        raise DefinitionError(
+            f"on_due must be 'expire', 'escalate' or 'complete' (or a list of sdk.Escalate links), "
+            f"got {on_due!r}"
+        )
+    if policy is not None and due_in is None:
+        raise DefinitionError(f"on_due={policy!r} needs due_in= (when the task falls due)")
+    if policy == "escalate" and not (escalate_to or escalate_to_group):
         raise DefinitionError("on_due='escalate' needs escalate_to= or escalate_to_group=")
+    if isinstance(notify, str) or not all(isinstance(n, str) and n for n in notify):
+        raise DefinitionError(f"notify= takes a list of notifier names, e.g. notify=['ops'], got {notify!r}")
     default_data: dict[str, Any] | None = None
     if default is not None:
         try:
@@ -235,7 +262,7 @@ def human_step(
         except Exception as exc:
             raise DefinitionError(f"default= is not a valid {form.__name__}: {exc}") from exc
         default_data = validated.model_dump(mode="json")
-    if on_due == "complete" and default_data is None:
+    if policy == "complete" and default_data is None:
         raise DefinitionError("on_due='complete' needs default= (the form value to complete with)")
     options = HumanStepOptions(
         title=title,
@@ -244,11 +271,13 @@ def human_step(
         assignee_group=assignee_group,
         due_in=due_in,
         reminder_in=reminder_in,
-        on_due=on_due,
+        on_due=policy,
         escalate_to=escalate_to,
         escalate_to_group=escalate_to_group,
         default=default_data,
         require_claim=require_claim,
+        escalation=chain,
+        notify=tuple(notify),
     )
 
     def decorate(func: Callable[P, Any]) -> HumanStep[P, F]:

@@ -20,6 +20,7 @@ from temporalio import workflow as _wf
 from temporalio.common import RetryPolicy
 
 from ._errors import DefinitionError
+from ._escalation import EscalationChain
 
 __all__ = [
     "DuePolicy",
@@ -137,6 +138,10 @@ class HumanStepOptions:
     escalate_to_group: str | None = None
     default: dict[str, Any] | None = None
     require_claim: bool = False
+    escalation: EscalationChain | None = None
+    """An escalation chain (``on_due=[...]``); ``on_due`` is then None."""
+    notify: tuple[str, ...] = ()
+    """Names of worker notifiers that receive this step's task events."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able view; computed values show as ``"<computed>"``."""
@@ -156,6 +161,8 @@ class HumanStepOptions:
             "escalate_to_group": self.escalate_to_group,
             "default": self.default,
             "require_claim": self.require_claim,
+            "escalation": None if self.escalation is None else self.escalation.to_json(),
+            "notify": list(self.notify),
         }
 
 

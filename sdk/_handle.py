@@ -20,7 +20,7 @@ from ._identity import ALL_TENANTS, Identity
 from ._ids import instance_id_for
 from ._sender import CommandSender, CommandTrust, not_found, translate_rejection
 from ._types import InstanceState, TaskInfo, TaskStatus, WorkflowStatus
-from .protocol import STATE_QUERY
+from .protocol import GRAPH_WORKFLOW, STATE_QUERY
 
 if TYPE_CHECKING:
     from .mirror import MirrorQueries
@@ -142,6 +142,8 @@ class InstanceHandle(CommandSender, Generic[R]):
             if state.status is not WorkflowStatus.PENDING:
                 status = state.status
         name, _, version = desc.workflow_type.partition("@")
+        if desc.workflow_type == GRAPH_WORKFLOW and state is not None:  # the graph it runs
+            name, version = state.workflow_name, state.workflow_version
         return InstanceDescription(
             workflow_id=desc.id,
             run_id=desc.run_id,

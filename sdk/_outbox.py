@@ -116,7 +116,9 @@ class EventOutbox:
             run_id=info.run_id,
             namespace=info.namespace,
             task_queue=info.task_queue,
-            workflow_type=info.workflow_type,
+            # name@version: the Temporal type of a compiled workflow, the definition's key
+            # in the mirror for a graph the interpreter runs.
+            workflow_type=self.definition.workflow_type,
             workflow_name=self.definition.name,
             workflow_version=self.definition.version,
             tenant_id=self.tenant_id,

@@ -37,8 +37,8 @@ def denial_reason(
 ) -> str | None:
     """Why ``user`` may not perform ``action`` on ``task``, or None when they may.
 
-    Rules: an administrator may do anything. The assignee may complete, release, reassign
-    and comment. A member of the assigned group may claim an unclaimed task, comment, and
+    Rules: an administrator may do anything. The assignee may complete, release, reassign,
+    escalate and comment. A member of the assigned group may claim an unclaimed task, comment, and
     complete it (after claiming it when the step says ``require_claim``). Whoever holds
     the claim may complete, release and reassign. A task with neither assignee nor group is
     open to everyone.
@@ -61,6 +61,9 @@ def denial_reason(
     if action is TaskAction.REASSIGN:
         ok = is_assignee or holds_claim
         return None if ok else f"only the assignee or an administrator may reassign task {task.task_id}"
+    if action is TaskAction.ESCALATE:
+        ok = is_assignee or holds_claim
+        return None if ok else f"only the assignee or an administrator may escalate task {task.task_id}"
     # COMPLETE
     if task.claimed_by is not None and not holds_claim:
         return f"task {task.task_id} is claimed by {task.claimed_by!r}"

@@ -18,8 +18,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
+from ._graph_run import GraphWorkflow
 from ._registry import registry
 from ._sandbox import sandbox_runner
+from .protocol import GRAPH_WORKFLOW
 
 if TYPE_CHECKING:
     from ._client import WorkflowClient
@@ -62,7 +64,8 @@ async def check_running_instances(
     known = {d.workflow_type: d for d in definitions}
     names = {d.name for d in definitions}
     replayer = Replayer(
-        workflows=list(dict.fromkeys(d.workflow_class for d in definitions)),
+        # The graph interpreter replays graph instances with the steps this code registers.
+        workflows=[*dict.fromkeys(d.workflow_class for d in definitions), GraphWorkflow],
         data_converter=pydantic_data_converter,
         workflow_runner=sandbox_runner(),
         runtime=_quiet_runtime(),
@@ -72,10 +75,10 @@ async def check_running_instances(
     running = "ExecutionStatus = 'Running'" + (f" AND ({query})" if query else "")
     async for execution in client.temporal.list_workflows(running, limit=limit):
         name = execution.workflow_type.partition("@")[0]
-        if name not in names:
+        if name not in names and execution.workflow_type != GRAPH_WORKFLOW:
             continue  # another application's workflow
         checked += 1
-        if execution.workflow_type not in known:
+        if execution.workflow_type not in known and execution.workflow_type != GRAPH_WORKFLOW:
             error = f"no definition of {execution.workflow_type} in the code about to be deployed"
             problems.append(ReplayProblem(execution.id, execution.run_id, execution.workflow_type, error))
             continue

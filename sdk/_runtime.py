@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
 from ._commands import TaskCommands
+from ._escalation import ChainState, EscalationChain
 from ._ids import instance_id_for
 from ._inputs import check_memo, decode_args
 from ._outbox import as_data, jsonable
@@ -69,6 +70,10 @@ class WorkflowRuntime(TaskCommands):
         # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
         # so nobody acts on a task the mirror does not show yet.
         self._unpublished: set[str] = set()
+        # Escalation chains of the tasks that have one, and where each task is in it.
+        self.chains: dict[str, tuple[EscalationChain, ChainState]] = {}
+        # External events received (``sdk._waits``), kept until an event step consumes them.
+        self.external_events: list[Any] = []
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -146,8 +151,20 @@ class WorkflowRuntime(TaskCommands):
             await workflow.wait_condition(lambda: self.cancel_notes_pending == 0)
         self.status = WorkflowStatus.CANCELED
         for task in self.tasks.values():
-            if task.status is TaskStatus.PENDING:
+            # Pending here, or marked canceled by its step as the cancellation reached it.
+            if task.status is TaskStatus.PENDING or (
+                task.status is TaskStatus.CANCELED and task.completed_at is None
+            ):
                 task.status = TaskStatus.CANCELED
+                task.completed_at = workflow.now()
+                # For notifiers; the rows are closed by WorkflowCanceled below.
+                self.emit(
+                    ev.HumanTaskCanceled,
+                    step_name=task.step_name,
+                    task_id=_uuid(task.task_id),
+                    canceled_by=self.canceled_by,
+                    reason=self.cancel_reason,
+                )
         self.emit(
             ev.WorkflowCanceled,
             reason=self.cancel_reason or "cancellation requested",

@@ -330,6 +330,25 @@ class CommandSender:
         """
         return await self._command(TaskAction.COMMENT, task_id, user, groups, admin, body=body)
 
+    async def escalate_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        reason: str | None = None,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+    ) -> TaskInfo:
+        """Move a task to the next link of its escalation chain now (audited as an escalation).
+
+        The assignee, the holder of its claim or an administrator may; the task is then due
+        when that link says.
+
+        Raises:
+            InvalidInputError: The task's step has no chain, or its last link was applied.
+        """
+        return await self._command(TaskAction.ESCALATE, task_id, user, groups, admin, reason=reason)
+
     # -- the instance ---------------------------------------------------------------------
 
     async def _control(self, action: InstanceAction, signal: str, by: str | None, reason: str | None) -> None:

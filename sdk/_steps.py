@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -18,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
 from ._errors import HumanTaskExpired
+from ._escalation import ChainState, EscalationChain
 from ._ids import step_activity_id, step_execution_id_for, task_id_for
 from ._outbox import as_data, jsonable
 from ._runtime import SYSTEM_USER, WorkflowRuntime, current_runtime
@@ -30,7 +32,7 @@ from ._types import (
 from .protocol import REMINDER_ACTIVITY
 
 if TYPE_CHECKING:
-    from ._definition import HumanStep, MachineStep
+    from ._definition import DuePolicy, HumanStep, MachineStep
 
 __all__ = ["run_human_step", "run_machine_step"]
 
@@ -180,6 +182,9 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
 
 async def _wait_for_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo) -> None:
     options = step.options
+    if options.escalation is not None:
+        await _wait_with_chain(rt, step, task, options.escalation)
+        return
     remind = task.reminder_at is not None
     due_policy = options.on_due
     while task.status is TaskStatus.PENDING:
@@ -210,6 +215,65 @@ async def _wait_for_task(rt: WorkflowRuntime, step: HumanStep[..., Any], task: T
             _apply_due_policy(rt, step, task)
             due_policy = None
             await rt.flush()
+
+
+async def _wait_with_chain(
+    rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo, chain: EscalationChain
+) -> None:
+    """Wait for the task while walking its escalation chain, one link per due time.
+
+    Each deadline is a durable timer (``wait_condition`` with a timeout). A link moves the task
+    and gives it its next due time; the chain's end (``expire``/``complete``) applies at the
+    last link's due time; without an end the task stays pending and overdue. An ``escalate``
+    command applies the next link early (``TaskCommands.escalate``); the wait then follows the
+    due time that link set.
+    """
+    state = ChainState()
+    rt.chains[task.task_id] = (chain, state)
+    remind = task.reminder_at is not None
+    while task.status is TaskStatus.PENDING:
+        deadlines = []
+        if remind and task.reminder_at is not None:
+            deadlines.append(task.reminder_at)
+        if not state.ended and task.due_at is not None:
+            deadlines.append(task.due_at)
+
+        def done_or_moved(seen: int = state.changes) -> bool:
+            return task.status is not TaskStatus.PENDING or state.changes != seen
+
+        timeout = max(min(deadlines) - workflow.now(), timedelta(0)) if deadlines else None
+        try:
+            await workflow.wait_condition(done_or_moved, timeout=timeout)
+            continue  # answered (the loop ends), or a command applied a link: new deadlines
+        except TimeoutError:
+            pass
+        now = workflow.now()
+        if remind and task.reminder_at is not None and now >= task.reminder_at:
+            remind = False
+            await _send_reminder(task)
+        if state.ended or task.due_at is None or now < task.due_at or task.status is not TaskStatus.PENDING:
+            continue
+        if rt.next_link(task) is not None:
+            rt.escalate(task, SYSTEM_USER, None)
+        else:
+            state.ended = True
+            if chain.end is not None:
+                _end_chain(rt, step, task, chain.end)
+        await rt.flush()
+
+
+async def _send_reminder(task: TaskInfo) -> None:
+    await workflow.execute_activity(
+        REMINDER_ACTIVITY,
+        task,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(maximum_attempts=5),
+    )
+
+
+def _end_chain(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo, end: DuePolicy) -> None:
+    """A chain's end (``expire``/``complete``) is the single due policy of that name."""
+    _apply_due_policy(rt, replace(step, options=replace(step.options, on_due=end)), task)
 
 
 def _apply_due_policy(rt: WorkflowRuntime, step: HumanStep[..., Any], task: TaskInfo) -> None:

@@ -84,6 +84,8 @@ class TaskAction(StrEnum):
     RELEASE = "release"
     REASSIGN = "reassign"
     COMMENT = "comment"
+    ESCALATE = "escalate"
+    """Move the task to the next link of its escalation chain now."""
 
 
 class InstanceAction(StrEnum):

@@ -6,11 +6,12 @@ client; every command acting as a user must be signed by the application's clien
 
 - signal ``complete_task`` ``{"task_id", "user", "data", "comment"?, "groups"?, "admin"?,
   "tenant_id"?, "auth"}``; update ``complete_task_update`` (same payload, refused synchronously)
-- signals ``claim_task``, ``release_task``, ``reassign_task``, ``comment_task`` and the
+- signals ``claim_task``, ``release_task``, ``reassign_task``, ``comment_task``, ``escalate_task`` and the
   matching ``*_update`` updates ``{"task_id", "user", "groups"?, "admin"?, "tenant_id"?,
   "to_user"?, "to_group"?, "reason"?, "body"?, "auth"}``
 - signals ``pause`` / ``resume`` / ``cancel_requested`` ``{"user"?, "reason"?, "groups"?,
   "admin"?, "tenant_id"?, "auth"}``
+- signal ``external_event`` ``{"event", "key", "payload"?}``: an event for a waiting event step
 - query ``state`` (:class:`sdk.InstanceState`)
 
 Every handler takes its arguments as they come (``*args``) and refuses a wrong shape itself:
@@ -27,10 +28,12 @@ from ._commands import one_payload
 from ._errors import Refusal
 from ._runtime import WorkflowRuntime
 from ._types import InstanceAction, InstanceState, TaskAction, TaskInfo
+from ._waits import receive_event
 from .protocol import (
     CANCEL_SIGNAL,
     COMPLETE_SIGNAL,
     COMPLETE_UPDATE,
+    EVENT_SIGNAL,
     PAUSE_SIGNAL,
     RESUME_SIGNAL,
     STATE_QUERY,
@@ -198,6 +201,20 @@ class DurableWorkflowBase:
     def _validate_comment(self, *args: Any) -> None:
         self._task_validate(TaskAction.COMMENT, args)
 
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.ESCALATE))
+    async def escalate_task(self, *args: Any) -> None:
+        """Move a task to the next link of its escalation chain now."""
+        await self._task_signal(TaskAction.ESCALATE, args)
+
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.ESCALATE))
+    async def escalate_task_update(self, *args: Any) -> TaskInfo:
+        """Move a task to the next link of its escalation chain now; refused when none is left."""
+        return await self._task_update(TaskAction.ESCALATE, args)
+
+    @escalate_task_update.validator
+    def _validate_escalate(self, *args: Any) -> None:
+        self._task_validate(TaskAction.ESCALATE, args)
+
     # -- the instance ---------------------------------------------------------------------
 
     @workflow.signal(unfinished_policy=_ABANDON, name=PAUSE_SIGNAL)
@@ -232,6 +249,11 @@ class DurableWorkflowBase:
             dwf.record_rejection(None, None, refusal)
         finally:
             dwf.cancel_notes_pending -= 1
+
+    @workflow.signal(unfinished_policy=_ABANDON, name=EVENT_SIGNAL)
+    def external_event(self, *args: Any) -> None:
+        """An external event ``{"event", "key", "payload"}`` for an event step (kept until one waits)."""
+        receive_event(self._dwf, args)
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> InstanceState:

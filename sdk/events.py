@@ -15,6 +15,7 @@ from uuid import UUID
 
 __all__ = [
     "EVENT_TYPES",
+    "HumanTaskCanceled",
     "HumanTaskClaimed",
     "HumanTaskCommented",
     "HumanTaskCompleted",
@@ -206,6 +207,12 @@ class HumanTaskReassigned(WorkflowEvent):
     # Extensions: user and group after the change (None keeps a side unchanged).
     to_assignee_id: str | None = None
     to_assignee_group: str | None = None
+    # Extensions: the new due time an escalation link set (None keeps it), and the link's
+    # position in its chain (1 for the first; 0 for a reassignment outside a chain).
+    due_at: datetime | None = None
+    escalation_level: int = 0
+    # Extension: the change replaces both sides (an escalation link): a None side is cleared.
+    replaces_assignment: bool = False
 
 
 # Extensions to the seed's vocabulary: the task lifecycle beyond create/complete/reassign.
@@ -241,6 +248,17 @@ class HumanTaskCommented(WorkflowEvent):
     body: str
 
 
+@dataclass
+class HumanTaskCanceled(WorkflowEvent):
+    """A pending task was canceled with its instance (extension event; the instance's own
+    ``WorkflowCanceled`` closes its rows)."""
+
+    step_name: str
+    task_id: UUID
+    canceled_by: str | None = None
+    reason: str | None = None
+
+
 EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -260,10 +278,11 @@ EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
         HumanTaskClaimed,
         HumanTaskReleased,
         HumanTaskCommented,
+        HumanTaskCanceled,
     )
 }
 """Every concrete event class by name: the seed's thirteen (fourteen with the base class) and
-the three task-lifecycle extensions."""
+the task-lifecycle extensions."""
 
 _UUID_FIELDS = {"instance_id", "task_id", "step_execution_id", "comment_id"}
 _TIME_FIELDS = {"timestamp", "due_at", "reminder_at"}

@@ -15,6 +15,8 @@ __all__ = [
     "CARRY_PATCH",
     "COMPLETE_SIGNAL",
     "COMPLETE_UPDATE",
+    "EVENT_SIGNAL",
+    "GRAPH_WORKFLOW",
     "PAUSE_SIGNAL",
     "PUBLISH_ACTIVITY",
     "REMINDER_ACTIVITY",
@@ -49,6 +51,10 @@ RESUME_SIGNAL = "resume"
 """Signal letting a paused instance go on (a ``ControlCommand`` payload)."""
 CANCEL_SIGNAL = "cancel_requested"
 """Signal saying who cancels and why, sent just before Temporal's cancel."""
+EVENT_SIGNAL = "external_event"
+"""Signal delivering an external event ``{"event", "key", "payload"}`` to a waiting event step."""
+GRAPH_WORKFLOW = "dwf.graph"
+"""Workflow type of the interpreter that runs graph definitions (input: the definition, the data)."""
 STATE_QUERY = "state"
 """Query answering the instance's ``InstanceState``."""
 

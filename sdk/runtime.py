@@ -5,6 +5,7 @@ workflow sandbox and the code outside it that runs and mirrors workflows.
 """
 
 from ._carry import carry_interceptor_class, take_carried
+from ._graph_run import GraphWorkflow, graph_start_input, mirror_step_name
 from ._ids import (
     instance_id_for,
     seq_from_activity_id,
@@ -12,12 +13,23 @@ from ._ids import (
     step_execution_id_for,
     task_id_for,
 )
+from ._notify import (
+    DELIVER_NOTIFICATION_ACTIVITY,
+    NOTIFY_WORKFLOW,
+    NotificationDelivery,
+    NotificationRequest,
+)
 from ._outbox import as_data, jsonable
+from ._runtime import SYSTEM_USER
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
 from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring_from, verify_activity
 from ._types import EventBatch
 
 __all__ = [
+    # The interpreter workflow that runs graph definitions
+    "GraphWorkflow",
+    "graph_start_input",
+    "mirror_step_name",
     # Event batches, as the outbox publishes them and step activities carry them
     "EventBatch",
     "as_data",
@@ -37,6 +49,12 @@ __all__ = [
     "dev_signing_key",
     "keyring_from",
     "verify_activity",
+    # Task notifications: the delivery workflow and its activity's name
+    "DELIVER_NOTIFICATION_ACTIVITY",
+    "NOTIFY_WORKFLOW",
+    "NotificationDelivery",
+    "NotificationRequest",
+    "SYSTEM_USER",
     # The workflow sandbox
     "SANDBOX_PASSTHROUGH",
     "sandbox_runner",

@@ -14,13 +14,23 @@ from activities import (
     EventPublisher,
     EventSink,
     MirrorInterceptor,
+    NotificationDispatcher,
     NotificationHook,
+    Notifier,
     ReminderSender,
     log_reminder,
     machine_step_activity,
 )
 from sdk import Keyring, MachineStep, WorkflowDefinition, registry
-from sdk.runtime import SANDBOX_PASSTHROUGH, TrustInterceptor, keyring_from, sandbox_runner, verify_activity
+from sdk.runtime import (
+    SANDBOX_PASSTHROUGH,
+    GraphWorkflow,
+    NotificationDelivery,
+    TrustInterceptor,
+    keyring_from,
+    sandbox_runner,
+    verify_activity,
+)
 
 if TYPE_CHECKING:
     from sdk.mirror import MirrorWriter
@@ -36,6 +46,7 @@ def worker_components(
     notification_hook: NotificationHook = log_reminder,
     publisher: EventPublisher | None = None,
     keyring: Keyring | None = None,
+    notifications: NotificationDispatcher | None = None,
 ) -> tuple[list[type], list[Any]]:
     """The workflow classes and activities a worker registers for ``workflows``.
 
@@ -43,6 +54,8 @@ def worker_components(
     (default: one for ``event_handlers`` and ``event_sink``) publishes the event batches.
     ``keyring`` (default: from ``DWF_COMMAND_KEYS``) verifies signals; a worker built by hand
     also needs ``sdk.runtime.TrustInterceptor(keyring)`` for its updates to be verified.
+    ``notifications`` (default: the publisher's) adds the notification delivery workflow and
+    its activity.
     """
     definitions = list(registry.workflows.values()) if workflows is None else list(workflows)
     steps: dict[str, MachineStep[..., Any]] = {}
@@ -53,11 +66,16 @@ def worker_components(
         for step in definition.steps():
             if isinstance(step, MachineStep):
                 steps.setdefault(step.name, step)
-    classes = list(dict.fromkeys(d.workflow_class for d in definitions))
-    publisher = publisher or EventPublisher(event_handlers, event_sink)
-    reminders = ReminderSender(notification_hook)
+    # The graph interpreter runs any graph definition with the registered steps.
+    classes = [*dict.fromkeys(d.workflow_class for d in definitions), GraphWorkflow]
+    publisher = publisher or EventPublisher(event_handlers, event_sink, notifications=notifications)
+    notifications = notifications or publisher.notifications
+    reminders = ReminderSender(notification_hook, notifications=notifications)
     activities: list[Any] = [machine_step_activity(s) for s in steps.values()]
     activities += [publisher.publish, reminders.send_reminder, verify_activity(keyring or keyring_from(None))]
+    if notifications is not None:
+        classes.append(NotificationDelivery)
+        activities.append(notifications.deliver_notification)
     return classes, activities
 
 
@@ -87,6 +105,8 @@ def create_worker(
     interceptors: Sequence[Interceptor] = (),
     command_keys: Keyring | str | None = None,
     allow_unsigned_commands: bool | None = None,
+    notifiers: Sequence[Notifier] = (),
+    notification_attempts: int = 10,
     **worker_options: Any,
 ) -> Worker:
     """A temporalio ``Worker`` running ``workflows`` (default: all registered) and their steps.
@@ -109,13 +129,26 @@ def create_worker(
             With no keys every such command is refused (see ``docs/security.md``).
         allow_unsigned_commands: Accept unsigned commands, believing the identity they claim
             (development only); None reads ``DWF_ALLOW_UNSIGNED_COMMANDS``.
+        notifiers: Receive task lifecycle notifications (``activities.LogNotifier``,
+            ``WebhookNotifier``, ``EmailNotifier`` or your own ``activities.Notifier``), each
+            delivered by a ``dwf.notify`` workflow on this task queue and retried by Temporal;
+            see ``docs/escalation-and-notifications.md``.
+        notification_attempts: Delivery attempts per notifier and notification.
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
     _check_header_codec(temporal_client)
     if mirror is not None:
         event_sink = event_sink or mirror
-    publisher = EventPublisher(event_handlers, event_sink)
+    notifications = None
+    if notifiers:
+        queries = None
+        if mirror is not None:
+            from sdk.mirror import MirrorQueries, session_factory
+
+            queries = MirrorQueries(session_factory(mirror.engine))
+        notifications = NotificationDispatcher(notifiers, queries=queries, max_attempts=notification_attempts)
+    publisher = EventPublisher(event_handlers, event_sink, notifications=notifications)
     keyring = keyring_from(command_keys, allow_unsigned=allow_unsigned_commands)
     # First, so the events a step carries are written before any other interceptor runs.
     all_interceptors = [

@@ -91,3 +91,19 @@ def one_of(*choices: str) -> BeforeValidator:
         return raw
 
     return BeforeValidator(check)
+
+
+def webhook_url(raw: str | None) -> str | None:
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
+def addresses(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    found = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for address in found:
+        if "@" not in address:
+            raise ValueError(f"{address!r} is not an e-mail address")
+    return found

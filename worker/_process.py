@@ -33,6 +33,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities import EmailNotifier, LogNotifier, Notifier, WebhookNotifier
 from sdk import DefinitionError, WorkflowClient, WorkflowDefinition, registry
 from sdk.mirror import MirrorWriter
 
@@ -354,6 +355,7 @@ class WorkerProcess:
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace),
+                notifiers=notifiers_from(settings),
             )
             await self._run_until_stopped(self.worker)
         finally:
@@ -407,3 +409,22 @@ async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event | None = N
         Exception: The Temporal worker failed.
     """
     await WorkerProcess(settings, stop=stop).run()
+
+
+def notifiers_from(settings: WorkerSettings) -> list[Notifier]:
+    """The built-in notifiers the ``DWF_NOTIFY_*`` settings ask for (each for every step)."""
+    found: list[Notifier] = []
+    if settings.notify_log:
+        found.append(LogNotifier())
+    if settings.notify_webhook_url is not None and settings.notify_webhook_secret is not None:
+        found.append(WebhookNotifier(settings.notify_webhook_url, settings.notify_webhook_secret))
+    if settings.notify_smtp_host is not None and settings.notify_email_from:
+        found.append(
+            EmailNotifier(
+                settings.notify_smtp_host,
+                port=settings.notify_smtp_port,
+                sender=settings.notify_email_from,
+                to=list(settings.notify_email_to),
+            )
+        )
+    return found

@@ -174,6 +174,29 @@ class WorkerSettings(BaseSettings):
     otel_tracing: Annotated[bool, AfterValidator(_checks.tracing)] = _setting(
         False, "trace workflows and activities with OpenTelemetry", "--otel-tracing", "BOOL", expected=_BOOL
     )
+    notify_log: bool = _setting(
+        False, "log every task notification (logger dwf.notifications)", "--notify-log", "BOOL",
+        expected=_BOOL,
+    )  # fmt: skip
+    notify_webhook_url: Annotated[Text | None, AfterValidator(_checks.webhook_url)] = _setting(
+        None, "POST every task notification here, signed (needs the secret)", "--notify-webhook-url", "URL"
+    )
+    notify_webhook_secret: Text | None = _setting(
+        None, "the webhook's HMAC secret (prefer the variable to the flag)", "--notify-webhook-secret",
+        "SECRET", expected="must not be empty", secret=True,
+    )  # fmt: skip
+    notify_smtp_host: Text | None = _setting(
+        None, "e-mail every task notification through this SMTP server", "--notify-smtp-host", "HOST"
+    )
+    notify_smtp_port: Annotated[int, Field(ge=1, le=65535)] = _setting(
+        25, "the SMTP server's port", "--notify-smtp-port", "PORT", expected="expected a port number 1-65535"
+    )
+    notify_email_from: Text | None = _setting(
+        None, "the notifications' From address", "--notify-email-from", "ADDRESS"
+    )
+    notify_email_to: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_checks.addresses)] = _setting(
+        (), "the notifications' recipients, comma separated", "--notify-email-to", "ADDRESS[,ADDRESS]"
+    )
 
     _TLS_IMPLIED_BY: ClassVar[tuple[str, ...]] = ("temporal_tls_cert", "temporal_tls_ca", "temporal_api_key")
 
@@ -247,6 +270,15 @@ class WorkerSettings(BaseSettings):
         if (cert is None) != (key is None):
             given, missing = ("temporal_tls_cert", "temporal_tls_key")[:: 1 if key is None else -1]
             raise ConfigurationError(f"{_env(given)} is set but {_env(missing)} is not: give both or neither")
+        if (self.notify_webhook_url is None) != (self.notify_webhook_secret is None):
+            given, missing = ("notify_webhook_url", "notify_webhook_secret")[
+                :: 1 if self.notify_webhook_secret is None else -1
+            ]
+            raise ConfigurationError(f"{_env(given)} is set but {_env(missing)} is not: give both or neither")
+        if self.notify_smtp_host is not None and not (self.notify_email_from and self.notify_email_to):
+            raise ConfigurationError(
+                f"{_env('notify_smtp_host')} needs {_env('notify_email_from')} and {_env('notify_email_to')}"
+            )
         implied = [_env(f) for f in self._TLS_IMPLIED_BY if getattr(self, f) is not None]
         if "temporal_tls" in self.model_fields_set and not self.temporal_tls and implied:
             raise ConfigurationError(

@@ -33,7 +33,7 @@ from ._target import Target, import_app
 
 __all__ = ["ExitCode", "main", "parse"]
 
-_IMPORTS_APP = ("start", "instances", "tasks", "mirror", "deploy-check")
+_IMPORTS_APP = ("start", "instances", "tasks", "mirror", "deploy-check", "graph")
 """Commands that import ``--app`` first (``worker`` and ``dev`` import it in the worker)."""
 
 

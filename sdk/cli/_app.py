@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from sdk import WorkflowStatus
 
-from . import _instances, _maintenance, _processes, _tasks, _trust
+from . import _bulk, _graphs, _instances, _maintenance, _processes, _tasks, _trust
 from ._context import Handler
 from ._exit import UsageError
 
@@ -194,7 +194,11 @@ tasks = typer.Typer(help="List, show and act on human tasks.")
 db = typer.Typer(help="The mirror's schema.")
 mirror = typer.Typer(help="Check and repair the mirror against Temporal.")
 keys = typer.Typer(help="Signing keys for the commands that act as a user.")
+graph = typer.Typer(help="Graph definitions: validate, register, (de)activate, draw.")
+event = typer.Typer(help="External events for instances waiting on them.")
 for group, name in (
+    (graph, "graph"),
+    (event, "event"),
     (instances, "instances"),
     (tasks, "tasks"),
     (db, "db"),
@@ -384,6 +388,99 @@ def comment_task(
     return _call(_tasks.comment_task, locals())
 
 
+@tasks.command("escalate", cls=_Command)
+def escalate_task(
+    task_id: TaskId,
+    user: User,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="why (default: the link's reason)")] = None,
+    groups: Groups = None,
+    admin: Admin = False,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Move a task to the next link of its escalation chain now."""
+    groups = groups or []
+    return _call(_tasks.escalate_task, locals())
+
+
+_TASK_BULK = ("reassign", "comment", "escalate", "cancel")
+_INSTANCE_BULK = ("cancel", "pause", "resume")
+
+
+def _choice(allowed: tuple[str, ...]) -> Any:
+    def parse(text: Any) -> Any:
+        if not isinstance(text, str) or text in allowed:
+            return text
+        raise typer.BadParameter(f"unknown action {text!r} (choose from {', '.join(allowed)})")
+
+    return parse
+
+
+DryRun = Annotated[bool, _option("--dry-run", help="count (and list) what matches; send nothing")]
+
+
+@tasks.command("bulk", cls=_Command)
+def bulk_tasks(
+    action: Annotated[
+        str,
+        typer.Argument(
+            metavar="ACTION", parser=_choice(_TASK_BULK), help="reassign, comment, escalate or cancel"
+        ),
+    ],
+    user: User,
+    groups: Annotated[
+        list[str] | None, _option("--group", metavar="GROUP", help="only tasks of this group (repeatable)")
+    ] = None,
+    assignee: Annotated[str | None, _option(metavar="USER", help="only tasks assigned to this user")] = None,
+    overdue: Annotated[bool, _option("--overdue", help="only tasks past their due time")] = False,
+    due_before: Annotated[datetime | None, _moment("only tasks due before this")] = None,
+    tenant: Tenant = None,
+    to_user: Annotated[str | None, _option(metavar="USER", help="reassign: the new assignee")] = None,
+    to_group: Annotated[
+        str | None, _option("--to-group", "--to", metavar="GROUP", help="reassign: the new group")
+    ] = None,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="reassign, escalate, cancel: why")] = None,
+    body: Annotated[str | None, _option(metavar="TEXT", help="comment: the comment")] = None,
+    user_groups: Annotated[
+        list[str] | None,
+        _option("--user-group", metavar="GROUP", help="a group of the acting user (repeatable)"),
+    ] = None,
+    admin: Admin = False,
+    dry_run: DryRun = False,
+) -> SimpleNamespace:
+    """Apply one action to every pending task the filter matches, each checked and signed."""
+    _exclusive(("--overdue", overdue), ("--due-before", due_before))
+    if action == "reassign" and not ((to_user or to_group) and reason):
+        raise UsageError("tasks bulk reassign: give --to-user USER and/or --to GROUP, and --reason TEXT")
+    if action == "comment" and not body:
+        raise UsageError("tasks bulk comment: give --body TEXT")
+    groups, user_groups = groups or [], user_groups or []
+    return _call(_bulk.bulk_tasks, locals())
+
+
+@instances.command("bulk", cls=_Command)
+def bulk_instances(
+    action: Annotated[
+        str, typer.Argument(metavar="ACTION", parser=_choice(_INSTANCE_BULK), help="cancel, pause or resume")
+    ],
+    by: Annotated[str, _option(metavar="USER", help="the user acting")],
+    status: Annotated[
+        WorkflowStatus | None,
+        _option(parser=_status, metavar="STATUS", help="RUNNING, WAITING, PAUSED, ..."),
+    ] = None,
+    workflow: Annotated[str | None, _option(metavar="NAME", help="only this workflow")] = None,
+    tenant: Tenant = None,
+    created_by: Annotated[
+        str | None, _option(metavar="USER", help="only instances this user started")
+    ] = None,
+    since: Annotated[datetime | None, _moment("created at or after")] = None,
+    until: Annotated[datetime | None, _moment("created before")] = None,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="why (cancel, pause)")] = None,
+    dry_run: DryRun = False,
+) -> SimpleNamespace:
+    """Cancel, pause or resume every instance the filter matches, each checked and signed."""
+    return _call(_bulk.bulk_instances, locals())
+
+
 @db.command("upgrade", cls=_Command)
 def upgrade_schema(
     revision: Annotated[str, _option(metavar="REVISION", help="target revision (default head)")] = "head",
@@ -441,7 +538,63 @@ def deploy_check(
     return _call(_trust.deploy_check, locals())
 
 
-@app.command(cls=_Command, context_settings=_PASS_THROUGH)
-def graph(ctx: typer.Context) -> SimpleNamespace:
-    """Graph definitions (not available in this version)."""
-    return _call(_maintenance.graph, {})
+GraphFile = Annotated[str, typer.Argument(metavar="FILE", help="a graph definition (.json, .yaml or .yml)")]
+GraphName = Annotated[str, typer.Argument(metavar="NAME", help="the definition's name")]
+GraphVersion = Annotated[str, typer.Argument(metavar="VERSION", help="the version")]
+
+
+@graph.command("validate", cls=_Command)
+def validate_graph(
+    file: GraphFile,
+    diagram: Annotated[bool, _option("--diagram", help="also print its Mermaid diagram")] = False,
+) -> SimpleNamespace:
+    """Check a graph file against the --app steps (exit 2 naming the step or edge at fault)."""
+    return _call(_graphs.validate_graph, locals())
+
+
+@graph.command("register", cls=_Command)
+def register_graph(
+    file: GraphFile,
+    inactive: Annotated[bool, _option("--inactive", help="register it inactive")] = False,
+) -> SimpleNamespace:
+    """Check a graph file and register it as a new version (no worker restart needed)."""
+    return _call(_graphs.register_graph, locals())
+
+
+@graph.command("activate", cls=_Command)
+def activate_graph(name: GraphName, version: GraphVersion) -> SimpleNamespace:
+    """Mark a graph version active: new instances by name may start it."""
+    return _call(_graphs.activate_graph, {**locals(), "active": True})
+
+
+@graph.command("deactivate", cls=_Command)
+def deactivate_graph(name: GraphName, version: GraphVersion) -> SimpleNamespace:
+    """Mark a graph version inactive (running instances are unaffected)."""
+    return _call(_graphs.activate_graph, {**locals(), "active": False})
+
+
+@graph.command("show", cls=_Command)
+def show_graph(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="a graph or @workflow name")] = "",
+    version: Annotated[str | None, _option(metavar="VERSION", help="this version (default: active)")] = None,
+    instance: Annotated[
+        str | None, _option(metavar="ID", help="an instance id: colour steps by their status")
+    ] = None,
+) -> SimpleNamespace:
+    """Print the Mermaid diagram of a definition, or of an instance with its steps' status."""
+    return _call(_graphs.show_graph, locals())
+
+
+@event.command("send", cls=_Command)
+def send_event(
+    event_name: Annotated[str, typer.Argument(metavar="EVENT", help="the event's name")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="its correlation key")],
+    payload: Annotated[
+        Any, _option("--payload", parser=json_value, metavar="JSON", help="its payload")
+    ] = None,
+    workflow_id: Annotated[
+        str | None, _option(metavar="ID", help="the instance (default: the one waiting, from the mirror)")
+    ] = None,
+) -> SimpleNamespace:
+    """Send an external event to the instance waiting for it."""
+    return _call(_graphs.send_event, {**locals(), "event": event_name})

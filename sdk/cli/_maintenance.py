@@ -1,4 +1,4 @@
-"""``dwf db upgrade|current``, ``dwf mirror audit|rebuild`` and ``dwf graph``.
+"""``dwf db upgrade|current`` and ``dwf mirror audit|rebuild``.
 
 Audit and rebuild replay Temporal's histories with the workflow code, so they need the
 application's modules (``--app``); each shows its progress on stderr while it works (a bar on
@@ -15,12 +15,7 @@ from ._output import Progress
 from ._prefix import workflow_ids
 from ._target import open_client, require_database, sqlite_path
 
-__all__ = ["audit_mirror", "current_schema", "graph", "rebuild_mirror", "upgrade_schema"]
-
-GRAPH_UNAVAILABLE = (
-    "graph definitions are not available in this version of durable-workflows: "
-    "define workflows with @workflow and run them with 'dwf start'"
-)
+__all__ = ["audit_mirror", "current_schema", "rebuild_mirror", "upgrade_schema"]
 
 
 async def upgrade_schema(ctx: Context) -> int:
@@ -138,8 +133,3 @@ async def rebuild_mirror(ctx: Context) -> int:
     else:
         ctx.out.line(f"rebuilt {count} instance(s) in {ctx.target.database_shown}")
     return ExitCode.OK
-
-
-async def graph(ctx: Context) -> int:
-    """Graph definitions do not exist in this version: say so (exit 2)."""
-    raise UsageError(GRAPH_UNAVAILABLE)

@@ -23,6 +23,7 @@ __all__ = [
     "claim_task",
     "comment_task",
     "complete_task",
+    "escalate_task",
     "list_tasks",
     "reassign_task",
     "release_task",
@@ -172,6 +173,16 @@ async def reassign_task(ctx: Context) -> int:
         x for x in (info.assignee_id, info.assignee_group and f"group {info.assignee_group}") if x
     )
     return _report(ctx, info, f"reassigned to {to or 'nobody'}")
+
+
+async def escalate_task(ctx: Context) -> int:
+    a, task = ctx.args, await _task(ctx)
+    async with open_client(ctx.target) as client:
+        info = await client.escalate_task(task, reason=a.reason, **_identity(ctx))
+    to = " and ".join(
+        x for x in (info.assignee_id, info.assignee_group and f"group {info.assignee_group}") if x
+    )
+    return _report(ctx, info, f"escalated to {to or 'nobody'}")
 
 
 async def comment_task(ctx: Context) -> int:

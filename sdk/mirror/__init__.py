@@ -15,6 +15,16 @@ in production)::
 from ._base import NAMING_CONVENTION, JSONType, MirrorBase, UTCDateTime, UUIDAuditMixin
 from ._closing import close_instances, record_termination, termination_error
 from ._database import async_url, create_engine, session_factory, upsert
+from ._graphs import (
+    GRAPH_KIND,
+    graph_bundle,
+    graph_versions,
+    instance_diagram,
+    load_graph,
+    register_graph,
+    set_graph_active,
+    workflow_known,
+)
 from ._metrics import MirrorMetrics
 from ._migrate import (
     VERSION_TABLE,
@@ -91,4 +101,13 @@ __all__ = [
     "rebuild",
     "rebuild_instance",
     "replay_batches",
+    # Graph definitions stored in workflow_definitions, and instance diagrams
+    "GRAPH_KIND",
+    "graph_bundle",
+    "graph_versions",
+    "instance_diagram",
+    "load_graph",
+    "register_graph",
+    "set_graph_active",
+    "workflow_known",
 ]

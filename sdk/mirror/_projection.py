@@ -368,17 +368,20 @@ class Projection:
         self, plan: BatchPlan, batch: EventBatch, event: ev.HumanTaskReassigned, seq: int
     ) -> None:
         changes: dict[str, Any] = {"claimed_by": None, "claimed_at": None, "updated_at": _now()}
-        if event.to_assignee_id is not None:
+        if event.to_assignee_id is not None or event.replaces_assignment:
             changes["assignee_id"] = event.to_assignee_id
-        if event.to_assignee_group is not None:
+        if event.to_assignee_group is not None or event.replaces_assignment:
             changes["assignee_group"] = event.to_assignee_group
+        if event.due_at is not None:  # an escalation link's new due time
+            changes["due_at"] = event.due_at
         self._update_task(plan, event.task_id, changes)
         self._audit_assignment(
             plan,
             event,
             seq,
             event.task_id,
-            action="escalate" if event.reassigned_by == "system" else "reassign",
+            # By the chain at a due time ("system"), or a link applied early by a user's command.
+            action="escalate" if event.reassigned_by == "system" or event.escalation_level else "reassign",
             from_assignee=event.from_assignee,
             to_assignee=event.to_assignee,
             by_user=event.reassigned_by,

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 
 from sdk import registry
+from sdk.protocol import GRAPH_WORKFLOW
 
 from ._base import MirrorBase
 from ._database import create_engine
@@ -139,7 +140,7 @@ def _compare(workflow_id: str, expected: Rows, actual: Rows) -> list[Mismatch]:
 
 async def _sdk_workflow_ids(client: Client) -> AsyncIterator[tuple[str, str]]:
     """(workflow id, run id) of every execution of a registered workflow type."""
-    types = sorted({d.workflow_type for d in registry.workflows.values()})
+    types = sorted({d.workflow_type for d in registry.workflows.values()} | {GRAPH_WORKFLOW})
     if not types:
         return
     quoted = ", ".join(f"'{t}'" for t in types if "'" not in t)

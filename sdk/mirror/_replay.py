@@ -44,6 +44,7 @@ from sdk.events import event_from_dict
 from sdk.protocol import PUBLISH_ACTIVITY
 from sdk.runtime import (
     EventBatch,
+    GraphWorkflow,
     instance_id_for,
     sandbox_runner,
     seq_from_activity_id,
@@ -114,7 +115,7 @@ async def replay_batches(history: WorkflowHistory) -> list[EventBatch]:
     """Replay one history and return the event batches it recorded the workflow publishing."""
     capture = EventCapture()
     replayer = Replayer(
-        workflows=list(dict.fromkeys(d.workflow_class for d in registry.workflows.values())),
+        workflows=[*dict.fromkeys(d.workflow_class for d in registry.workflows.values()), GraphWorkflow],
         data_converter=pydantic_data_converter,
         workflow_runner=sandbox_runner(),
         interceptors=[capture],

@@ -355,6 +355,14 @@ def test_relationships_never_load_implicitly() -> None:
 def test_public_names() -> None:
     assert sorted(sdk.mirror.__all__) == sorted(
         [
+            "GRAPH_KIND",
+            "graph_bundle",
+            "graph_versions",
+            "instance_diagram",
+            "load_graph",
+            "register_graph",
+            "set_graph_active",
+            "workflow_known",
             "AssignmentAction",
             "AssignmentRow",
             "CommentRow",

@@ -19,6 +19,7 @@ from worker.__main__ import main as worker_main
 from worker._health import HealthServer
 from worker._logging import LogContextFilter, configure_logging, json_formatter, text_formatter
 from worker._metrics import render_metrics
+from worker._process import notifiers_from
 from worker._settings import (
     ENVIRONMENT_VARIABLES,
     OPTIONS,
@@ -69,6 +70,13 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "DWF_LOG_LEVEL": "debug",
         "DWF_LOG_FORMAT": "JSON",
         "DWF_OTEL_TRACING": "false",
+        "DWF_NOTIFY_LOG": "on",
+        "DWF_NOTIFY_WEBHOOK_URL": "https://hooks.example.com/dwf",
+        "DWF_NOTIFY_WEBHOOK_SECRET": "hm4c",
+        "DWF_NOTIFY_SMTP_HOST": "smtp.example.com",
+        "DWF_NOTIFY_SMTP_PORT": "587",
+        "DWF_NOTIFY_EMAIL_FROM": "dwf@example.com",
+        "DWF_NOTIFY_EMAIL_TO": "desk@example.com, ops@example.com",
     }
     assert set(env) == ENVIRONMENT_VARIABLES
     settings = WorkerSettings.load(environ=env)
@@ -84,7 +92,27 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert (settings.http_host, settings.http_port, settings.shutdown_grace) == ("127.0.0.1", 0, 2.5)
     assert (settings.log_level, settings.log_format, settings.otel_tracing) == ("DEBUG", "json", False)
     described = json.dumps(settings.describe())
-    assert "k3y" not in described and "secret" not in described and "k3y" not in repr(settings)
+    assert "k3y" not in described and ":secret@" not in described and "k3y" not in repr(settings)
+    assert "hm4c" not in described and "hm4c" not in repr(settings)
+    assert settings.notify_email_to == ("desk@example.com", "ops@example.com")
+    notifiers = notifiers_from(settings.check())
+    assert [type(n).__name__ for n in notifiers] == ["LogNotifier", "WebhookNotifier", "EmailNotifier"]
+    assert notifiers[2].port == 587  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DWF_NOTIFY_WEBHOOK_URL": "https://h.example.com"}, "DWF_NOTIFY_WEBHOOK_SECRET is not"),
+        ({"DWF_NOTIFY_WEBHOOK_SECRET": "s"}, "DWF_NOTIFY_WEBHOOK_URL is not"),
+        ({"DWF_NOTIFY_WEBHOOK_URL": "ftp://h", "DWF_NOTIFY_WEBHOOK_SECRET": "s"}, "http:// or https://"),
+        ({"DWF_NOTIFY_SMTP_HOST": "smtp"}, "needs DWF_NOTIFY_EMAIL_FROM and DWF_NOTIFY_EMAIL_TO"),
+        ({"DWF_NOTIFY_EMAIL_TO": "nobody"}, "not an e-mail address"),
+    ],
+)
+def test_notifier_settings_come_in_consistent_sets(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        WorkerSettings.load(environ={"DWF_APP": "examples.expense_approval", **env}).check()
 
 
 def test_flags_win_over_the_environment() -> None:
@@ -152,8 +180,8 @@ def test_options_come_from_the_model() -> None:
         info = WorkerSettings.model_fields[option.field]
         assert option.help == info.description and option.help
         assert option.default == info.default
-    assert {o.field for o in OPTIONS if o.boolean} == {"temporal_tls", "otel_tracing"}
-    assert [o.field for o in OPTIONS if o.secret] == ["temporal_api_key"]
+    assert {o.field for o in OPTIONS if o.boolean} == {"temporal_tls", "otel_tracing", "notify_log"}
+    assert [o.field for o in OPTIONS if o.secret] == ["temporal_api_key", "notify_webhook_secret"]
 
 
 @pytest.mark.parametrize(
