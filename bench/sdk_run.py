@@ -7,7 +7,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -184,9 +184,15 @@ VARIANTS = {
     "nocheck": "the completion verifier off (activities/_verify.py: one state query per completed "
     "task, one history read per instance end, 5 s later)",
     "noverify": "signals not verified (the signed-commands work: one local activity per signal)",
+    "eager": "eager workflow start: the client asks the server to hand the first workflow task "
+    "to the worker in its own process (temporalio's request_eager_start)",
 }
 """Experiment variants of the SDK configuration: what one part costs, measured by leaving it out.
 Never a product setting: each is a monkeypatch undone when its run ends."""
+
+
+EAGER = Counter[str]()
+"""Starts of the ``eager`` variant the server answered with the first workflow task, or not."""
 
 
 @contextlib.contextmanager
@@ -213,6 +219,18 @@ def variant_patch(variant: str) -> Iterator[None]:
             await workflow.wait_condition(lambda: True)
 
         target, name, replacement = TaskCommands, "verify_recorded", unverified
+    elif variant == "eager":
+        from temporalio.client import Client
+
+        plain_start = Client.start_workflow
+
+        async def eager_start(self: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("request_eager_start", True)
+            handle = await plain_start(self, *args, **kwargs)
+            EAGER["eager" if getattr(handle, "__temporal_eagerly_started", False) else "not eager"] += 1
+            return handle
+
+        target, name, replacement = Client, "start_workflow", eager_start
     else:
         raise ValueError(f"unknown variant {variant!r}: one of {sorted(VARIANTS)}")
     original = target.__dict__[name]
@@ -363,6 +381,9 @@ async def _run_sdk(env: Env, backend: str, database_url: str, variant: str) -> C
                 env.cpu.describe(result, before, env.cpu.snapshot(await backend_pids(writer.engine)))
                 take(mirror.load)
                 result.note = driver_note("state", args.instances)
+                if variant == "eager":
+                    result.note += f"; eager starts: {dict(EAGER)}"
+                    EAGER.clear()
                 mirror.poller = poller.describe() if args.sdk_wait == "mirror" else ""
                 result.profile = await history_profile(
                     client.temporal, sample_ids(sorted(ids), 20), mirror.load.temporal_queueing

@@ -147,3 +147,16 @@ async def test_sqlite_begin_immediate_takes_the_write_lock_up_front(tmp_path: Pa
     finally:
         await first.dispose()
         await second.dispose()
+
+
+@pytest.mark.parametrize(("options", "expected"), [({}, 1), ({"sqlite_synchronous": "FULL"}, 2)])
+async def test_mirror_writer_passes_the_sqlite_synchronous_setting(
+    tmp_path: Path, options: dict[str, str], expected: int
+) -> None:
+    from sdk.mirror import MirrorWriter
+
+    writer = MirrorWriter.from_url(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", **options)
+    try:
+        assert await _pragma(writer.engine, "synchronous") == expected
+    finally:
+        await writer.close()
