@@ -189,31 +189,40 @@ async def start_all(setup: Setup, prefix: str, task_queue: str, count: int, conc
     return await bounded(count, concurrency, one)
 
 
-async def complete_all(setup: Setup, concurrency: int) -> list[str]:
-    """Complete every pending task of the tenant, as listed by the mirror, each once."""
+RESEND_AFTER = 120.0
+"""Seconds after which a task still pending has its signal sent again (and counted)."""
+
+
+async def complete_all(setup: Setup, concurrency: int) -> tuple[list[str], int]:
+    """Complete every pending task of the tenant, as listed by the mirror; the errors and how
+    many signals were sent again (a task still pending ``RESEND_AFTER`` after its signal: the
+    workflow refused or never saw it)."""
     from sdk.mirror import MirrorQueries, session_factory
 
     queries = MirrorQueries(session_factory(setup.engine))
     errors: list[str] = []
-    sent: set[str] = set()
+    sent: dict[str, float] = {}
+    resent = 0
     while True:
         unsent: list[Any] = []
         pending, offset = 0, 0
+        now = time.perf_counter()
         while True:
             page = await queries.pending_tasks(
                 group=APPROVER_GROUPS[0], tenant_id=TENANT, limit=1000, offset=offset
             )
             pending += len(page.items)
-            unsent += [row for row in page.items if str(row.id) not in sent]
+            unsent += [row for row in page.items if now - sent.get(str(row.id), -1e9) > RESEND_AFTER]
             if len(page.items) < 1000:
                 break
             offset += 1000
         if not pending:
-            return errors
+            return errors, resent
         if not unsent:  # every pending row has its signal on the way: wait for the mirror
             await asyncio.sleep(0.5)
             continue
-        sent.update(str(row.id) for row in unsent)
+        resent += sum(str(row.id) in sent for row in unsent)
+        sent.update((str(row.id), now) for row in unsent)
 
         async def one(i: int, rows: list[Any] = unsent) -> None:
             row = rows[i]
@@ -265,7 +274,8 @@ async def waiting(args: argparse.Namespace) -> int:
             flush=True,
         )
         started = time.perf_counter()
-        errors += await complete_all(setup, args.concurrency)
+        completion_errors, resent = await complete_all(setup, args.concurrency)
+        errors += completion_errors
         signals = time.perf_counter() - started
         await wait_count(
             setup.engine,
@@ -279,7 +289,8 @@ async def waiting(args: argparse.Namespace) -> int:
         peak = proc_status(pid)["VmHWM"]
     print(
         f"  completed them all in {done:.1f} s ({args.instances / done:.1f} inst/s; signals sent in "
-        f"{signals:.1f} s); worker CPU {1000 * (cpu2 - cpu1) / args.instances:.1f} ms/instance; "
+        f"{signals:.1f} s, {resent} sent again after {RESEND_AFTER:.0f} s); "
+        f"worker CPU {1000 * (cpu2 - cpu1) / args.instances:.1f} ms/instance; "
         f"load {loadavg()}"
     )
     print(
