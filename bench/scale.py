@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -222,14 +223,17 @@ async def complete_all(setup: Setup, concurrency: int) -> tuple[list[str], int]:
             await asyncio.sleep(0.5)
             continue
         resent += sum(str(row.id) in sent for row in unsent)
-        sent.update((str(row.id), now) for row in unsent)
+        sent.update((str(row.id), math.inf) for row in unsent)  # on the way: not due again yet
 
         async def one(i: int, rows: list[Any] = unsent) -> None:
             row = rows[i]
             handle = setup.client.get_instance(row.workflow_id, tenant_id=TENANT)
-            await handle.signal_complete_task(
-                str(row.id), {"approved": True, "comment": "ok"}, user=APPROVER, groups=APPROVER_GROUPS
-            )
+            try:
+                await handle.signal_complete_task(
+                    str(row.id), {"approved": True, "comment": "ok"}, user=APPROVER, groups=APPROVER_GROUPS
+                )
+            finally:
+                sent[str(row.id)] = time.perf_counter()  # due again RESEND_AFTER from now
 
         errors += await bounded(len(unsent), concurrency, one)
 
