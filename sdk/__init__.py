@@ -53,12 +53,14 @@ from ._signing import Keyring, SigningKey, generate_signing_key
 from ._storable import MAX_PAYLOAD_BYTES
 from ._types import (
     InstanceState,
+    QuorumDecision,
     Rejection,
     StepStatus,
     StepType,
     TaskComment,
     TaskInfo,
     TaskStatus,
+    TaskVote,
     WorkflowStatus,
 )
 from ._waits import skip_step, timer_step, wait_for_event
@@ -74,6 +76,8 @@ __all__ = [
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    # Out of office: substitutes of absent users (client.delegations)
+    "Delegations",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -95,6 +99,9 @@ __all__ = [
     "InstanceNotFoundError",
     # Domain types
     "InstanceState",
+    # Approval policies: what a quorum step returns, and each vote
+    "QuorumDecision",
+    "TaskVote",
     # Definitions
     "MachineStep",
     "MirrorUnavailableError",
@@ -155,6 +162,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ._bulk import BulkItem, BulkResult
     from ._client import DEFAULT_TASK_QUEUE, WorkflowClient
+    from ._delegation import Delegations
     from ._devserver import DevServer, find_temporal_cli
     from ._diagram import mermaid
     from ._graph_check import check_graph
@@ -166,6 +174,7 @@ _LAZY = {
     "BulkResult": "._bulk",
     "DEFAULT_TASK_QUEUE": "._client",
     "WorkflowClient": "._client",
+    "Delegations": "._delegation",
     "DevServer": "._devserver",
     "find_temporal_cli": "._devserver",
     "InstanceDescription": "._handle",

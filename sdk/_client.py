@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -24,6 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
+from ._delegation import Delegations
+from ._details import instance_summary
 from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
 from ._graph_model import GraphDefinition
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
@@ -88,11 +91,13 @@ class WorkflowClient(BulkCommands):
         self._trust = CommandTrust(signing_key, identity_provider)
         self._engine: Any = None
         self.queries: Any = None
+        self._delegations: Delegations | None = None
         if database_url is not None:
-            from .mirror import MirrorQueries, create_engine, session_factory
+            from .mirror import DelegationStore, MirrorQueries, create_engine, session_factory
 
             self._engine = create_engine(database_url)
             self.queries = MirrorQueries(session_factory(self._engine))
+            self._delegations = Delegations(self, DelegationStore(self._engine))
 
     @classmethod
     async def connect(
@@ -160,6 +165,22 @@ class WorkflowClient(BulkCommands):
     def temporal(self) -> Client:
         """The underlying temporalio client."""
         return self._temporal
+
+    @property
+    def delegations(self) -> Delegations:
+        """Out of office: substitutes of absent users (see :class:`sdk.Delegations`).
+
+        Raises:
+            MirrorUnavailableError: The client has no ``database_url`` (the table is there).
+        """
+        if self._delegations is None:
+            raise MirrorUnavailableError("delegations live in the SQL mirror: connect with database_url=")
+        return self._delegations
+
+    @property
+    def identity_provider(self) -> IdentityProvider | None:
+        """The application's hook user id → ``sdk.Identity``, when the client was given one."""
+        return self._trust.identity_provider
 
     def _require_queries(self, what: str) -> Any:
         if self.queries is None:
@@ -244,6 +265,7 @@ class WorkflowClient(BulkCommands):
         if definition is not None:
             workflow_type, name = definition.workflow_type, definition.name
             checked = check_args(definition, args)
+            description = definition.description
         else:
             name = str(workflow)
             workflow_type, stored = await self._type_from_mirror(name, version)
@@ -258,9 +280,14 @@ class WorkflowClient(BulkCommands):
                     task_queue=task_queue,
                 )
             checked = list(args)
+            description = stored.get("description")
             check_against_schema(name, stored.get("input_schema"), checked)
         check_storable_input(checked)
         memo = {k: v for k, v in (("tenant_id", tenant_id), ("created_by", created_by)) if v is not None}
+        # Temporal's user metadata: the UI and `temporal workflow describe` show the summary.
+        summary = instance_summary(
+            name, workflow_type.rpartition("@")[2], tenant_id=tenant_id, created_by=created_by
+        )
         handle: WorkflowHandle[Any, R] = await self._temporal.start_workflow(
             workflow_type,
             args=checked,
@@ -268,6 +295,8 @@ class WorkflowClient(BulkCommands):
             task_queue=task_queue or self.task_queue,
             memo=memo or None,
             result_type=definition.return_type if definition else None,
+            static_summary=summary,
+            static_details=description if isinstance(description, str) and description else None,
             request_eager_start=eager,
         )
         return self._handle_for(handle, definition, tenant_id)
@@ -448,11 +477,19 @@ class WorkflowClient(BulkCommands):
         admin: bool | None = None,
         tenant_id: str | None = None,
         workflow_id: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> TaskInfo:
         """Reassign a task (see :meth:`InstanceHandle.reassign_task`)."""
         handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
         return await handle.reassign_task(
-            task_id, user=user, to_user=to_user, to_group=to_group, reason=reason, groups=groups, admin=admin
+            task_id,
+            user=user,
+            to_user=to_user,
+            to_group=to_group,
+            reason=reason,
+            groups=groups,
+            admin=admin,
+            on_behalf_of=on_behalf_of,
         )
 
     async def comment_task(
@@ -469,6 +506,46 @@ class WorkflowClient(BulkCommands):
         """Comment on a task (see :meth:`InstanceHandle.comment_task`)."""
         handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
         return await handle.comment_task(task_id, body, user=user, groups=groups, admin=admin)
+
+    async def vote_task(
+        self,
+        task_id: str | uuid.UUID,
+        data: BaseModel | dict[str, Any],
+        *,
+        user: str,
+        groups: Sequence[str] | None = None,
+        comment: str | None = None,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Vote on a quorum task (see :meth:`InstanceHandle.vote_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.vote_task(task_id, data, user=user, groups=groups, comment=comment)
+
+    async def prioritize_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        priority: int | None = None,
+        follow_up_at: datetime | None = None,
+        reason: str | None = None,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+        tenant_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> TaskInfo:
+        """Change a task's priority and/or follow-up date (see :meth:`InstanceHandle.prioritize_task`)."""
+        handle = await self.task_handle(task_id, tenant_id=tenant_id, workflow_id=workflow_id)
+        return await handle.prioritize_task(
+            task_id,
+            user=user,
+            priority=priority,
+            follow_up_at=follow_up_at,
+            reason=reason,
+            groups=groups,
+            admin=admin,
+        )
 
     async def escalate_task(
         self,

@@ -213,6 +213,7 @@ class TaskCommands(EventOutbox):
             to_group=command.to_group,
             reason=command.reason,
             body=command.body,
+            on_behalf_of=command.on_behalf_of,
         )
         if action is TaskAction.ESCALATE and self.next_link(task) is None:
             raise Refusal(
@@ -247,7 +248,14 @@ class TaskCommands(EventOutbox):
                 previous_claimant=previous,
             )
         elif action is TaskAction.REASSIGN:
-            self.reassign(task, command.to_user, command.to_group, command.user, command.reason or "")
+            self.reassign(
+                task,
+                command.to_user,
+                command.to_group,
+                command.user,
+                command.reason or "",
+                on_behalf_of=command.on_behalf_of,
+            )
         elif action is TaskAction.ESCALATE:
             self.escalate(task, command.user, command.reason)
         elif action is TaskAction.COMMENT:
@@ -327,6 +335,7 @@ class TaskCommands(EventOutbox):
         by: str,
         reason: str,
         *,
+        on_behalf_of: str | None = None,
         due_at: datetime | None = None,
         escalation_level: int = 0,
         replace: bool = False,
@@ -334,9 +343,11 @@ class TaskCommands(EventOutbox):
         """Move a task to another user and/or group (None keeps that side), with its event.
 
         An escalation link replaces both sides (``replace``: a None side is cleared) and may
-        give the task a new due time (``due_at``; None keeps it).
+        give the task a new due time (``due_at``; None keeps it). ``on_behalf_of`` names the
+        absent user a delegation hands the task over for.
         """
         before = task.assignee_id or task.assignee_group
+        task.on_behalf_of = on_behalf_of
         if to_user is not None or replace:
             task.assignee_id = to_user
         if to_group is not None or replace:
@@ -361,6 +372,7 @@ class TaskCommands(EventOutbox):
             reason=reason,
             to_assignee_id=to_user,
             to_assignee_group=to_group,
+            on_behalf_of=on_behalf_of,
             **extra,
         )
 

@@ -20,6 +20,7 @@ from ._definition import (
     HumanStepOptions,
     MachineStep,
     MachineStepOptions,
+    RejectRule,
     ValueOrFn,
     WorkflowDefinition,
     resolved_hints,
@@ -27,6 +28,7 @@ from ._definition import (
 from ._errors import DefinitionError
 from ._escalation import ChainEnd, Escalate, EscalationChain, escalation_chain
 from ._registry import parse_version, registry
+from ._types import QuorumDecision
 
 __all__ = ["human_step", "machine_step", "workflow"]
 
@@ -173,6 +175,7 @@ def machine_step(
     return decorate
 
 
+@overload
 def human_step(
     *,
     form: type[F],
@@ -188,8 +191,71 @@ def human_step(
     escalate_to_group: str | None = None,
     default: BaseModel | dict[str, Any] | None = None,
     require_claim: bool = False,
+    quorum: None = None,
+    voters: Sequence[str] | Callable[..., Any] | None = None,
+    reject_on: RejectRule = "first",
+    vote_field: str = "approved",
+    exclude_starter: bool = False,
+    exclude_steps: Sequence[str | HumanStep[..., Any]] = (),
+    priority: int | Callable[..., Any] = 50,
+    follow_up_in: timedelta | Callable[..., Any] | None = None,
     notify: Sequence[str] = (),
-) -> Callable[[Callable[P, Any]], HumanStep[P, F]]:
+) -> Callable[[Callable[P, Any]], HumanStep[P, F]]: ...
+
+
+@overload
+def human_step(
+    *,
+    form: type[F],
+    name: str | None = None,
+    title: ValueOrFn = None,
+    description: ValueOrFn = None,
+    assignee: ValueOrFn = None,
+    assignee_group: ValueOrFn = None,
+    due_in: timedelta | None = None,
+    reminder_in: timedelta | None = None,
+    on_due: DuePolicy | Sequence[Escalate | ChainEnd] | None = None,
+    escalate_to: str | None = None,
+    escalate_to_group: str | None = None,
+    default: BaseModel | dict[str, Any] | None = None,
+    require_claim: bool = False,
+    quorum: int,
+    voters: Sequence[str] | Callable[..., Any] | None = None,
+    reject_on: RejectRule = "first",
+    vote_field: str = "approved",
+    exclude_starter: bool = False,
+    exclude_steps: Sequence[str | HumanStep[..., Any]] = (),
+    priority: int | Callable[..., Any] = 50,
+    follow_up_in: timedelta | Callable[..., Any] | None = None,
+    notify: Sequence[str] = (),
+) -> Callable[[Callable[P, Any]], HumanStep[P, QuorumDecision]]: ...
+
+
+def human_step(
+    *,
+    form: type[F],
+    name: str | None = None,
+    title: ValueOrFn = None,
+    description: ValueOrFn = None,
+    assignee: ValueOrFn = None,
+    assignee_group: ValueOrFn = None,
+    due_in: timedelta | None = None,
+    reminder_in: timedelta | None = None,
+    on_due: DuePolicy | Sequence[Escalate | ChainEnd] | None = None,
+    escalate_to: str | None = None,
+    escalate_to_group: str | None = None,
+    default: BaseModel | dict[str, Any] | None = None,
+    require_claim: bool = False,
+    quorum: int | None = None,
+    voters: Sequence[str] | Callable[..., Any] | None = None,
+    reject_on: RejectRule = "first",
+    vote_field: str = "approved",
+    exclude_starter: bool = False,
+    exclude_steps: Sequence[str | HumanStep[..., Any]] = (),
+    priority: int | Callable[..., Any] = 50,
+    follow_up_in: timedelta | Callable[..., Any] | None = None,
+    notify: Sequence[str] = (),
+) -> Callable[[Callable[P, Any]], HumanStep[P, Any]]:
     """Declare a human step: a task for a person, answered with a pydantic form.
 
     The decorated function receives the step's input and may return the task's title (a
@@ -209,6 +275,21 @@ def human_step(
     on (see ``docs/escalation-and-notifications.md``). ``notify`` names notifiers registered
     on the worker (``create_worker(notifiers=[...])``) that receive this step's task events
     even when they do not listen to every step.
+
+    Approval policies (``docs/approvals.md``):
+
+    - ``quorum=N`` makes the task take votes instead of one completion: each eligible user
+      (one of ``voters``, a list or a function of the input, else a member of
+      ``assignee_group``) votes once with the form, whose boolean ``vote_field`` (default
+      ``approved``) is the vote. The step returns a :class:`sdk.QuorumDecision` with every
+      vote: approved once N approve; rejected at the first rejection (``reject_on="first"``)
+      or once N approvals can no longer be reached (``"unreachable"``, needs ``voters``).
+    - ``exclude_starter=True`` and ``exclude_steps=(...)`` (separation of duties): the user
+      who started the instance, and whoever completed (or voted on) the named earlier steps,
+      may not complete or vote on this task.
+    - ``priority`` (0-100, default 50) and ``follow_up_in`` (a timedelta, or a function of
+      the input returning a timedelta or an aware datetime): fixed or computed per task;
+      the assignee or an administrator can change them later (audited).
     """
     if not (isinstance(form, type) and issubclass(form, BaseModel)):
         raise DefinitionError(
@@ -264,6 +345,22 @@ def human_step(
         default_data = validated.model_dump(mode="json")
     if policy == "complete" and default_data is None:
         raise DefinitionError("on_due='complete' needs default= (the form value to complete with)")
+    voter_list = _check_quorum(form, quorum, voters, reject_on, vote_field, assignee, assignee_group)
+    if not isinstance(exclude_starter, bool):
+        raise DefinitionError(f"exclude_starter must be True or False, got {exclude_starter!r}")
+    if isinstance(exclude_steps, str):
+        raise DefinitionError("exclude_steps= takes a sequence of step names, e.g. ('manager_approval',)")
+    excluded_steps = tuple(
+        s.name if isinstance(s, HumanStep) else _check_name(s, "step") for s in exclude_steps
+    )
+    if not callable(priority) and (
+        not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 100
+    ):
+        raise DefinitionError(
+            f"priority must be an int from 0 to 100 or a function of the input, got {priority!r}"
+        )
+    if not callable(follow_up_in):
+        _check_timedelta(follow_up_in, "follow_up_in")
     options = HumanStepOptions(
         title=title,
         description=description,
@@ -276,6 +373,14 @@ def human_step(
         escalate_to_group=escalate_to_group,
         default=default_data,
         require_claim=require_claim,
+        quorum=quorum,
+        voters=voter_list,
+        reject_on=reject_on,
+        vote_field=vote_field,
+        exclude_starter=exclude_starter,
+        exclude_steps=excluded_steps,
+        priority=priority,
+        follow_up_in=follow_up_in,
         escalation=chain,
         notify=tuple(notify),
     )
@@ -293,6 +398,57 @@ def human_step(
         return step
 
     return decorate
+
+
+def _check_quorum(
+    form: type[BaseModel],
+    quorum: int | None,
+    voters: Sequence[str] | Callable[..., Any] | None,
+    reject_on: object,
+    vote_field: str,
+    assignee: ValueOrFn,
+    assignee_group: ValueOrFn,
+) -> tuple[str, ...] | Callable[..., Any] | None:
+    """Validate the quorum options; returns ``voters`` as a tuple (or the function)."""
+    if reject_on not in ("first", "unreachable"):
+        raise DefinitionError(f"reject_on must be 'first' or 'unreachable', got {reject_on!r}")
+    if quorum is None:
+        if voters is not None:
+            raise DefinitionError("voters= needs quorum= (how many approvals the task needs)")
+        return None
+    if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 1:
+        raise DefinitionError(f"quorum must be an int >= 1, got {quorum!r}")
+    field = form.model_fields.get(vote_field)
+    if field is None or field.annotation is not bool:
+        raise DefinitionError(
+            f"quorum= needs a boolean field {vote_field!r} in form {form.__name__} (the vote); "
+            "add it, or name the form's boolean field with vote_field="
+        )
+    if assignee is not None:
+        raise DefinitionError("a quorum task goes to voters= or assignee_group=, not to one assignee=")
+    if voters is None:
+        if assignee_group is None:
+            raise DefinitionError(
+                "quorum= needs voters= (a list or a function of the input) or assignee_group="
+            )
+        if reject_on == "unreachable":
+            raise DefinitionError(
+                "reject_on='unreachable' needs voters= (a group's size is not known to the workflow); "
+                "list the voters, or use reject_on='first'"
+            )
+        return None
+    if assignee_group is not None:
+        raise DefinitionError("give voters= or assignee_group= for a quorum task, not both")
+    if callable(voters):
+        return voters
+    if isinstance(voters, str) or not all(isinstance(v, str) and v for v in voters):
+        raise DefinitionError(
+            "voters= takes a list of user ids, e.g. ['ann', 'bob'], or a function of the input"
+        )
+    listed = tuple(dict.fromkeys(voters))
+    if quorum > len(listed):
+        raise DefinitionError(f"quorum={quorum} can never be reached by {len(listed)} voters")
+    return listed
 
 
 def _returns_str(fn: Callable[..., Any]) -> bool:

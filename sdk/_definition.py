@@ -26,6 +26,7 @@ __all__ = [
     "DuePolicy",
     "HumanStep",
     "HumanStepOptions",
+    "RejectRule",
     "MachineStep",
     "MachineStepOptions",
     "WorkflowDefinition",
@@ -36,6 +37,8 @@ R = TypeVar("R")
 F = TypeVar("F", bound=BaseModel)
 
 DuePolicy = Literal["expire", "escalate", "complete"]
+RejectRule = Literal["first", "unreachable"]
+"""When a quorum task is rejected: at the first rejection, or once the quorum is unreachable."""
 """What happens when a human task reaches ``due_at`` (None: it only shows as overdue)."""
 
 ValueOrFn = str | Callable[..., str | None] | None
@@ -138,6 +141,15 @@ class HumanStepOptions:
     escalate_to_group: str | None = None
     default: dict[str, Any] | None = None
     require_claim: bool = False
+    # Approval policies (see docs/approvals.md); the defaults keep a plain task.
+    quorum: int | None = None
+    voters: tuple[str, ...] | Callable[..., Any] | None = None
+    reject_on: RejectRule = "first"
+    vote_field: str = "approved"
+    exclude_starter: bool = False
+    exclude_steps: tuple[str, ...] = ()
+    priority: int | Callable[..., Any] = 50
+    follow_up_in: timedelta | Callable[..., Any] | None = None
     escalation: EscalationChain | None = None
     """An escalation chain (``on_due=[...]``); ``on_due`` is then None."""
     notify: tuple[str, ...] = ()
@@ -146,10 +158,10 @@ class HumanStepOptions:
     def to_json(self) -> dict[str, Any]:
         """A JSON-able view; computed values show as ``"<computed>"``."""
 
-        def show(value: ValueOrFn) -> str | None:
+        def show(value: Any) -> Any:
             return "<computed>" if callable(value) else value
 
-        return {
+        view: dict[str, Any] = {
             "title": show(self.title),
             "description": show(self.description),
             "assignee": show(self.assignee),
@@ -164,6 +176,24 @@ class HumanStepOptions:
             "escalation": None if self.escalation is None else self.escalation.to_json(),
             "notify": list(self.notify),
         }
+        # Approval policies appear only when set, so a plain step's stored JSON is unchanged.
+        if self.quorum is not None:
+            view["quorum"] = self.quorum
+            view["voters"] = list(self.voters) if isinstance(self.voters, tuple) else show(self.voters)
+            view["reject_on"] = self.reject_on
+            view["vote_field"] = self.vote_field
+        if self.exclude_starter or self.exclude_steps:
+            view["exclude_starter"] = self.exclude_starter
+            view["exclude_steps"] = list(self.exclude_steps)
+        if callable(self.priority) or self.priority != 50:
+            view["priority"] = show(self.priority)
+        if self.follow_up_in is not None:
+            view["follow_up_in"] = (
+                self.follow_up_in.total_seconds()
+                if isinstance(self.follow_up_in, timedelta)
+                else show(self.follow_up_in)
+            )
+        return view
 
 
 @dataclass(frozen=True)

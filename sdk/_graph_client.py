@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._details import instance_summary
 from ._errors import InstanceNotFoundError, InvalidInputError, MirrorUnavailableError
 from ._graph_check import check_graph
 from ._graph_model import GraphDefinition
@@ -97,6 +98,11 @@ async def start_graph(
         id=id or f"{definition.name}-{uuid.uuid4()}",
         task_queue=task_queue or client.task_queue,
         memo=memo or None,
+        # Temporal's user metadata, as for code-first workflows (``sdk._details``).
+        static_summary=instance_summary(
+            definition.name, definition.version, tenant_id=tenant_id, created_by=created_by
+        ),
+        static_details=definition.description or None,
     )
     return client._handle_for(handle, None, tenant_id)
 

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from ._definition import WorkflowDefinition
+from ._details import current_details
 from ._errors import InstanceNotFoundError, TaskNotFoundError
 from ._identity import ALL_TENANTS, Identity
 from ._ids import instance_id_for
@@ -57,6 +58,10 @@ class InstanceDescription:
     created_by: str | None
     current_step: str | None
     pending_tasks: list[TaskInfo]
+    summary: str | None = None
+    """Temporal's static summary, set when the instance started (``sdk.WorkflowClient.start``)."""
+    details: str | None = None
+    """What the instance is doing or waiting on, as it tells Temporal's UI (while it runs)."""
 
 
 class InstanceHandle(CommandSender, Generic[R]):
@@ -158,6 +163,8 @@ class InstanceHandle(CommandSender, Generic[R]):
             created_by=memo.get("created_by"),
             current_step=state.current_step if state else None,
             pending_tasks=state.pending_tasks if state else [],
+            summary=await desc.static_summary(),
+            details=current_details(state.status, state.current_step, state.tasks) if state else None,
         )
 
     async def task(self, task_id: str | uuid.UUID) -> TaskInfo:

@@ -14,6 +14,7 @@ __all__ = [
     "step_activity_id",
     "step_execution_id_for",
     "task_id_for",
+    "vote_id_for",
 ]
 
 _NAMESPACE = UUID("6f1c2c1e-3f0a-5b7e-9a55-2f5d0c8f0d11")
@@ -48,3 +49,8 @@ def seq_from_activity_id(activity_id: str) -> int | None:
     if prefix != "step" or not number.isdigit():
         return None
     return int(number)
+
+
+def vote_id_for(task_id: UUID, user: str) -> UUID:
+    """The id of ``user``'s row on a task: their ballot, vote or exclusion (one per user)."""
+    return uuid5(task_id, f"vote/{user}")

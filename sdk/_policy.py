@@ -9,6 +9,7 @@ the workflow answers an update with it or records it as a rejection.
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -21,10 +22,13 @@ from ._types import TaskAction, TaskInfo, TaskStatus
 __all__ = [
     "check_control",
     "check_form",
+    "check_priority",
     "check_size",
     "check_task_command",
     "check_text",
     "denial_reason",
+    "separation_reason",
+    "vote_denial",
 ]
 
 
@@ -41,8 +45,15 @@ def denial_reason(
     escalate and comment. A member of the assigned group may claim an unclaimed task, comment, and
     complete it (after claiming it when the step says ``require_claim``). Whoever holds
     the claim may complete, release and reassign. A task with neither assignee nor group is
-    open to everyone.
+    open to everyone. The assignee, the claim holder or an administrator may change the
+    priority and follow-up date.
+
+    A vote on a quorum task is personal: the user must be one of the task's voters (or, when
+    the step lists none, a member of its group) and not have voted yet; an administrator has
+    no vote of their own. Separation of duties (:func:`separation_reason`) is checked apart.
     """
+    if action is TaskAction.VOTE:
+        return vote_denial(task, user, groups)
     if admin:
         return None
     is_assignee = task.assignee_id is not None and user == task.assignee_id
@@ -61,6 +72,13 @@ def denial_reason(
     if action is TaskAction.REASSIGN:
         ok = is_assignee or holds_claim
         return None if ok else f"only the assignee or an administrator may reassign task {task.task_id}"
+    if action is TaskAction.PRIORITIZE:
+        ok = is_assignee or holds_claim
+        return (
+            None
+            if ok
+            else f"only the assignee or an administrator may change the priority of task {task.task_id}"
+        )
     if action is TaskAction.ESCALATE:
         ok = is_assignee or holds_claim
         return None if ok else f"only the assignee or an administrator may escalate task {task.task_id}"
@@ -74,6 +92,32 @@ def denial_reason(
             return f"task {task.task_id} must be claimed before it is completed"
         return None
     return _not_assigned(task, user)
+
+
+def vote_denial(task: TaskInfo, user: str, groups: Collection[str] = ()) -> str | None:
+    """Why ``user`` may not vote on ``task`` now, or None when they may."""
+    if task.quorum is None:
+        return f"task {task.task_id} takes a completion, not votes"
+    if any(vote.voter == user for vote in task.votes):
+        return f"user {user!r} already voted on task {task.task_id}"
+    if task.voters is not None:
+        eligible = user in task.voters
+    else:
+        eligible = task.assignee_group is not None and task.assignee_group in groups
+    return None if eligible else f"user {user!r} is not one of the voters of task {task.task_id}"
+
+
+def separation_reason(task: TaskInfo, user: str) -> str | None:
+    """Why separation of duties keeps ``user`` from deciding ``task``, or None.
+
+    The step names who may not complete or vote on its task: the instance's starter and
+    whoever completed (or voted on) named earlier steps; the workflow lists them when it
+    creates the task (``TaskInfo.excluded_users``). It binds administrators too.
+    """
+    why = task.excluded_users.get(user)
+    if why is None:
+        return None
+    return f"separation of duties: user {user!r} {why}, so may not decide task {task.task_id}"
 
 
 def _not_assigned(task: TaskInfo, user: str) -> str:
@@ -123,6 +167,7 @@ def check_task_command(
     to_group: str | None = None,
     reason: str | None = None,
     body: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> TaskInfo:
     """The task, when ``identity`` may perform ``action`` on it; else raise :class:`Refusal`.
 
@@ -130,7 +175,7 @@ def check_task_command(
     exactly like a task that does not exist. Form data is checked by :func:`check_form`.
     """
     check_identity(identity)
-    check_text(to_user=to_user, to_group=to_group, reason=reason, body=body)
+    check_text(to_user=to_user, to_group=to_group, reason=reason, body=body, on_behalf_of=on_behalf_of)
     if task is None or not identity.sees_tenant(instance_tenant_id):
         raise Refusal(ErrorKind.TASK_NOT_FOUND, f"no task {task_id} in this instance")
     if action is not TaskAction.COMMENT and task.status is not TaskStatus.PENDING:
@@ -144,6 +189,17 @@ def check_task_command(
         raise Refusal(
             ErrorKind.CLAIM_CONFLICT, f"task {task.task_id} is already claimed by {task.claimed_by!r}"
         )
+    if action in (TaskAction.COMPLETE, TaskAction.VOTE, TaskAction.CLAIM):
+        separated = separation_reason(task, identity.user)
+        if separated is not None:
+            raise Refusal(ErrorKind.PERMISSION_DENIED, separated, rule="separation_of_duties")
+    if action is TaskAction.CLAIM and task.quorum is not None:
+        raise Refusal(ErrorKind.INVALID_INPUT, f"task {task.task_id} is voted on, not claimed")
+    if action is TaskAction.COMPLETE and task.quorum is not None:
+        raise Refusal(
+            ErrorKind.INVALID_INPUT,
+            f"task {task.task_id} takes {task.quorum} approvals: vote on it (vote_task), do not complete it",
+        )
     denied = denial_reason(task, action, identity.user, identity.groups, identity.admin)
     if denied is not None:
         raise Refusal(ErrorKind.PERMISSION_DENIED, denied)
@@ -152,9 +208,28 @@ def check_task_command(
             raise Refusal(ErrorKind.INVALID_INPUT, "reassign needs to_user or to_group")
         if not (reason or "").strip():
             raise Refusal(ErrorKind.INVALID_INPUT, "reassign needs a reason")
+        if on_behalf_of is not None and on_behalf_of != task.assignee_id:
+            raise Refusal(
+                ErrorKind.INVALID_INPUT,
+                f"a handover on behalf of {on_behalf_of!r} needs task {task.task_id} assigned to them",
+            )
     if action is TaskAction.COMMENT and not (body or "").strip():
         raise Refusal(ErrorKind.INVALID_INPUT, "a comment needs a non-empty body")
     return task
+
+
+def check_priority(priority: Any, follow_up_at: Any) -> None:
+    """Refuse (INVALID_INPUT) a priority change that sets nothing or sets a bad value."""
+    if priority is None and follow_up_at is None:
+        raise Refusal(ErrorKind.INVALID_INPUT, "give a priority (0-100) and/or a follow-up date")
+    if priority is not None and (
+        not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 100
+    ):
+        raise Refusal(ErrorKind.INVALID_INPUT, f"priority must be an int from 0 to 100, got {priority!r}")
+    if follow_up_at is not None and (
+        not isinstance(follow_up_at, datetime) or follow_up_at.utcoffset() is None
+    ):
+        raise Refusal(ErrorKind.INVALID_INPUT, "follow_up_at must be a timezone-aware datetime")
 
 
 def check_form(form: type[BaseModel], data: Any) -> BaseModel:

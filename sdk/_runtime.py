@@ -3,7 +3,8 @@
 Runs inside the Temporal sandbox, so it is deterministic and does no I/O. It keeps the
 instance's state (current step, human tasks, pause flag) and turns each transition into a
 domain event with deterministic ids. Its parts: the event outbox (``_outbox``), the task
-commands (``_commands``), the lifecycle here, and the step executors (``_steps``).
+commands (``_commands``) and approval commands (``_approvals``), the lifecycle here, and the
+step executors (``_steps``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -20,7 +21,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
-from ._commands import TaskCommands
+from ._approvals import ApprovalCommands
+from ._details import current_details
 from ._escalation import ChainState, EscalationChain
 from ._ids import instance_id_for
 from ._inputs import check_memo, decode_args
@@ -47,7 +49,7 @@ SYSTEM_USER = "system"
 """The user recorded for what the workflow does by itself (an escalation, a default)."""
 
 
-class WorkflowRuntime(TaskCommands):
+class WorkflowRuntime(ApprovalCommands):
     """The state of one workflow run, owned by its workflow object."""
 
     def __init__(self) -> None:
@@ -189,6 +191,23 @@ class WorkflowRuntime(TaskCommands):
             stack_trace="".join(traceback.format_exception(err))[-8000:],
         )
         await self.flush(force=True)
+
+    def emit(
+        self,
+        event_type: type[ev.WorkflowEvent],
+        *,
+        urgent: bool = True,
+        timestamp: datetime | None = None,
+        **fields: Any,
+    ) -> None:
+        """Buffer the event of a transition, and tell Temporal's UI what the instance does now.
+
+        Every transition emits an event after changing the state, so the current details
+        (``sdk._details``) follow each one. Setting them issues no command: old histories
+        replay unchanged.
+        """
+        super().emit(event_type, urgent=urgent, timestamp=timestamp, **fields)
+        workflow.set_current_details(current_details(self.status, self.current_step, self.tasks.values()))
 
     def next_seq(self) -> int:
         self._step_seq += 1

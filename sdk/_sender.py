@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -24,7 +25,14 @@ from ._credentials import CommandTrust
 from ._definition import HumanStep
 from ._errors import InstanceNotFoundError, PermissionDeniedError, Refusal, TaskRejectedError
 from ._identity import Identity
-from ._policy import check_control, check_form, check_size, check_task_command, check_text
+from ._policy import (
+    check_control,
+    check_form,
+    check_priority,
+    check_size,
+    check_task_command,
+    check_text,
+)
 from ._registry import registry
 from ._types import (
     ControlCommand,
@@ -35,6 +43,7 @@ from ._types import (
     TaskCompletion,
     TaskInfo,
     TaskStatus,
+    TaskVote,
 )
 from .protocol import CANCEL_SIGNAL, COMPLETE_SIGNAL, PAUSE_SIGNAL, RESUME_SIGNAL, STATE_QUERY, task_update
 
@@ -127,6 +136,9 @@ class CommandSender:
         if row.status is not TaskStatus.PENDING:
             return None
         step = registry.steps.get(row.step_name)
+        votes = await self._mirrored_votes(row.id) if row.quorum is not None else []
+        if votes is None:
+            return None
         task = TaskInfo(
             task_id=str(row.id),
             step_execution_id=str(row.step_execution_id),
@@ -144,8 +156,38 @@ class CommandSender:
             created_at=row.created_at,
             due_at=row.due_at,
             reminder_at=row.reminder_at,
+            quorum=row.quorum,
+            reject_on=row.reject_on,
+            voters=row.voters,
+            votes=votes,
+            excluded_users=row.excluded_users or {},
+            priority=row.priority,
+            follow_up_at=row.follow_up_at,
+            on_behalf_of=row.on_behalf_of,
+            voters_on_behalf=row.voters_on_behalf or {},
         )
         return task, row.tenant_id
+
+    async def _mirrored_votes(self, task_id: uuid.UUID) -> list[TaskVote] | None:
+        """The votes cast on a quorum task, from the mirror (None: ask the workflow)."""
+        assert self._queries is not None
+        try:
+            page = await self._queries.task_votes(task_id, limit=1000)
+        except Exception:  # the database does not answer: ask the workflow
+            return None
+        return [
+            TaskVote(
+                vote_id=str(row.id),
+                voter=row.voter,
+                approved=bool(row.approved),
+                data=row.form_data or {},
+                comment=row.comment,
+                voted_at=row.voted_at,
+                on_behalf_of=row.on_behalf_of,
+            )
+            for row in page.items
+            if row.voted_at is not None and row.approved is not None
+        ]
 
     async def _checked_task(
         self, action: TaskAction, task_id: str | uuid.UUID, identity: Identity, **fields: Any
@@ -184,11 +226,12 @@ class CommandSender:
         data: BaseModel | dict[str, Any],
         identity: Identity,
         comment: str | None,
+        action: TaskAction = TaskAction.COMPLETE,
     ) -> TaskCompletion:
-        """Every check the client can make before it sends a completion."""
+        """Every check the client can make before it sends a completion (or a vote)."""
         # The Python values first: a JSON dump would already have turned NaN into null.
         raw = data.model_dump() if isinstance(data, BaseModel) else data
-        task = await self._checked_task(TaskAction.COMPLETE, task_id, identity)
+        task = await self._checked_task(action, task_id, identity)
         step = registry.steps.get(task.step_name)
         try:
             check_text(comment=comment)
@@ -248,6 +291,56 @@ class CommandSender:
         signed = self._signed(TaskAction.COMPLETE.value, completion.model_dump(mode="json"))
         await self._handle.signal(COMPLETE_SIGNAL, signed)
 
+    async def vote_task(
+        self,
+        task_id: str | uuid.UUID,
+        data: BaseModel | dict[str, Any],
+        *,
+        user: str,
+        groups: Sequence[str] | None = None,
+        comment: str | None = None,
+    ) -> TaskInfo:
+        """Vote on a quorum task with the step's form; returns the task once the vote counted.
+
+        Each eligible user votes once; the task closes when the vote decides it (its
+        ``status`` and ``form_data`` say how).
+
+        Raises:
+            TaskNotFoundError, TaskNotPendingError, FormValidationError, InvalidInputError:
+            Checked before anything is sent.
+            PermissionDeniedError: Not one of the voters, voted already, or kept out by
+                separation of duties.
+            TaskRejectedError: The workflow refused it (its state changed meanwhile).
+        """
+        identity = await self._trust.identity(user, groups, None, self.tenant_id)
+        ballot = await self._checked_completion(task_id, data, identity, comment, TaskAction.VOTE)
+        return await self._send_update(TaskAction.VOTE, ballot.model_dump(mode="json"))
+
+    async def prioritize_task(
+        self,
+        task_id: str | uuid.UUID,
+        *,
+        user: str,
+        priority: int | None = None,
+        follow_up_at: datetime | None = None,
+        reason: str | None = None,
+        groups: Sequence[str] | None = None,
+        admin: bool | None = None,
+    ) -> TaskInfo:
+        """Change a task's priority (0-100) and/or follow-up date (the assignee, the claim
+        holder or an administrator); audited with ``reason``.
+
+        Raises:
+            InvalidInputError: Neither given, a priority outside 0-100, a naive datetime.
+            PermissionDeniedError: Not the assignee, claim holder or an administrator.
+        """
+        try:
+            check_priority(priority, follow_up_at)
+        except Refusal as refusal:
+            raise refusal.to_exception() from None
+        fields = {"priority": priority, "follow_up_at": follow_up_at, "reason": reason}
+        return await self._command(TaskAction.PRIORITIZE, task_id, user, groups, admin, **fields)
+
     async def _command(
         self,
         action: TaskAction,
@@ -258,7 +351,8 @@ class CommandSender:
         **fields: Any,
     ) -> TaskInfo:
         identity = await self._trust.identity(user, groups, admin, self.tenant_id)
-        task = await self._checked_task(action, task_id, identity, **fields)
+        checked = {k: v for k, v in fields.items() if k not in ("priority", "follow_up_at")}
+        task = await self._checked_task(action, task_id, identity, **checked)
         command = TaskCommand(
             task_id=task.task_id,
             user=identity.user,
@@ -305,13 +399,17 @@ class CommandSender:
         reason: str,
         groups: Sequence[str] | None = None,
         admin: bool | None = None,
+        on_behalf_of: str | None = None,
     ) -> TaskInfo:
         """Reassign a task to another user and/or group, with a reason (audited).
+
+        ``on_behalf_of`` marks a delegation's handover: the absent user the task is assigned
+        to, shown as "on behalf of" on the task afterwards.
 
         Raises:
             InvalidInputError: Neither ``to_user`` nor ``to_group`` given, or no reason.
         """
-        fields = {"to_user": to_user, "to_group": to_group, "reason": reason}
+        fields = {"to_user": to_user, "to_group": to_group, "reason": reason, "on_behalf_of": on_behalf_of}
         return await self._command(TaskAction.REASSIGN, task_id, user, groups, admin, **fields)
 
     async def comment_task(

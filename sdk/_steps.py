@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from . import events as ev
+from ._approvals import created_policy_fields, delegate_task, resolve_policy
 from ._errors import HumanTaskExpired
 from ._escalation import ChainState, EscalationChain
 from ._ids import step_activity_id, step_execution_id_for, task_id_for
@@ -124,6 +125,7 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         returned = await returned
     title = returned if isinstance(returned, str) else _resolve(options.title, args, kwargs)
     now = workflow.now()
+    policy = resolve_policy(rt, options, args, kwargs, now)
     task = TaskInfo(
         task_id=str(task_id_for(rt.instance_id, seq)),
         step_execution_id=str(step_execution_id_for(rt.instance_id, seq)),
@@ -138,9 +140,13 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         created_at=now,
         due_at=now + options.due_in if options.due_in else None,
         reminder_at=now + options.reminder_in if options.reminder_in else None,
+        **policy,
     )
+    await delegate_task(rt, task)
     rt.tasks[task.task_id] = task
     rt.forms[task.task_id] = step.form
+    if task.quorum is not None:
+        rt.vote_fields[task.task_id] = options.vote_field
     input_data = as_data(args)
     rt.emit(
         ev.StepStarted,
@@ -164,10 +170,13 @@ async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dic
         form_schema=task.form_schema,
         reminder_at=task.reminder_at,
         require_claim=task.require_claim,
+        **created_policy_fields(task),
     )
     rt._unpublished.add(task.task_id)
     await rt.flush(force=True)  # the task row is committed before the workflow waits on it
     rt._unpublished.discard(task.task_id)
+    if task.quorum is not None:
+        rt.resolve_quorum(task, None)  # a voter list the exclusions left too short
     try:
         await _wait_for_task(rt, step, task)
     except asyncio.CancelledError:

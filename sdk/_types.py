@@ -17,6 +17,7 @@ __all__ = [
     "EventBatch",
     "InstanceAction",
     "InstanceState",
+    "QuorumDecision",
     "Rejection",
     "StepStatus",
     "StepType",
@@ -26,6 +27,7 @@ __all__ = [
     "TaskCompletion",
     "TaskInfo",
     "TaskStatus",
+    "TaskVote",
     "WorkflowStatus",
 ]
 
@@ -84,6 +86,10 @@ class TaskAction(StrEnum):
     RELEASE = "release"
     REASSIGN = "reassign"
     COMMENT = "comment"
+    VOTE = "vote"
+    """A vote on a quorum task (the step's form, one per eligible user)."""
+    PRIORITIZE = "prioritize"
+    """A change of the task's priority and/or follow-up date (audited)."""
     ESCALATE = "escalate"
     """Move the task to the next link of its escalation chain now."""
 
@@ -132,6 +138,12 @@ class TaskCommand(BaseModel):
     to_group: str | None = None
     reason: str | None = None
     body: str | None = None
+    priority: int | None = None
+    """For ``prioritize``: the new priority (0-100), None keeps it."""
+    follow_up_at: datetime | None = None
+    """For ``prioritize``: the new follow-up date, None keeps it."""
+    on_behalf_of: str | None = None
+    """For ``reassign``: a delegation's handover, for the absent assignee (who must hold it)."""
     auth: dict[str, Any] | None = None
 
 
@@ -155,6 +167,43 @@ class TaskComment(BaseModel):
     author: str
     body: str
     posted_at: datetime
+
+
+class TaskVote(BaseModel):
+    """One vote on a quorum task, in the order the workflow received it."""
+
+    vote_id: str
+    voter: str
+    """Who voted (a substitute voting for an absent user: the substitute)."""
+    approved: bool
+    data: dict[str, Any] = Field(default_factory=dict)
+    """The step's form, as submitted."""
+    comment: str | None = None
+    voted_at: datetime
+    on_behalf_of: str | None = None
+    """The absent user a substitute voted for (delegation), else None."""
+
+
+class QuorumDecision(BaseModel):
+    """What a quorum step returns: the outcome and every vote cast before it.
+
+    ``approved`` is True once ``quorum`` voters approved, False once the step's rejection
+    rule held (the first rejection, or a quorum no longer reachable).
+    """
+
+    approved: bool
+    quorum: int
+    votes: list[TaskVote] = Field(default_factory=list)
+
+    @property
+    def approvals(self) -> int:
+        """How many votes approved."""
+        return sum(1 for vote in self.votes if vote.approved)
+
+    @property
+    def rejections(self) -> int:
+        """How many votes rejected."""
+        return sum(1 for vote in self.votes if not vote.approved)
 
 
 class Rejection(BaseModel):
@@ -193,6 +242,24 @@ class TaskInfo(BaseModel):
     form_data: dict[str, Any] | None = None
     comment: str | None = None
     comments: list[TaskComment] = Field(default_factory=list)
+    # Approval policies (all optional: a task without them behaves as before).
+    quorum: int | None = None
+    """Approvals needed (a quorum task takes votes, not a completion)."""
+    reject_on: str | None = None
+    """A quorum task's rejection rule: ``"first"`` rejection or ``"unreachable"`` quorum."""
+    voters: list[str] | None = None
+    """Who may vote, when the step lists them (else the members of ``assignee_group``)."""
+    votes: list[TaskVote] = Field(default_factory=list)
+    excluded_users: dict[str, str] = Field(default_factory=dict)
+    """Separation of duties: users who may not complete or vote, with the reason."""
+    priority: int = 50
+    """0 (lowest) to 100 (highest)."""
+    follow_up_at: datetime | None = None
+    """When the assignee means to look at the task again (sorting and filtering only)."""
+    on_behalf_of: str | None = None
+    """The absent user whose task this is, when a delegation handed it to ``assignee_id``."""
+    voters_on_behalf: dict[str, str] = Field(default_factory=dict)
+    """Substitute voter -> the absent voter they stand in for (delegation)."""
 
 
 class InstanceState(BaseModel):

@@ -9,6 +9,9 @@ client; every command acting as a user must be signed by the application's clien
 - signals ``claim_task``, ``release_task``, ``reassign_task``, ``comment_task``, ``escalate_task`` and the
   matching ``*_update`` updates ``{"task_id", "user", "groups"?, "admin"?, "tenant_id"?,
   "to_user"?, "to_group"?, "reason"?, "body"?, "auth"}``
+- signal ``vote_task`` and update ``vote_task_update`` (a completion's payload): a vote on a
+  quorum task; signal ``prioritize_task`` and update ``prioritize_task_update`` (a task
+  command's payload with ``priority``? and ``follow_up_at``?, ``reason``?)
 - signals ``pause`` / ``resume`` / ``cancel_requested`` ``{"user"?, "reason"?, "groups"?,
   "admin"?, "tenant_id"?, "auth"}``
 - signal ``external_event`` ``{"event", "key", "payload"?}``: an event for a waiting event step
@@ -24,6 +27,7 @@ from typing import Any
 
 from temporalio import workflow
 
+from ._approvals import APPROVAL_ACTIONS
 from ._commands import one_payload
 from ._errors import Refusal
 from ._runtime import WorkflowRuntime
@@ -89,6 +93,8 @@ class DurableWorkflowBase:
             dwf.verify_now(action.value, payload)
             if action is TaskAction.COMPLETE:
                 dwf.check_completion(payload)
+            elif action in APPROVAL_ACTIONS:
+                dwf.check_approval(action, payload)
             else:
                 dwf.check_command(action, payload)
         except Refusal as refusal:
@@ -200,6 +206,36 @@ class DurableWorkflowBase:
     @comment_task_update.validator
     def _validate_comment(self, *args: Any) -> None:
         self._task_validate(TaskAction.COMMENT, args)
+
+    # Approval policies: a vote on a quorum task; a priority or follow-up change.
+
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.VOTE))
+    async def vote_task(self, *args: Any) -> None:
+        """Vote on a quorum task with its form (each eligible user once)."""
+        await self._task_signal(TaskAction.VOTE, args)
+
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.VOTE))
+    async def vote_task_update(self, *args: Any) -> TaskInfo:
+        """Vote on a quorum task; answers with the task (closed when the vote decided it)."""
+        return await self._task_update(TaskAction.VOTE, args)
+
+    @vote_task_update.validator
+    def _validate_vote(self, *args: Any) -> None:
+        self._task_validate(TaskAction.VOTE, args)
+
+    @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.PRIORITIZE))
+    async def prioritize_task(self, *args: Any) -> None:
+        """Change a task's priority and/or follow-up date (audited)."""
+        await self._task_signal(TaskAction.PRIORITIZE, args)
+
+    @workflow.update(unfinished_policy=_ABANDON, name=task_update(TaskAction.PRIORITIZE))
+    async def prioritize_task_update(self, *args: Any) -> TaskInfo:
+        """Change a task's priority and/or follow-up date (audited)."""
+        return await self._task_update(TaskAction.PRIORITIZE, args)
+
+    @prioritize_task_update.validator
+    def _validate_prioritize(self, *args: Any) -> None:
+        self._task_validate(TaskAction.PRIORITIZE, args)
 
     @workflow.signal(unfinished_policy=_ABANDON, name=task_signal(TaskAction.ESCALATE))
     async def escalate_task(self, *args: Any) -> None:

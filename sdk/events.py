@@ -20,8 +20,10 @@ __all__ = [
     "HumanTaskCommented",
     "HumanTaskCompleted",
     "HumanTaskCreated",
+    "HumanTaskPrioritized",
     "HumanTaskReassigned",
     "HumanTaskReleased",
+    "HumanTaskVoted",
     "StepCompleted",
     "StepFailed",
     "StepSkipped",
@@ -178,6 +180,15 @@ class HumanTaskCreated(WorkflowEvent):
     form_schema: dict[str, Any] | None = None
     reminder_at: datetime | None = None
     require_claim: bool = False
+    # Extensions (approval policies): a quorum, separation of duties, priority, delegation.
+    quorum: int | None = None
+    reject_on: str | None = None
+    voters: list[str] | None = None
+    excluded_users: dict[str, str] | None = None
+    priority: int = 50
+    follow_up_at: datetime | None = None
+    on_behalf_of: str | None = None
+    voters_on_behalf: dict[str, str] | None = None
 
 
 @dataclass
@@ -207,6 +218,8 @@ class HumanTaskReassigned(WorkflowEvent):
     # Extensions: user and group after the change (None keeps a side unchanged).
     to_assignee_id: str | None = None
     to_assignee_group: str | None = None
+    # Extension: the absent user a delegation handed the task over for.
+    on_behalf_of: str | None = None
     # Extensions: the new due time an escalation link set (None keeps it), and the link's
     # position in its chain (1 for the first; 0 for a reassignment outside a chain).
     due_at: datetime | None = None
@@ -249,6 +262,34 @@ class HumanTaskCommented(WorkflowEvent):
 
 
 @dataclass
+class HumanTaskVoted(WorkflowEvent):
+    """An eligible user voted on a quorum task (extension event)."""
+
+    step_name: str
+    task_id: UUID
+    vote_id: UUID
+    voter: str
+    approved: bool
+    form_data: dict[str, Any] | None = None
+    comment: str | None = None
+    on_behalf_of: str | None = None
+
+
+@dataclass
+class HumanTaskPrioritized(WorkflowEvent):
+    """A task's priority and/or follow-up date changed (extension event)."""
+
+    step_name: str
+    task_id: UUID
+    changed_by: str
+    priority: int
+    follow_up_at: datetime | None = None
+    previous_priority: int | None = None
+    previous_follow_up_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass
 class HumanTaskCanceled(WorkflowEvent):
     """A pending task was canceled with its instance (extension event; the instance's own
     ``WorkflowCanceled`` closes its rows)."""
@@ -278,14 +319,16 @@ EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
         HumanTaskClaimed,
         HumanTaskReleased,
         HumanTaskCommented,
+        HumanTaskVoted,
+        HumanTaskPrioritized,
         HumanTaskCanceled,
     )
 }
 """Every concrete event class by name: the seed's thirteen (fourteen with the base class) and
-the task-lifecycle extensions."""
+the task-lifecycle and approval-policy extensions."""
 
-_UUID_FIELDS = {"instance_id", "task_id", "step_execution_id", "comment_id"}
-_TIME_FIELDS = {"timestamp", "due_at", "reminder_at"}
+_UUID_FIELDS = {"instance_id", "task_id", "step_execution_id", "comment_id", "vote_id"}
+_TIME_FIELDS = {"timestamp", "due_at", "reminder_at", "follow_up_at", "previous_follow_up_at"}
 
 
 def event_to_dict(event: WorkflowEvent) -> dict[str, Any]:

@@ -15,6 +15,8 @@ __all__ = [
     "CARRY_PATCH",
     "COMPLETE_SIGNAL",
     "COMPLETE_UPDATE",
+    "DELEGATION_ACTIVITY",
+    "DELEGATION_PATCH",
     "EVENT_SIGNAL",
     "GRAPH_WORKFLOW",
     "PAUSE_SIGNAL",
@@ -38,6 +40,10 @@ REMINDER_ACTIVITY = "dwf.send_reminder"
 """The activity that sends a human task's reminder."""
 VERIFY_ACTIVITY = "dwf.verify_command"
 """The local activity that verifies a signal's signature (its verdict is recorded in history)."""
+DELEGATION_ACTIVITY = "dwf.find_substitutes"
+"""The local activity that reads who stands in for absent users (its answer is recorded)."""
+DELEGATION_PATCH = "dwf-delegation"
+"""Patch marker of instances whose new tasks go to the substitutes of absent users."""
 SIGNED_COMMANDS_PATCH = "dwf-signed-commands"
 """Patch marker of instances whose signals are verified; older signals replay as they ran."""
 

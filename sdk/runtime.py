@@ -12,6 +12,7 @@ from ._ids import (
     step_activity_id,
     step_execution_id_for,
     task_id_for,
+    vote_id_for,
 )
 from ._notify import (
     DELIVER_NOTIFICATION_ACTIVITY,
@@ -43,6 +44,7 @@ __all__ = [
     "step_activity_id",
     "step_execution_id_for",
     "task_id_for",
+    "vote_id_for",
     # Signed commands: the keyring workers verify with
     "COMMAND_KEYS_ENV",
     "TrustInterceptor",

@@ -20,6 +20,7 @@ from activities import (
     ReminderSender,
     log_reminder,
     machine_step_activity,
+    substitutes_activity,
 )
 from sdk import Keyring, MachineStep, WorkflowDefinition, registry
 from sdk.runtime import (
@@ -47,6 +48,7 @@ def worker_components(
     publisher: EventPublisher | None = None,
     keyring: Keyring | None = None,
     notifications: NotificationDispatcher | None = None,
+    mirror: MirrorWriter | None = None,
 ) -> tuple[list[type], list[Any]]:
     """The workflow classes and activities a worker registers for ``workflows``.
 
@@ -56,6 +58,7 @@ def worker_components(
     also needs ``sdk.runtime.TrustInterceptor(keyring)`` for its updates to be verified.
     ``notifications`` (default: the publisher's) adds the notification delivery workflow and
     its activity.
+    ``mirror`` holds the delegation table new tasks are handed over by (None: no delegations).
     """
     definitions = list(registry.workflows.values()) if workflows is None else list(workflows)
     steps: dict[str, MachineStep[..., Any]] = {}
@@ -76,7 +79,16 @@ def worker_components(
     if notifications is not None:
         classes.append(NotificationDelivery)
         activities.append(notifications.deliver_notification)
+    activities.append(substitutes_activity(_delegations(mirror)))
     return classes, activities
+
+
+def _delegations(mirror: MirrorWriter | None) -> Any:
+    if mirror is None:
+        return None
+    from sdk.mirror import DelegationStore
+
+    return DelegationStore(mirror.engine)
 
 
 def _check_header_codec(client: Any) -> None:
@@ -157,7 +169,7 @@ def create_worker(
         *interceptors,
     ]
     classes, step_activities = worker_components(
-        workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring
+        workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring, mirror=mirror
     )
     return Worker(
         temporal_client,

@@ -5,7 +5,7 @@
     dwf [--address HOST:PORT] [--namespace NS] [--task-queue Q] [--database-url URL]
         [--app MODULE] [--json] [--debug] COMMAND ...
 
-Commands: ``dev``, ``worker``, ``start``, ``instances list|show``,
+Commands: ``dev``, ``worker``, ``serve``, ``start``, ``instances list|show``,
 ``tasks list|show|claim|release|complete|reassign|comment``, ``db upgrade|current``,
 ``mirror audit|rebuild``, ``graph``. Global options also come from the worker's ``DWF_*``
 variables. Results go to stdout (tables, or JSON with ``--json``); errors are one line on
@@ -33,7 +33,7 @@ from ._target import Target, import_app
 
 __all__ = ["ExitCode", "main", "parse"]
 
-_IMPORTS_APP = ("start", "instances", "tasks", "mirror", "deploy-check", "graph")
+_IMPORTS_APP = ("start", "instances", "tasks", "mirror", "deploy-check", "serve", "graph")
 """Commands that import ``--app`` first (``worker`` and ``dev`` import it in the worker)."""
 
 

@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from sdk import WorkflowStatus
 
-from . import _bulk, _graphs, _instances, _maintenance, _processes, _tasks, _trust
+from . import _bulk, _delegations, _graphs, _instances, _maintenance, _processes, _serve, _tasks, _trust
 from ._context import Handler
 from ._exit import UsageError
 
@@ -196,6 +196,7 @@ mirror = typer.Typer(help="Check and repair the mirror against Temporal.")
 keys = typer.Typer(help="Signing keys for the commands that act as a user.")
 graph = typer.Typer(help="Graph definitions: validate, register, (de)activate, draw.")
 event = typer.Typer(help="External events for instances waiting on them.")
+delegations = typer.Typer(help="Out of office: who stands in for an absent user.")
 for group, name in (
     (graph, "graph"),
     (event, "event"),
@@ -204,6 +205,7 @@ for group, name in (
     (db, "db"),
     (mirror, "mirror"),
     (keys, "keys"),
+    (delegations, "delegations"),
 ):
     app.add_typer(group, name=name)
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -223,9 +225,42 @@ def dev(
     http_port: Annotated[
         int, _option(min=0, max=65535, metavar="PORT", help="worker health and metrics port (default 0: off)")
     ] = 0,
+    inbox_port: Annotated[
+        int, _option(min=0, max=65535, metavar="PORT", help="web inbox port (default 8080; 0: off)")
+    ] = 8080,
+    dev_users: Annotated[
+        str | None,
+        _option(metavar="FILE", help="inbox sign-in users (JSON file; default ann, bob, cara)"),
+    ] = None,
 ) -> SimpleNamespace:
-    """Run a Temporal dev server and a worker with the SQL mirror (Ctrl-C stops both)."""
+    """Run a Temporal dev server, a worker with the SQL mirror and the web inbox (Ctrl-C stops all)."""
     return _call(_processes.dev, locals())
+
+
+@app.command(cls=_Command)
+def serve(
+    host: Annotated[
+        str, _option(metavar="HOST", help="interface to listen on (default 127.0.0.1)")
+    ] = "127.0.0.1",
+    port: Annotated[int, _port("port to listen on (default 8080)")] = 8080,
+    jwks_file: Annotated[
+        str | None,
+        _option(metavar="FILE", help="verify bearer tokens with the public keys of this JWKS file"),
+    ] = None,
+    audience: Annotated[str | None, _option(metavar="AUD", help="tokens must name this audience")] = None,
+    issuer: Annotated[str | None, _option(metavar="ISS", help="tokens must come from this issuer")] = None,
+    dev_users: Annotated[
+        str | None, _option(metavar="FILE", help="development: users to pick at sign-in (JSON file)")
+    ] = None,
+    single_tenant: Annotated[
+        bool, _option("--single-tenant", help="serve users without a tenant (an application without tenants)")
+    ] = False,
+    insecure_cookies: Annotated[
+        bool, _option("--insecure-cookies", help="development over plain HTTP: cookies not marked Secure")
+    ] = False,
+) -> SimpleNamespace:
+    """Serve the inbox's HTTP API (tokens: DWF_INBOX_JWT_SECRET or --jwks-file; see docs/inbox.md)."""
+    return _call(_serve.serve, locals())
 
 
 @app.command(cls=_Command, context_settings=_PASS_THROUGH, add_help_option=False)
@@ -305,10 +340,18 @@ def list_tasks(
     tenant: Tenant = None,
     overdue: Annotated[bool, _option("--overdue", help="only tasks past their due time")] = False,
     due_before: Annotated[datetime | None, _moment("only tasks due before this")] = None,
+    order_by: Annotated[
+        str, _option(metavar="ORDER", help="due (default), priority (highest first) or follow_up")
+    ] = "due",
+    min_priority: Annotated[
+        int | None, _option(min=0, max=100, metavar="N", help="only tasks of at least this priority")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SimpleNamespace:
-    """Pending tasks, soonest due first."""
+    """Pending tasks, soonest due first (or by --order-by)."""
+    if order_by not in ("due", "priority", "follow_up"):
+        raise UsageError(f"--order-by must be due, priority or follow_up, got {order_by!r}")
     _exclusive(("--user", user), ("--assignee", assignee))
     _exclusive(("--overdue", overdue), ("--due-before", due_before))
     groups = groups or []
@@ -479,6 +522,61 @@ def bulk_instances(
 ) -> SimpleNamespace:
     """Cancel, pause or resume every instance the filter matches, each checked and signed."""
     return _call(_bulk.bulk_instances, locals())
+
+
+@tasks.command("vote", cls=_Command)
+def vote_task(
+    task_id: TaskId,
+    user: User,
+    data: Annotated[
+        Any, _option("--data", parser=json_value, metavar="JSON", help="the form, a JSON object (the vote)")
+    ],
+    comment: Annotated[str | None, _option(metavar="TEXT", help="a comment recorded with the vote")] = None,
+    groups: Groups = None,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Vote on a quorum task (each eligible user once)."""
+    groups = groups or []
+    return _call(_tasks.vote_task, locals())
+
+
+@delegations.command("set", cls=_Command)
+def set_delegation(
+    user: Annotated[str, typer.Argument(metavar="USER", help="the absent user")],
+    substitute: Annotated[str, typer.Argument(metavar="SUBSTITUTE", help="who stands in")],
+    starts_at: Annotated[datetime | None, _moment("from when (default now)")] = None,
+    ends_at: Annotated[datetime | None, _moment("until when (default: until ended)")] = None,
+    reason: Annotated[str | None, _option(metavar="TEXT", help="why (shown in the audit trail)")] = None,
+    by: Annotated[str | None, _option(metavar="USER", help="who sets it (default USER)")] = None,
+    admin: Admin = False,
+    hand_over: Annotated[
+        bool, _option("--hand-over", help="also hand the user's open tasks to the substitute now")
+    ] = False,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Name a substitute for an absent user: their new tasks go to the substitute."""
+    return _call(_delegations.set_delegation, locals())
+
+
+@delegations.command("list", cls=_Command)
+def list_delegations(
+    user: Annotated[str | None, _option(metavar="USER", help="only delegations of or to this user")] = None,
+    at: Annotated[datetime | None, _moment("only those in force at this time")] = None,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """Delegations, newest first."""
+    return _call(_delegations.list_delegations, locals())
+
+
+@delegations.command("end", cls=_Command)
+def end_delegation(
+    delegation_id: Annotated[str, typer.Argument(metavar="DELEGATION_ID", help="the delegation's id")],
+    by: Annotated[str, _option(metavar="USER", help="who ends it (its user or an administrator)")],
+    admin: Admin = False,
+    tenant: Tenant = None,
+) -> SimpleNamespace:
+    """End a delegation now (tasks already handed over stay with the substitute)."""
+    return _call(_delegations.end_delegation, locals())
 
 
 @db.command("upgrade", cls=_Command)

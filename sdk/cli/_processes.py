@@ -6,7 +6,7 @@ SIGTERM/SIGINT, lets in-flight activities finish, closes the mirror and then pau
 the interpreter does not crash at exit (docs/temporal-facts.md). ``dwf worker`` takes
 the worker's own flags, declared once with its settings, and hands them over as they are.
 ``dev`` also starts the official Temporal dev server first, and stops it, by its PID, after the
-worker is done.
+worker is done; and it serves the web inbox beside them (``sdk.cli._dev_inbox``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import socket
 from typing import Any
 
 from ._context import Context
+from ._dev_inbox import DEFAULT_DEV_USERS, DevInbox
 from ._exit import CommandError, ExitCode, UsageError
+from ._serve import load_dev_users
 
 __all__ = [
     "DEFAULT_DEV_APP",
@@ -145,6 +147,15 @@ async def dev(ctx: Context) -> int:
     ui_port = a.ui_port or port + 1000
     if a.ui:
         check_port_free(ui_port, "--ui-port")
+    if a.inbox_port:
+        try:
+            check_port_free(a.inbox_port, "--inbox-port")
+        except CommandError:
+            raise CommandError(
+                f"port {a.inbox_port} is in use (dwf serve, another dwf dev?): choose another with "
+                "--inbox-port, or turn the web inbox off with --inbox-port 0"
+            ) from None
+    users = load_dev_users(a.dev_users) if a.dev_users else DEFAULT_DEV_USERS
     app = target.app or DEFAULT_DEV_APP
     server = DevServer(
         port=port,
@@ -171,22 +182,52 @@ async def dev(ctx: Context) -> int:
                     *("--app", ",".join(app), "--http-port", str(a.http_port)),
                 ]
             )
-            _announce(ctx, server.target, f"http://127.0.0.1:{ui_port}" if a.ui else None, settings, dev_key)
-            if not stop.is_set():
-                configure_logging(settings.log_level, settings.log_format)
-                # The worker installs its own SIGINT/SIGTERM handlers (setting the same event)
-                # and removes them when it is done.
-                await run_worker(settings, stop=stop)
+            inbox = serving = None
+            if a.inbox_port:
+                inbox = DevInbox(
+                    address=server.target,
+                    namespace=target.namespace,
+                    task_queue=target.task_queue,
+                    database_url=target.database_url,
+                    port=a.inbox_port,
+                    users=dict(users),
+                )
+                serving = asyncio.create_task(inbox.serve())
+                try:
+                    await inbox.wait_started(serving)
+                except Exception as exc:
+                    raise CommandError(f"the web inbox did not start: {exc}") from exc
+            ui = f"http://127.0.0.1:{ui_port}" if a.ui else None
+            _announce(ctx, server.target, ui, settings, dev_key, inbox=inbox)
+            try:
+                if not stop.is_set():
+                    configure_logging(settings.log_level, settings.log_format)
+                    # The worker installs its own SIGINT/SIGTERM handlers (setting the same event)
+                    # and removes them when it is done.
+                    await run_worker(settings, stop=stop)
+            finally:
+                if inbox is not None and serving is not None:
+                    inbox.stop()
+                    await serving
         finally:
             _trap_signals(stop)  # a second Ctrl-C must not orphan the server
             await asyncio.to_thread(server.stop)
     finally:
         _release_signals()
-    ctx.out.note("dwf dev: stopped the worker and the Temporal dev server")
+    inbox_part = ", the web inbox" if a.inbox_port else ""
+    ctx.out.note(f"dwf dev: stopped the worker{inbox_part} and the Temporal dev server")
     return ExitCode.OK
 
 
-def _announce(ctx: Context, address: str, ui: str | None, settings: Any, dev_key: str | None = None) -> None:
+def _announce(
+    ctx: Context,
+    address: str,
+    ui: str | None,
+    settings: Any,
+    dev_key: str | None = None,
+    *,
+    inbox: DevInbox | None = None,
+) -> None:
     namespace, queue, database = (
         settings.temporal_namespace,
         settings.task_queue,
@@ -206,6 +247,8 @@ def _announce(ctx: Context, address: str, ui: str | None, settings: Any, dev_key
         "address": address,
         "namespace": namespace,
         "ui": ui,
+        "inbox": inbox.url if inbox else None,
+        "inbox_users": sorted(inbox.users) if inbox else [],
         "task_queue": queue,
         "database_url": database,
         "app": list(settings.app),
@@ -220,6 +263,8 @@ def _announce(ctx: Context, address: str, ui: str | None, settings: Any, dev_key
         out.line(f"dwf dev: Temporal Web UI at {ui}")
     out.line(f"dwf dev: worker for {', '.join(settings.app)} on task queue {queue}")
     out.line(f"dwf dev: SQL mirror at {database}")
+    if inbox:
+        out.line(f"dwf dev: web inbox at {inbox.url} (sign in as {', '.join(sorted(inbox.users))})")
     out.line("dwf dev: from another terminal, for dwf and for the temporal CLI:")
     dwf = [f"{k}={v}" for k, v in environment.items() if k.startswith("DWF_")]
     temporal = [f"{k}={v}" for k, v in environment.items() if k.startswith("TEMPORAL_")]

@@ -28,6 +28,7 @@ __all__ = [
     "reassign_task",
     "release_task",
     "show_task",
+    "vote_task",
 ]
 
 TASK_COLUMNS = (
@@ -37,6 +38,8 @@ TASK_COLUMNS = (
     Column("GROUP", attr("assignee_group")),
     Column("CLAIMED BY", attr("claimed_by")),
     Column("DUE", attr("due_at")),
+    Column("PRIORITY", attr("priority")),
+    Column("ON BEHALF OF", attr("on_behalf_of")),
     Column("TENANT", attr("tenant_id")),
     Column("WORKFLOW ID", attr("workflow_id"), key=True),
 )
@@ -62,7 +65,14 @@ async def list_tasks(ctx: Context) -> int:
     async with open_queries(ctx.target) as queries:
         if a.user is not None:
             page = await queries.inbox(
-                a.user, a.groups, tenant_id=a.tenant, due_before=due_before, limit=a.limit, offset=a.offset
+                a.user,
+                a.groups,
+                tenant_id=a.tenant,
+                due_before=due_before,
+                limit=a.limit,
+                offset=a.offset,
+                order_by=a.order_by,
+                min_priority=a.min_priority,
             )
         else:
             page = await queries.pending_tasks(
@@ -72,6 +82,8 @@ async def list_tasks(ctx: Context) -> int:
                 due_before=due_before,
                 limit=a.limit,
                 offset=a.offset,
+                order_by=a.order_by,
+                min_priority=a.min_priority,
             )
     ctx.out.page(page, TASK_COLUMNS, noun="overdue tasks" if a.overdue else "pending tasks")
     return ExitCode.OK
@@ -190,3 +202,14 @@ async def comment_task(ctx: Context) -> int:
     async with open_client(ctx.target) as client:
         info = await client.comment_task(task, a.body, **_identity(ctx))
     return _report(ctx, info, f"commented ({len(info.comments)} comment(s))")
+
+
+async def vote_task(ctx: Context) -> int:
+    """Vote on a quorum task with its form (``approved`` in the data is the vote)."""
+    a, task = ctx.args, await _task(ctx)
+    async with open_client(ctx.target) as client:
+        info = await client.vote_task(
+            task, a.data, user=a.user, groups=a.groups, comment=a.comment, tenant_id=a.tenant
+        )
+    counted = f"{len(info.votes)} vote(s) of {info.quorum} needed"
+    return _report(ctx, info, f"voted ({counted}; task {info.status.value})")

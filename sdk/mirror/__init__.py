@@ -15,6 +15,7 @@ in production)::
 from ._base import NAMING_CONVENTION, JSONType, MirrorBase, UTCDateTime, UUIDAuditMixin
 from ._closing import close_instances, record_termination, termination_error
 from ._database import async_url, create_engine, session_factory, upsert
+from ._delegations import DelegationStore
 from ._graphs import (
     GRAPH_KIND,
     graph_bundle,
@@ -36,17 +37,20 @@ from ._migrate import (
 )
 from ._models import (
     AssignmentAction,
+    DelegationModel,
     HumanTaskModel,
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
+    TaskVoteModel,
+    VoteState,
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
 from ._projection import definition_id_for
-from ._queries import DEFAULT_LIMIT, MirrorQueries
+from ._queries import DEFAULT_LIMIT, MirrorQueries, TaskOrder
 from ._reconcile import AuditReport, EventCapture, Mismatch, audit, rebuild, rebuild_instance, replay_batches
-from ._rows import AssignmentRow, CommentRow, InstanceRow, Page, StepRow, TaskRow
+from ._rows import AssignmentRow, CommentRow, DelegationRow, InstanceRow, Page, StepRow, TaskRow, VoteRow
 from ._writer import MirrorWriter
 
 __all__ = [
@@ -58,6 +62,11 @@ __all__ = [
     "TaskCommentModel",
     "TaskAssignmentModel",
     "AssignmentAction",
+    # Approval policies: votes and exclusions per task and user; substitutes of absent users
+    "TaskVoteModel",
+    "VoteState",
+    "DelegationModel",
+    "DelegationStore",
     # Declarative base and column types
     "MirrorBase",
     "UUIDAuditMixin",
@@ -80,6 +89,9 @@ __all__ = [
     "MirrorQueries",
     "DEFAULT_LIMIT",
     "Page",
+    "TaskOrder",
+    "VoteRow",
+    "DelegationRow",
     "TaskRow",
     "InstanceRow",
     "StepRow",

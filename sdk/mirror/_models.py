@@ -1,4 +1,4 @@
-"""The mirror's tables: the seed's four (names and columns kept) plus two for the task lifecycle.
+"""The mirror's tables: the seed's four (names and columns kept) plus those of the task lifecycle.
 
 The four tables the product's schema started from, column for column and index for index:
 
@@ -11,7 +11,9 @@ Extension columns are marked "Extension" below; they tie rows to Temporal (workf
 task queue, event sequence) and carry the task lifecycle (claim, form data, comment). The two new
 tables are ``workflow_task_comments`` (:class:`TaskCommentModel`) and
 ``workflow_task_assignments`` (:class:`TaskAssignmentModel`, the audit trail of claims and
-reassignments). The schema is created by the migrations in ``sdk/mirror/migrations``; a test
+reassignments), ``workflow_task_votes`` (:class:`TaskVoteModel`, quorum votes and separation of
+duties) and ``workflow_delegations`` (:class:`DelegationModel`, substitutes of absent users,
+written by the application). The schema is created by the migrations in ``sdk/mirror/migrations``; a test
 checks that they produce exactly this metadata.
 
 Relationships never load implicitly: the seed's ``lazy="noload"`` is deprecated in SQLAlchemy 2.1
@@ -37,10 +39,13 @@ from ._base import JSONType, MirrorBase, UTCDateTime, UUIDAuditMixin
 
 __all__ = [
     "AssignmentAction",
+    "DelegationModel",
     "HumanTaskModel",
     "StepExecutionModel",
     "TaskAssignmentModel",
     "TaskCommentModel",
+    "TaskVoteModel",
+    "VoteState",
     "WorkflowDefinitionModel",
     "WorkflowInstanceModel",
 ]
@@ -53,6 +58,21 @@ class AssignmentAction(StrEnum):
     RELEASE = "release"
     REASSIGN = "reassign"
     ESCALATE = "escalate"
+    DELEGATE = "delegate"
+    """Handed to a substitute when created (an absent user's delegation)."""
+    PRIORITY = "priority"
+    """The priority and/or follow-up date changed (not a change of hands)."""
+
+
+class VoteState(StrEnum):
+    """What a ``workflow_task_votes`` row records about one user and one task."""
+
+    PENDING = "pending"
+    """A listed voter who has not voted yet."""
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXCLUDED = "excluded"
+    """Kept out by separation of duties: may not decide the task."""
 
 
 def _default_workflow_type(context: DefaultExecutionContext) -> str:
@@ -241,6 +261,14 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
         history_position: Extension: the history length of the workflow task that created or
             closed the task; a closing at a later (position, clock) supersedes an earlier one.
         history_clock: Extension: that workflow task's time (microseconds since the epoch).
+        quorum: Extension: approvals a quorum task needs (None: a plain task).
+        reject_on: Extension: a quorum task's rejection rule ("first", "unreachable").
+        voters: Extension: a quorum task's listed voters (None: the group's members).
+        excluded_users: Extension: separation of duties, user -> why they may not decide.
+        priority: Extension: 0 (lowest) to 100 (highest), default 50.
+        follow_up_at: Extension: when the assignee means to look at the task again.
+        on_behalf_of: Extension: the absent user a delegation handed the task over for.
+        voters_on_behalf: Extension: substitute voter -> the absent voter they stand in for.
     """
 
     __tablename__ = "workflow_human_tasks"
@@ -256,6 +284,9 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
         Index("ix_human_tasks_tenant_id_status_due_at", "tenant_id", "status", "due_at"),
         Index("ix_human_tasks_instance_id", "instance_id"),
         Index("ix_human_tasks_step_execution_id", "step_execution_id"),
+        # Extension: inboxes sorted or filtered by priority or follow-up date.
+        Index("ix_human_tasks_status_priority", "status", "priority"),
+        Index("ix_human_tasks_status_follow_up_at", "status", "follow_up_at"),
     )
 
     instance_id: Mapped[UUID] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))
@@ -288,6 +319,14 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
     require_claim: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     history_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     history_clock: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    quorum: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reject_on: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    voters: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    excluded_users: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=50, server_default=text("50"))
+    follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    on_behalf_of: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    voters_on_behalf: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
 
     instance: Mapped[WorkflowInstanceModel] = relationship(back_populates="human_tasks", lazy="raise_on_sql")
 
@@ -327,6 +366,7 @@ class TaskAssignmentModel(UUIDAuditMixin, MirrorBase):
         by_user: Who did it (None for escalation by the workflow).
         reason: Why, if given.
         at: When (workflow time).
+        on_behalf_of: Extension: the absent user a delegation acted for.
     """
 
     __tablename__ = "workflow_task_assignments"
@@ -339,3 +379,79 @@ class TaskAssignmentModel(UUIDAuditMixin, MirrorBase):
     by_user: Mapped[str | None] = mapped_column(String(255), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    on_behalf_of: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class TaskVoteModel(UUIDAuditMixin, MirrorBase):
+    """One user's standing on one task: a quorum task's ballot, or a separation-of-duties bar.
+
+    A listed voter has a ``pending`` row from the task's creation, which their vote turns
+    ``approved`` or ``rejected``; a group member's vote adds its row. A user separation of
+    duties keeps from deciding the task has an ``excluded`` row. One row per (task, user);
+    the id derives from both (``sdk._approvals``), so replays converge on the same rows.
+
+    Attributes:
+        task_id: The task.
+        instance_id: The task's instance, denormalized.
+        voter: The user.
+        state: A :class:`VoteState` value.
+        approved: The vote (None until cast, and for exclusions).
+        form_data: The step's form as submitted with the vote.
+        comment: The vote's comment.
+        voted_at: When the vote was cast (workflow time).
+        on_behalf_of: The absent voter a substitute voted for (delegation).
+        reason: Why a user is excluded.
+    """
+
+    __tablename__ = "workflow_task_votes"
+    __table_args__ = (
+        Index("ix_task_votes_task_id_voter", "task_id", "voter", unique=True),
+        Index("ix_task_votes_voter_state", "voter", "state"),
+        Index("ix_task_votes_instance_id", "instance_id"),
+    )
+
+    task_id: Mapped[UUID] = mapped_column(ForeignKey("workflow_human_tasks.id", ondelete="CASCADE"))
+    instance_id: Mapped[UUID] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))
+    voter: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(20))
+    approved: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    form_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    voted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    on_behalf_of: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DelegationModel(UUIDAuditMixin, MirrorBase):
+    """A user's substitute for a period (out of office), per tenant.
+
+    Not a projection of Temporal's history: the application writes these rows (client or
+    ``dwf delegations``); a human task created for ``user_id`` while a row is in force goes
+    to ``substitute_id``, decided by a local activity whose answer the history records.
+
+    Attributes:
+        tenant_id: The tenant (None: an application without tenants).
+        user_id: The absent user.
+        substitute_id: Who stands in.
+        starts_at: From when.
+        ends_at: Until when (None: until ended).
+        reason: Why, if given.
+        created_by: Who set it (the user or an administrator).
+        ended_at: When it was ended early (None: not ended).
+        ended_by: Who ended it.
+    """
+
+    __tablename__ = "workflow_delegations"
+    __table_args__ = (
+        Index("ix_delegations_tenant_id_user_id_starts_at", "tenant_id", "user_id", "starts_at"),
+    )
+
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    substitute_id: Mapped[str] = mapped_column(String(255))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(255), nullable=True)

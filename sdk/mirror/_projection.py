@@ -19,6 +19,7 @@ from sdk import StepStatus, StepType, TaskStatus, WorkflowStatus, registry
 from sdk import events as ev
 from sdk.runtime import EventBatch
 
+from ._approval_rows import ApprovalProjection
 from ._metrics import MirrorMetrics
 from ._models import (
     HumanTaskModel,
@@ -47,7 +48,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Projection:
+class Projection(ApprovalProjection):
     """Turns batches of events into :class:`BatchPlan` s for one dialect."""
 
     def __init__(self, sql: Statements, metrics: MirrorMetrics) -> None:
@@ -324,6 +325,14 @@ class Projection:
                 "reminder_at": event.reminder_at,
                 "status": TaskStatus.PENDING.value,
                 "require_claim": event.require_claim,
+                "quorum": event.quorum,
+                "reject_on": event.reject_on,
+                "voters": event.voters,
+                "excluded_users": event.excluded_users,
+                "priority": event.priority,
+                "follow_up_at": event.follow_up_at,
+                "on_behalf_of": event.on_behalf_of,
+                "voters_on_behalf": event.voters_on_behalf,
                 "history_position": plan.position[0],
                 "history_clock": plan.position[1],
                 "tenant_id": batch.tenant_id,
@@ -340,6 +349,7 @@ class Projection:
                     "v_assigned_to": plan.assigned.pop(event.step_execution_id),
                 },
             )
+        self._task_parties(plan, event, seq)
 
     def _on_task_completed(
         self, plan: BatchPlan, batch: EventBatch, event: ev.HumanTaskCompleted, seq: int
@@ -367,7 +377,12 @@ class Projection:
     def _on_task_reassigned(
         self, plan: BatchPlan, batch: EventBatch, event: ev.HumanTaskReassigned, seq: int
     ) -> None:
-        changes: dict[str, Any] = {"claimed_by": None, "claimed_at": None, "updated_at": _now()}
+        changes: dict[str, Any] = {
+            "claimed_by": None,
+            "claimed_at": None,
+            "on_behalf_of": event.on_behalf_of,
+            "updated_at": _now(),
+        }
         if event.to_assignee_id is not None or event.replaces_assignment:
             changes["assignee_id"] = event.to_assignee_id
         if event.to_assignee_group is not None or event.replaces_assignment:
@@ -380,12 +395,20 @@ class Projection:
             event,
             seq,
             event.task_id,
-            # By the chain at a due time ("system"), or a link applied early by a user's command.
-            action="escalate" if event.reassigned_by == "system" or event.escalation_level else "reassign",
+            # By the chain at a due time ("system"), or a link applied early by a user's command;
+            # a delegation's handover is on someone's behalf.
+            action=(
+                "escalate"
+                if event.reassigned_by == "system" or event.escalation_level
+                else "delegate"
+                if event.on_behalf_of
+                else "reassign"
+            ),
             from_assignee=event.from_assignee,
             to_assignee=event.to_assignee,
             by_user=event.reassigned_by,
             reason=event.reason,
+            on_behalf_of=event.on_behalf_of,
         )
 
     def _update_task(self, plan: BatchPlan, task_id: uuid.UUID, changes: dict[str, Any]) -> None:
@@ -403,6 +426,7 @@ class Projection:
             "from_assignee": None,
             "to_assignee": None,
             "reason": None,
+            "on_behalf_of": None,
             "created_at": _now(),
             "updated_at": _now(),
             **values,
@@ -476,4 +500,6 @@ _HANDLERS: dict[type[ev.WorkflowEvent], Any] = {
     ev.HumanTaskClaimed: Projection._on_task_claimed,
     ev.HumanTaskReleased: Projection._on_task_released,
     ev.HumanTaskCommented: Projection._on_task_commented,
+    ev.HumanTaskVoted: ApprovalProjection._on_task_voted,
+    ev.HumanTaskPrioritized: ApprovalProjection._on_task_prioritized,
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -26,7 +26,9 @@ from sqlalchemy import (
     UnaryExpression,
     and_,
     bindparam,
+    exists,
     func,
+    not_,
     or_,
     select,
 )
@@ -40,11 +42,16 @@ from ._models import (
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
+    TaskVoteModel,
+    VoteState,
     WorkflowInstanceModel,
 )
-from ._rows import AssignmentRow, CommentRow, InstanceRow, Page, StepRow, TaskRow
+from ._rows import AssignmentRow, CommentRow, InstanceRow, Page, StepRow, TaskRow, VoteRow
 
-__all__ = ["DEFAULT_LIMIT", "MirrorQueries"]
+__all__ = ["DEFAULT_LIMIT", "MirrorQueries", "TaskOrder"]
+
+TaskOrder = Literal["due", "priority", "follow_up"]
+"""How task lists are sorted: soonest due, highest priority, or soonest follow-up first."""
 
 DEFAULT_LIMIT = 50
 """Page size when a method is called without ``limit``."""
@@ -60,6 +67,7 @@ _INSTANCES = cast(Table, WorkflowInstanceModel.__table__)
 _STEPS = cast(Table, StepExecutionModel.__table__)
 _COMMENTS = cast(Table, TaskCommentModel.__table__)
 _ASSIGNMENTS = cast(Table, TaskAssignmentModel.__table__)
+_VOTES = cast(Table, TaskVoteModel.__table__)
 
 _PENDING = TaskStatus.PENDING.value
 _LIMIT: BindParameter[int] = bindparam("limit", type_=Integer)
@@ -69,6 +77,18 @@ _OFFSET: BindParameter[int] = bindparam("offset", type_=Integer)
 # index, so ix_human_tasks_tenant_id_status_due_at serves it). Instances: newest first.
 _TASK_ORDER = (
     _TASKS.c.due_at.asc().nulls_last(),
+    _TASKS.c.created_at.asc(),
+    _TASKS.c.id.asc(),
+)
+_PRIORITY_ORDER = (
+    _TASKS.c.priority.desc(),
+    _TASKS.c.due_at.asc().nulls_last(),
+    _TASKS.c.created_at.asc(),
+    _TASKS.c.id.asc(),
+)
+_FOLLOW_UP_ORDER = (
+    _TASKS.c.follow_up_at.asc().nulls_last(),
+    _TASKS.c.priority.desc(),
     _TASKS.c.created_at.asc(),
     _TASKS.c.id.asc(),
 )
@@ -99,17 +119,43 @@ def _param(name: str, expanding: bool = False) -> BindParameter[Any]:
 # _Listing) and passes the values of their parameters.
 _USER = _TASKS.c.assignee_id == _param("user")
 _IN_GROUPS = _TASKS.c.assignee_group.in_(_param("groups", expanding=True))
+_UNCLAIMED_GROUPS = and_(
+    _IN_GROUPS,
+    or_(_TASKS.c.claimed_by.is_(None), _TASKS.c.claimed_by == _param("user")),
+)
+
+
+def _users_row(*states: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The user (``:user``) has a ``workflow_task_votes`` row on the task matching ``states``."""
+    return exists().where(_VOTES.c.task_id == _TASKS.c.id, _VOTES.c.voter == _param("user"), *states)
+
+
+def _eligible(mine: ColumnElement[bool], groups: bool) -> ColumnElement[bool]:
+    """``mine`` for plain tasks; for quorum tasks, a listed voter's open ballot or (group
+    quorum) membership; never a task the user voted on or is excluded from."""
+    ballot = _users_row(_VOTES.c.state == VoteState.PENDING.value)
+    if groups:
+        ballot = or_(ballot, and_(_IN_GROUPS, not_(_users_row())))
+    return and_(
+        not_(_users_row(_VOTES.c.state != VoteState.PENDING.value)),
+        or_(
+            and_(_TASKS.c.quorum.is_(None), mine),
+            and_(_TASKS.c.quorum.is_not(None), ballot),
+        ),
+    )
+
+
 _TASK_FILTERS: dict[str, ColumnElement[bool]] = {
     "pending": _TASKS.c.status == _PENDING,
     "user": _USER,
     "user_or_groups": or_(_USER, _IN_GROUPS),
-    "user_or_unclaimed_groups": or_(
-        _USER,
-        and_(
-            _IN_GROUPS,
-            or_(_TASKS.c.claimed_by.is_(None), _TASKS.c.claimed_by == _param("user")),
-        ),
-    ),
+    "user_or_unclaimed_groups": or_(_USER, _UNCLAIMED_GROUPS),
+    # The inbox: who may act now (quorum ballots, separation of duties).
+    "eligible_user": _eligible(_USER, groups=False),
+    "eligible_user_or_groups": _eligible(or_(_USER, _IN_GROUPS), groups=True),
+    "eligible_user_or_unclaimed_groups": _eligible(or_(_USER, _UNCLAIMED_GROUPS), groups=True),
+    "min_priority": _TASKS.c.priority >= _param("min_priority"),
+    "follow_up_before": _TASKS.c.follow_up_at < _param("follow_up_before"),
     "tenant_id": _TASKS.c.tenant_id == _param("tenant_id"),
     "assignee_id": _TASKS.c.assignee_id == _param("assignee_id"),
     "group": _TASKS.c.assignee_group.in_(_param("group", expanding=True)),
@@ -187,6 +233,11 @@ class _Listing:
 
 
 _TASK_LISTING = _Listing(_TASKS, TaskRow, _TASK_FILTERS, _TASK_ORDER)
+_TASK_LISTINGS: dict[str, _Listing] = {
+    "due": _TASK_LISTING,
+    "priority": _Listing(_TASKS, TaskRow, _TASK_FILTERS, _PRIORITY_ORDER),
+    "follow_up": _Listing(_TASKS, TaskRow, _TASK_FILTERS, _FOLLOW_UP_ORDER),
+}
 _INSTANCE_TASK_LISTING = _Listing(_TASKS, TaskRow, _TASK_FILTERS, _INSTANCE_TASK_ORDER)
 _INSTANCE_LISTING = _Listing(_INSTANCES, InstanceRow, _INSTANCE_FILTERS, _INSTANCE_ORDER)
 # The latest run of a workflow id: by start time, then the instance order.
@@ -198,6 +249,12 @@ _STEP_LISTING = _Listing(
 )
 _COMMENT_LISTING = _Listing(
     _COMMENTS, CommentRow, {"task_id": _COMMENTS.c.task_id == _param("task_id")}, _COMMENT_ORDER
+)
+_VOTE_LISTING = _Listing(
+    _VOTES,
+    VoteRow,
+    {"task_id": _VOTES.c.task_id == _param("task_id")},
+    (_VOTES.c.voted_at.asc().nulls_last(), _VOTES.c.voter.asc(), _VOTES.c.id.asc()),
 )
 _ASSIGNMENT_LISTING = _Listing(
     _ASSIGNMENTS,
@@ -269,8 +326,14 @@ class MirrorQueries:
         include_claimed_by_others: bool = True,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
+        order_by: TaskOrder = "due",
+        min_priority: int | None = None,
+        follow_up_before: datetime | None = None,
     ) -> Page[TaskRow]:
         """The pending tasks a user may act on: assigned to them, or to any of their groups.
+
+        A quorum task shows to its voters (or its group's members) until they have voted; a
+        task separation of duties keeps the user from deciding does not show.
 
         Args:
             user: The user id (matched against ``assignee_id``).
@@ -281,9 +344,13 @@ class MirrorQueries:
                 is left out (the claimer still sees it).
             limit: Page size.
             offset: Rows to skip.
+            order_by: ``"due"`` (soonest due first, undated last), ``"priority"`` (highest
+                first) or ``"follow_up"`` (soonest follow-up first, undated last).
+            min_priority: Only tasks of at least this priority.
+            follow_up_before: Only tasks whose follow-up date is strictly before this time.
 
         Returns:
-            Tasks ordered by due time (undated last), then creation time.
+            Tasks in the order asked for, then by creation time.
         """
         group_list = list(groups)
         params: dict[str, Any] = {"user": user}
@@ -292,8 +359,13 @@ class MirrorQueries:
             params["groups"] = group_list
         else:
             mine = "user"
-        names = ("pending", mine, *self._task_filters(params, tenant_id=tenant_id, due_before=due_before))
-        return await self._page(_TASK_LISTING, names, params, TaskRow.model_validate, limit, offset)
+        names = (
+            "pending",
+            f"eligible_{mine}",
+            *self._task_filters(params, tenant_id=tenant_id, due_before=due_before),
+            *self._approval_filters(params, min_priority, follow_up_before),
+        )
+        return await self._page(_listing(order_by), names, params, TaskRow.model_validate, limit, offset)
 
     async def pending_tasks(
         self,
@@ -304,6 +376,9 @@ class MirrorQueries:
         due_before: datetime | None = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
+        order_by: TaskOrder = "due",
+        min_priority: int | None = None,
+        follow_up_before: datetime | None = None,
     ) -> Page[TaskRow]:
         """Pending tasks, filtered by every criterion given (all must hold).
 
@@ -314,9 +389,12 @@ class MirrorQueries:
             due_before: Only tasks due strictly before this time (undated tasks never match).
             limit: Page size.
             offset: Rows to skip.
+            order_by: ``"due"``, ``"priority"`` or ``"follow_up"`` (see :meth:`inbox`).
+            min_priority: Only tasks of at least this priority.
+            follow_up_before: Only tasks whose follow-up date is strictly before this time.
 
         Returns:
-            Tasks ordered by due time (undated last), then creation time.
+            Tasks in the order asked for (default: by due time, undated last), then creation time.
         """
         params: dict[str, Any] = {}
         names = (
@@ -324,8 +402,9 @@ class MirrorQueries:
             *self._task_filters(
                 params, tenant_id=tenant_id, assignee_id=assignee_id, group=group, due_before=due_before
             ),
+            *self._approval_filters(params, min_priority, follow_up_before),
         )
-        return await self._page(_TASK_LISTING, names, params, TaskRow.model_validate, limit, offset)
+        return await self._page(_listing(order_by), names, params, TaskRow.model_validate, limit, offset)
 
     async def overdue_tasks(
         self,
@@ -402,6 +481,24 @@ class MirrorQueries:
         key = await self._visible_task_id(task_id, tenant_id)
         return await self._page(
             _COMMENT_LISTING, ("task_id",), {"task_id": key}, CommentRow.model_validate, limit, offset
+        )
+
+    async def task_votes(
+        self,
+        task_id: UUID | str,
+        *,
+        tenant_id: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> Page[VoteRow]:
+        """A task's rows per user: votes in the order cast, then open ballots and exclusions.
+
+        Raises:
+            TaskNotFoundError: No such task, or it belongs to another tenant.
+        """
+        key = await self._visible_task_id(task_id, tenant_id)
+        return await self._page(
+            _VOTE_LISTING, ("task_id",), {"task_id": key}, VoteRow.model_validate, limit, offset
         )
 
     async def task_assignments(
@@ -556,6 +653,20 @@ class MirrorQueries:
             params["group"] = _one_or_many(group)
         return tuple(name for name in ("tenant_id", "assignee_id", "group", "due_before") if name in params)
 
+    @staticmethod
+    def _approval_filters(
+        params: dict[str, Any], min_priority: int | None, follow_up_before: datetime | None
+    ) -> tuple[str, ...]:
+        """The names of the priority and follow-up filters given (values added to ``params``)."""
+        names: tuple[str, ...] = ()
+        if min_priority is not None:
+            params["min_priority"] = min_priority
+            names += ("min_priority",)
+        if _aware(follow_up_before, "follow_up_before") is not None:
+            params["follow_up_before"] = follow_up_before
+            names += ("follow_up_before",)
+        return names
+
     async def _first(
         self,
         statement: Callable[[tuple[str, ...]], Select[Any]],
@@ -630,6 +741,13 @@ class MirrorQueries:
         # Plain dicts: pydantic validates them faster than row mappings or attribute access.
         items = [convert(dict(zip(keys, row, strict=True))) for row in rows]
         return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+def _listing(order_by: str) -> _Listing:
+    listing = _TASK_LISTINGS.get(order_by)
+    if listing is None:
+        raise ValueError(f"order_by must be 'due', 'priority' or 'follow_up', got {order_by!r}")
+    return listing
 
 
 def _refuse_nul(params: Mapping[str, Any]) -> None:

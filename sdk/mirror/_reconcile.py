@@ -31,6 +31,7 @@ from ._models import (
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
+    TaskVoteModel,
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
@@ -55,6 +56,7 @@ _TABLES = (
     ("workflow_human_tasks", _tasks, "instance_id"),
     ("workflow_task_assignments", cast(Table, TaskAssignmentModel.__table__), "task_id"),
     ("workflow_task_comments", cast(Table, TaskCommentModel.__table__), "task_id"),
+    ("workflow_task_votes", cast(Table, TaskVoteModel.__table__), "task_id"),
 )
 _BY_NAME = {name: table for name, table, _ in _TABLES}
 _IGNORED = {"created_at", "updated_at", "last_event_seq", "history_position", "history_clock"}

@@ -14,9 +14,18 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from sdk import StepStatus, StepType, TaskStatus, WorkflowStatus
 
-from ._models import AssignmentAction
+from ._models import AssignmentAction, VoteState
 
-__all__ = ["AssignmentRow", "CommentRow", "InstanceRow", "Page", "StepRow", "TaskRow"]
+__all__ = [
+    "AssignmentRow",
+    "CommentRow",
+    "DelegationRow",
+    "InstanceRow",
+    "Page",
+    "StepRow",
+    "TaskRow",
+    "VoteRow",
+]
 
 T = TypeVar("T")
 
@@ -51,6 +60,16 @@ class TaskRow(_Row):
     comment: str | None
     created_at: datetime
     updated_at: datetime
+    # Approval policies (docs/approvals.md)
+    quorum: int | None = None
+    reject_on: str | None = None
+    voters: list[str] | None = None
+    excluded_users: dict[str, str] | None = None
+    priority: int = 50
+    follow_up_at: datetime | None = None
+    on_behalf_of: str | None = None
+    """The absent user a delegation handed this task over for ("on behalf of")."""
+    voters_on_behalf: dict[str, str] | None = None
 
 
 class InstanceRow(_Row):
@@ -122,6 +141,39 @@ class AssignmentRow(_Row):
     by_user: str | None
     reason: str | None
     at: datetime
+    on_behalf_of: str | None = None
+
+
+class VoteRow(_Row):
+    """A row of ``workflow_task_votes``: a user's ballot, vote or exclusion on one task."""
+
+    id: UUID
+    task_id: UUID
+    instance_id: UUID
+    voter: str
+    state: VoteState
+    approved: bool | None
+    form_data: dict[str, Any] | None
+    comment: str | None
+    voted_at: datetime | None
+    on_behalf_of: str | None
+    reason: str | None
+
+
+class DelegationRow(_Row):
+    """A row of ``workflow_delegations``: a substitute for an absent user, for a period."""
+
+    id: UUID
+    tenant_id: str | None
+    user_id: str
+    substitute_id: str
+    starts_at: datetime
+    ends_at: datetime | None
+    reason: str | None
+    created_by: str
+    ended_at: datetime | None
+    ended_by: str | None
+    created_at: datetime
 
 
 class Page(BaseModel, Generic[T]):

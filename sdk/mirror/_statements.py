@@ -91,6 +91,18 @@ class Statements:
         """``INSERT`` that does nothing when the id exists (parameters: the row)."""
         return self._memo(("ignore", table.name), lambda: self._insert(table).on_conflict_do_nothing())
 
+    def upsert(self, table: Table, update_cols: Sequence[str]) -> Insert:
+        """``INSERT``, or overwrite ``update_cols`` when the id exists (parameters: the row)."""
+        cols = tuple(update_cols)
+
+        def build() -> Insert:
+            stmt = self._insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=["id"], set_={col: stmt.excluded[col] for col in cols}
+            )
+
+        return self._memo(("upsert", table.name, cols), build)
+
     def update_by_id(self, table: Table, columns: Sequence[str]) -> Update:
         """``UPDATE table SET columns WHERE id = :b_id``."""
         cols = tuple(columns)

@@ -23,6 +23,7 @@ from sqlalchemy import URL, ClauseElement, Executable, Table, make_url, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from temporalio.api.enums.v1 import EventType
 
 from sdk import InstanceHandle, TaskInfo
 from sdk.mirror import HumanTaskModel, StepExecutionModel, WorkflowInstanceModel
@@ -150,3 +151,19 @@ async def step_rows(db: AsyncEngine, handle: InstanceHandle[Any]) -> list[Row]:
 async def task_rows(db: AsyncEngine, handle: InstanceHandle[Any]) -> list[Row]:
     """The task rows of ``handle``'s run."""
     return await fetch(db, TASKS, TASKS.c.instance_id == handle.instance_id)
+
+
+COMMAND_EVENTS = (
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+)
+"""The history events a command leaves: a signal received, an update accepted."""
+
+
+async def commands_received(handle: InstanceHandle[Any]) -> int:
+    """How many signals and accepted updates the instance's history holds.
+
+    Counting these, not every event, lets a test show that a refusal sent nothing while the
+    instance's own workflow tasks may still be completing.
+    """
+    return len([e async for e in handle.temporal.fetch_history_events() if e.event_type in COMMAND_EVENTS])

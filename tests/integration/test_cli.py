@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import delete
 from temporalio.worker import Worker
@@ -528,6 +529,8 @@ async def test_each_bad_argument_gets_its_error_and_exit_code(setup: Setup, serv
     traced, no_app = await asyncio.gather(
         cli("--debug", "tasks", "show", absent), cli("worker", env=clean_env(DWF_HTTP_PORT="0"))
     )
+    busy_inbox = await cli("dev", "--port", str(free_port()), "--inbox-port", str(server.port))
+    error_line(busy_inbox, 1, f"port {server.port} is in use", "--inbox-port 0")
     assert traced.code == 3 and "Traceback" in traced.stderr and "TaskNotFoundError" in traced.stderr
     error_line(no_app, 2, "DWF_APP is not set")
 
@@ -549,11 +552,12 @@ def _port_open(port: int) -> bool:
 async def test_dev_runs_a_server_and_a_worker_until_sigterm(
     setup: Setup, tmp_path: Path, eventually: Eventually
 ) -> None:
-    port, mirror = free_port(), tmp_path / "dev-mirror.db"
+    port, inbox_port, mirror = free_port(), free_port(), tmp_path / "dev-mirror.db"
     env = clean_env(DWF_DATABASE_URL=f"sqlite+aiosqlite:///{mirror}", DWF_TASK_QUEUE="dev-queue")
     with open(tmp_path / "dev.log", "wb") as log:
         process = await asyncio.create_subprocess_exec(
             *DWF, "--json", "dev", "--port", str(port), "--db-file", str(tmp_path / "temporal.db"),
+            "--inbox-port", str(inbox_port),
             cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=log,
         )  # fmt: skip
     try:
@@ -574,14 +578,23 @@ async def test_dev_runs_a_server_and_a_worker_until_sigterm(
             await setup.cli("--address", announced["address"], "--json", "tasks", "list", env=env)
         ).json()
         assert [t["workflow_id"] for t in listed] == [started["workflow_id"]]
+        # The web inbox, served beside them: the page, and a development sign-in on its API.
+        assert announced["inbox"] == f"http://127.0.0.1:{inbox_port}/"
+        async with httpx.AsyncClient(base_url=announced["inbox"]) as web:
+            page = await web.get("")
+            assert page.status_code == 200 and "<title>Task inbox</title>" in page.text
+            signed_in = await web.post("api/session/dev", json={"user": "bob"})
+            assert signed_in.status_code == 200 and signed_in.json()["groups"] == ["managers"]
+            assert (await web.get("api/inbox")).status_code == 200
         assert await _stop(process) == 0
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
     output = (tmp_path / "dev.log").read_text()
-    assert "Traceback" not in output and "stopped the worker and the Temporal dev server" in output
-    assert not _port_open(port)
+    assert "Traceback" not in output
+    assert "stopped the worker, the web inbox and the Temporal dev server" in output
+    assert not _port_open(port) and not _port_open(inbox_port)
 
 
 async def _pending_task_in(mirror: Path, workflow_id: str, eventually: Eventually) -> None:

@@ -137,7 +137,7 @@ async def test_json_columns_are_jsonb_on_postgresql(backend: str, empty_database
         }
 
     types = await _inspect(empty_database_url, json_types)
-    assert len(types) == 7
+    assert len(types) == 11  # 7, and the approval policies: voters, exclusions, substitutes, votes
     for key, reflected in types.items():
         if backend == "postgresql":
             assert isinstance(reflected, JSONB), key

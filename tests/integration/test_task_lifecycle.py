@@ -37,7 +37,7 @@ from sdk import (
     events,
 )
 from sdk.mirror import AssignmentAction, InstanceRow, MirrorQueries, MirrorWriter, TaskRow
-from tests.integration.support import DatabaseFactory
+from tests.integration.support import DatabaseFactory, commands_received
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import ANN, BOSS, CHIEFS, CLERKS, Resolution, Ticket, Verdict
 
@@ -49,11 +49,6 @@ BOB = {"user": "bob", "groups": [CLERKS]}  # a clerk
 CARA = {"user": "cara", "groups": [CLERKS]}  # another clerk
 EVE = {"user": "eve", "groups": ["staff"]}  # neither assignee nor clerk
 ROOT = {"user": "root", "admin": True}  # an administrator, as the application says
-
-_COMMANDS = (
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-)
 
 
 def _tenant() -> str:
@@ -137,11 +132,6 @@ async def fixture_lab(
     finally:
         await client.close()
         await writer.close()
-
-
-async def _command_count(handle: InstanceHandle[Any]) -> int:
-    """Signals and accepted updates in the instance's history: what reached the workflow."""
-    return len([e async for e in handle.temporal.fetch_history_events() if e.event_type in _COMMANDS])
 
 
 async def _activity_types(handle: InstanceHandle[Any]) -> list[str]:
@@ -284,10 +274,10 @@ async def test_require_claim_blocks_completion_until_claimed(
     row = await lab.pending_row(handle, assert_eventually)
     assert row.require_claim is True
 
-    before = await _command_count(handle)
+    before = await commands_received(handle)
     with pytest.raises(PermissionDeniedError, match="must be claimed before it is completed"):
         await lab.client.complete_task(row.id, {"approved": True}, **BOB)
-    assert await _command_count(handle) == before
+    assert await commands_received(handle) == before
     assert await lab.row(row.id) == row
 
     # The workflow enforces it too, against a trusted client that skips the check.
@@ -398,7 +388,7 @@ async def test_client_refuses_unpermitted_users_before_sending(
 ) -> None:
     handle = await lab.start("group")
     row = await lab.pending_row(handle, assert_eventually)
-    before = await _command_count(handle)
+    before = await commands_received(handle)
 
     with pytest.raises(PermissionDeniedError):
         await lab.client.complete_task(row.id, {"approved": True}, **EVE)
@@ -411,7 +401,7 @@ async def test_client_refuses_unpermitted_users_before_sending(
     with pytest.raises(PermissionDeniedError):  # being called "ann" is not being in the group
         await lab.client.complete_task(row.id, {"approved": True}, user=ANN)
 
-    assert await _command_count(handle) == before
+    assert await commands_received(handle) == before
     state = await handle.state()
     assert state.rejections == []
     assert [t.task_id for t in state.pending_tasks] == [str(row.id)]
@@ -476,7 +466,7 @@ async def test_form_schema_is_stored_and_invalid_data_lists_each_field(
     assert row.form_schema == Verdict.model_json_schema()
     assert row.form_schema is not None and row.form_schema["required"] == ["approved"]
     assert set(row.form_schema["properties"]) == {"approved", "score", "note"}
-    before = await _command_count(handle)
+    before = await commands_received(handle)
 
     with pytest.raises(FormValidationError) as invalid:
         await lab.client.complete_task(row.id, {"approved": "perhaps", "score": 9, "note": "x" * 41}, **BOB)
@@ -488,7 +478,7 @@ async def test_form_schema_is_stored_and_invalid_data_lists_each_field(
         await lab.client.complete_task(row.id, {"score": 2}, **BOB)
     assert [(e["field"], e["type"]) for e in missing.value.errors] == [("approved", "missing")]
 
-    assert await _command_count(handle) == before
+    assert await commands_received(handle) == before
     assert (await handle.state()).rejections == []
     assert await lab.row(row.id) == row
 
@@ -774,7 +764,7 @@ async def test_tenants_see_and_touch_only_their_own_tasks_and_instances(
     assert (await lab.queries.get_task(row.id, tenant_id=acme)) == row
 
     # Commands on the other tenant's task are refused as not found, found by id or by workflow id.
-    before = await _command_count(mine)
+    before = await commands_received(mine)
     instance_before = await lab.instance_row(mine)
     for workflow_id in (None, mine.id):
         scope = {"tenant_id": globex, "workflow_id": workflow_id}
@@ -793,7 +783,7 @@ async def test_tenants_see_and_touch_only_their_own_tasks_and_instances(
     with pytest.raises(InstanceNotFoundError):
         await lab.client.cancel(mine.id, tenant_id=globex)
 
-    assert await _command_count(mine) == before
+    assert await commands_received(mine) == before
     state = await mine.state()
     assert (state.status, state.paused, state.rejections) == (WorkflowStatus.WAITING, False, [])
     assert await lab.row(row.id) == row
@@ -829,7 +819,7 @@ async def test_each_refusal_raises_its_own_error_and_changes_nothing(
     handle = await lab.start("group", tenant_id=tenant)
     row = await lab.pending_row(handle, assert_eventually)
     instance_before = await lab.instance_row(handle)
-    before = await _command_count(handle)
+    before = await commands_received(handle)
 
     own = {"tenant_id": tenant}
     refusals: list[tuple[type[Exception], Callable[[], Awaitable[Any]]]] = [
@@ -852,7 +842,7 @@ async def test_each_refusal_raises_its_own_error_and_changes_nothing(
     for expected, attempt in refusals:
         with pytest.raises(expected):
             await attempt()
-    assert await _command_count(handle) == before
+    assert await commands_received(handle) == before
     state = await handle.state()
     assert state.rejections == []
     assert [(t.task_id, t.status) for t in state.tasks] == [(str(row.id), TaskStatus.PENDING)]
@@ -862,7 +852,7 @@ async def test_each_refusal_raises_its_own_error_and_changes_nothing(
     await lab.client.complete_task(row.id, {"approved": True}, **BOB, tenant_id=tenant)
     assert (await handle.result()).approved is True
     done = await lab.row(row.id)
-    commands = await _command_count(handle)
+    commands = await commands_received(handle)
 
     # A second completion, by the same user or anyone else, and any other command: not pending.
     again: list[Callable[[], Awaitable[Any]]] = [
@@ -877,7 +867,7 @@ async def test_each_refusal_raises_its_own_error_and_changes_nothing(
             await attempt()
         assert not_pending.value.status == "completed"
     assert await lab.row(row.id) == done
-    assert await _command_count(handle) == commands
+    assert await commands_received(handle) == commands
     assert (await handle.state()).rejections == []
 
 

@@ -37,7 +37,7 @@ from sdk import (
 from sdk._types import TaskAction
 from sdk.mirror import MirrorQueries, MirrorWriter, TaskRow
 from sdk.protocol import task_signal, task_update
-from tests.integration.support import DatabaseFactory
+from tests.integration.support import DatabaseFactory, commands_received
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import CLERKS, Ticket
 
@@ -279,7 +279,7 @@ async def test_unstorable_values_are_refused_before_sending_and_on_receipt(
     tenant = _tenant()
     handle = await bench.start(tenant)
     row = await bench.pending_row(handle, assert_eventually)
-    commands_before = len([e async for e in handle.temporal.fetch_history_events()])
+    commands_before = await commands_received(handle)
 
     for data in UNSTORABLE_FORMS:
         with pytest.raises(FormValidationError) as refused:
@@ -305,7 +305,7 @@ async def test_unstorable_values_are_refused_before_sending_and_on_receipt(
         await bench.client.start(
             lifecycle.lifecycle_task, Ticket(subject="nul\x00", route="group"), task_queue=bench.task_queue
         )
-    assert len([e async for e in handle.temporal.fetch_history_events()]) == commands_before
+    assert await commands_received(handle) == commands_before
     assert await bench.queries.get_task(row.id) == row
 
     # A signed sender that skips the client's checks: the workflow refuses the same values.
@@ -358,7 +358,7 @@ async def test_oversized_commands_name_the_limit_before_the_rpc(
     tenant = _tenant()
     handle = await bench.start(tenant)
     row = await bench.pending_row(handle, assert_eventually)
-    events_before = len([e async for e in handle.temporal.fetch_history_events()])
+    commands_before = await commands_received(handle)
     with pytest.raises(PayloadTooLargeError, match=f"{MAX_PAYLOAD_BYTES:,} bytes"):
         await bench.client.comment_task(row.id, "x" * (5 * 1024 * 1024), **BOB, tenant_id=tenant)
     with pytest.raises(PayloadTooLargeError, match="MAX_PAYLOAD_BYTES"):
@@ -367,7 +367,7 @@ async def test_oversized_commands_name_the_limit_before_the_rpc(
         )
     with pytest.raises(PayloadTooLargeError):
         await handle.pause(by="ops", reason="z" * MAX_PAYLOAD_BYTES)
-    assert len([e async for e in handle.temporal.fetch_history_events()]) == events_before
+    assert await commands_received(handle) == commands_before
     await bench.client.get_instance(handle.id, tenant_id=tenant).cancel(reason="test over", by="ops")
 
 

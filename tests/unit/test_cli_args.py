@@ -90,11 +90,15 @@ def test_console_script_points_at_main() -> None:
 @pytest.mark.parametrize(
     ("argv", "handler", "expected"),
     [
-        (["dev"], "dev", {"port": None, "ui": False, "db_file": "dwf-temporal.db", "http_port": 0}),
         (
-            ["dev", "--port", "7000", "--ui", "--db-file", "t.db"],
+            ["dev"],
             "dev",
-            {"port": 7000, "ui": True, "db_file": "t.db"},
+            {"port": None, "ui": False, "db_file": "dwf-temporal.db", "http_port": 0, "inbox_port": 8080},
+        ),
+        (
+            ["dev", "--port", "7000", "--ui", "--db-file", "t.db", "--inbox-port", "0"],
+            "dev",
+            {"port": 7000, "ui": True, "db_file": "t.db", "inbox_port": 0, "dev_users": None},
         ),
         (
             ["worker", "--app", APP, "--tls"],
@@ -183,6 +187,17 @@ def test_console_script_points_at_main() -> None:
         (["mirror", "audit"], "audit_mirror", {"workflow_ids": []}),
         (["mirror", "audit", "a", "b"], "audit_mirror", {"workflow_ids": ["a", "b"]}),
         (["mirror", "rebuild", "--all"], "rebuild_mirror", {"all": True, "workflow_ids": []}),
+        (
+            ["serve", "--port", "9000", "--dev-users", "u.json", "--single-tenant"],
+            "serve",
+            {
+                "port": 9000,
+                "host": "127.0.0.1",
+                "dev_users": "u.json",
+                "single_tenant": True,
+                "jwks_file": None,
+            },
+        ),
         (["graph", "validate", "g.yaml"], "validate_graph", {"file": "g.yaml", "diagram": False}),
         (
             ["graph", "register", "g.json", "--inactive"],
@@ -387,6 +402,13 @@ def test_commands_that_fail_before_connecting(capsys: pytest.CaptureFixture[str]
             (),
         ),
         (("--address", "h:1", "worker"), ExitCode.USAGE, ("DWF_APP is not set",)),
+        (("serve",), ExitCode.USAGE, ("DWF_INBOX_JWT_SECRET", "--jwks-file", "--dev-users")),
+        (
+            ("serve", "--dev-users", str(tmp_path / "absent.json")),
+            ExitCode.USAGE,
+            ("--dev-users", "cannot read"),
+        ),
+        (("serve", "--jwks-file", str(tmp_path / "absent.json")), ExitCode.USAGE, ("token settings",)),
         (("worker", "--app", APP, "--max-concurrent-activities", "lots"), ExitCode.USAGE, ("lots",)),
     ]
     for argv, expected, fragments in cases:

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from sdk import SigningKey
+from sdk._trust import COMMAND_KEYS_ENV
 from worker._settings import ENVIRONMENT_VARIABLES, WorkerSettings
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -137,7 +139,7 @@ def test_schema_validation_catches_mistakes(compose: dict[str, Any]) -> None:
 
 
 def test_images_and_topology(services: dict[str, Any]) -> None:
-    assert set(services) == {"postgresql", "temporal", "temporal-ui", "worker"}
+    assert set(services) == {"postgresql", "temporal", "temporal-ui", "worker", "inbox"}
     assert services["postgresql"]["image"].startswith("postgres:16")
     assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
     assert services["temporal-ui"]["image"].startswith("temporalio/ui:")
@@ -152,7 +154,7 @@ def test_images_and_topology(services: dict[str, Any]) -> None:
 
 def test_worker_environment_is_valid_worker_settings(services: dict[str, Any]) -> None:
     env = environment(services["worker"])
-    unknown = {k for k in env if k.startswith("DWF_")} - ENVIRONMENT_VARIABLES
+    unknown = {k for k in env if k.startswith("DWF_")} - ENVIRONMENT_VARIABLES - {COMMAND_KEYS_ENV}
     assert not unknown, f"the worker does not read {sorted(unknown)}"
     settings = WorkerSettings.load(environ=env)  # parses and checks every value
     for module in settings.app:
@@ -196,13 +198,33 @@ def test_mirror_database_is_its_own_database_on_the_postgres_service(
 def test_host_ports_do_not_collide(services: dict[str, Any]) -> None:
     host_ports = [port for service in services.values() for port in container_ports(service)]
     assert len(host_ports) == len(set(host_ports)), host_ports
-    assert {7233, 8080, 9464} <= set(host_ports)
+    assert {7233, 8080, 9464, 8000} <= set(host_ports)
 
 
-def _healthcheck_port(command: str) -> int:
-    match = re.search(r"http://(?:127\.0\.0\.1|localhost):(\d+)/healthz", command)
-    assert match, f"no /healthz URL in {command!r}"
+def _healthcheck_port(command: str, path: str = "/healthz") -> int:
+    match = re.search(rf"http://(?:127\.0\.0\.1|localhost):(\d+){re.escape(path)}", command)
+    assert match, f"no {path} URL in {command!r}"
     return int(match[1])
+
+
+def test_inbox_serves_the_workers_mirror_and_signs_what_the_worker_verifies(services: dict[str, Any]) -> None:
+    inbox, worker = services["inbox"], services["worker"]
+    assert inbox["image"] == worker["image"]  # the worker's service builds it
+    assert "worker" in inbox["depends_on"]
+    command = inbox["command"]
+    assert command[:2] == ["dwf", "serve"]
+    port = int(command[command.index("--port") + 1])
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert port in container_ports(inbox).values()
+    test = inbox["healthcheck"]["test"]
+    assert _healthcheck_port(" ".join(test), "/api/session/users") == port
+    env, worker_env = environment(inbox), environment(worker)
+    shared = ("DWF_TEMPORAL_ADDRESS", "DWF_TEMPORAL_NAMESPACE", "DWF_TASK_QUEUE", "DWF_DATABASE_URL")
+    shared += ("DWF_APP",)
+    assert {k: env[k] for k in shared} == {k: worker_env[k] for k in shared}
+    key = SigningKey.parse(env["DWF_SIGNING_KEY"])
+    assert key.public_key in worker_env[COMMAND_KEYS_ENV].split(",")
+    assert len(env["DWF_INBOX_JWT_SECRET"]) >= 32 and len(env["DWF_INBOX_SESSION_SECRET"]) >= 32
 
 
 def test_worker_ports_match_its_http_port(services: dict[str, Any]) -> None:

@@ -28,12 +28,14 @@ def _sample(annotation: Any, index: int) -> Any:
         return True  # every bool field defaults to False
     if annotation is str or str in args:
         return f"value-{index}"
-    if annotation is int:
+    if annotation is int or int in args:
         return 3 + index
     if annotation is float or float in args:
         return 1.5 + index
     if typing.get_origin(annotation) is dict or any(typing.get_origin(a) is dict for a in args):
         return {"key": index, "nested": {"list": [1, "two", None]}}
+    if typing.get_origin(annotation) is list or any(typing.get_origin(a) is list for a in args):
+        return [f"item-{index}", "other"]
     if annotation is Any:
         return {"any": [index, True]}
     raise AssertionError(f"no sample for {annotation!r}")

@@ -14,11 +14,13 @@ import sdk.mirror
 from sdk._types import StepStatus, StepType, WorkflowStatus
 from sdk.mirror import (
     AssignmentAction,
+    DelegationModel,
     HumanTaskModel,
     MirrorBase,
     StepExecutionModel,
     TaskAssignmentModel,
     TaskCommentModel,
+    TaskVoteModel,
     UTCDateTime,
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
@@ -97,6 +99,14 @@ COLUMNS = {
         "require_claim",
         "history_position",
         "history_clock",
+        "quorum",
+        "reject_on",
+        "voters",
+        "excluded_users",
+        "priority",
+        "follow_up_at",
+        "on_behalf_of",
+        "voters_on_behalf",
     ],
     "workflow_task_comments": ["task_id", "instance_id", "author", "body", "posted_at"],
     "workflow_task_assignments": [
@@ -107,6 +117,30 @@ COLUMNS = {
         "by_user",
         "reason",
         "at",
+        "on_behalf_of",
+    ],
+    "workflow_task_votes": [
+        "task_id",
+        "instance_id",
+        "voter",
+        "state",
+        "approved",
+        "form_data",
+        "comment",
+        "voted_at",
+        "on_behalf_of",
+        "reason",
+    ],
+    "workflow_delegations": [
+        "tenant_id",
+        "user_id",
+        "substitute_id",
+        "starts_at",
+        "ends_at",
+        "reason",
+        "created_by",
+        "ended_at",
+        "ended_by",
     ],
 }
 
@@ -149,6 +183,17 @@ EXTENSION_INDEXES = {
     ("workflow_task_comments", "ix_task_comments_task_id_posted_at", ("task_id", "posted_at"), False),
     ("workflow_task_comments", "ix_task_comments_instance_id", ("instance_id",), False),
     ("workflow_task_assignments", "ix_task_assignments_task_id_at", ("task_id", "at"), False),
+    ("workflow_human_tasks", "ix_human_tasks_status_priority", ("status", "priority"), False),
+    ("workflow_human_tasks", "ix_human_tasks_status_follow_up_at", ("status", "follow_up_at"), False),
+    ("workflow_task_votes", "ix_task_votes_task_id_voter", ("task_id", "voter"), True),
+    ("workflow_task_votes", "ix_task_votes_voter_state", ("voter", "state"), False),
+    ("workflow_task_votes", "ix_task_votes_instance_id", ("instance_id",), False),
+    (
+        "workflow_delegations",
+        "ix_delegations_tenant_id_user_id_starts_at",
+        ("tenant_id", "user_id", "starts_at"),
+        False,
+    ),
 }
 
 
@@ -172,6 +217,8 @@ def test_model_classes_map_the_tables() -> None:
             HumanTaskModel,
             TaskCommentModel,
             TaskAssignmentModel,
+            TaskVoteModel,
+            DelegationModel,
         )
     } == set(COLUMNS)
     # The seed's attribute for the "metadata" column.
@@ -214,6 +261,8 @@ def test_every_foreign_key_cascades() -> None:
         ("workflow_task_comments", "task_id", "workflow_human_tasks", "CASCADE"),
         ("workflow_task_comments", "instance_id", "workflow_instances", "CASCADE"),
         ("workflow_task_assignments", "task_id", "workflow_human_tasks", "CASCADE"),
+        ("workflow_task_votes", "task_id", "workflow_human_tasks", "CASCADE"),
+        ("workflow_task_votes", "instance_id", "workflow_instances", "CASCADE"),
     }
 
 
@@ -265,7 +314,14 @@ def test_enum_columns_use_the_sdk_enums() -> None:
 
 
 def test_assignment_actions() -> None:
-    assert [a.value for a in AssignmentAction] == ["claim", "release", "reassign", "escalate"]
+    assert [a.value for a in AssignmentAction] == [
+        "claim",
+        "release",
+        "reassign",
+        "escalate",
+        "delegate",
+        "priority",
+    ]
 
 
 class TestUTCDateTime:
@@ -322,7 +378,7 @@ class TestTextUUID:
             TextUUID().process_bind_param("expense_approval-1", sqlite.dialect())
 
 
-_TEXT_IDS = {"workflow_id", "run_id", "tenant_id", "assignee_id"}
+_TEXT_IDS = {"workflow_id", "run_id", "tenant_id", "assignee_id", "user_id", "substitute_id"}
 """Columns named ``*_id`` that hold Temporal's or the application's strings, not UUIDs."""
 
 
@@ -367,6 +423,9 @@ def test_public_names() -> None:
             "AssignmentRow",
             "CommentRow",
             "DEFAULT_LIMIT",
+            "DelegationModel",
+            "DelegationRow",
+            "DelegationStore",
             "HumanTaskModel",
             "InstanceRow",
             "JSONType",
@@ -378,10 +437,14 @@ def test_public_names() -> None:
             "StepRow",
             "TaskAssignmentModel",
             "TaskCommentModel",
+            "TaskOrder",
             "TaskRow",
+            "TaskVoteModel",
             "UTCDateTime",
             "UUIDAuditMixin",
             "VERSION_TABLE",
+            "VoteRow",
+            "VoteState",
             "WorkflowDefinitionModel",
             "WorkflowInstanceModel",
             "alembic_config",

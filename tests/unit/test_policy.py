@@ -104,7 +104,7 @@ def test_denied_with_a_reason(
     assert reason in denied
 
 
-@pytest.mark.parametrize("action", list(TaskAction))
+@pytest.mark.parametrize("action", [a for a in TaskAction if a is not TaskAction.VOTE])
 @pytest.mark.parametrize("task", [USER_TASK, GROUP_TASK, CLAIMED_BY_BOB, MUST_CLAIM])
 def test_an_administrator_may_do_anything(task: TaskInfo, action: TaskAction) -> None:
     assert denial_reason(task, action, "root", ()) is not None  # the same user, without the flag

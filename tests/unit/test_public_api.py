@@ -7,6 +7,7 @@ import sys
 
 import activities
 import sdk
+import sdk.inbox
 import sdk.protocol
 import sdk.runtime
 import worker
@@ -56,6 +57,7 @@ SDK_ALL = {
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    "Delegations",
     # Identity and signed commands
     "ALL_TENANTS",
     "Identity",
@@ -74,6 +76,8 @@ SDK_ALL = {
     "TaskStatus",
     "WorkflowStatus",
     "events",
+    "QuorumDecision",
+    "TaskVote",
     # Errors
     "DurableWorkflowError",
     "DefinitionError",
@@ -140,7 +144,28 @@ def test_activities_export_only_activities_and_their_interceptor() -> None:
         "ReminderSender",
         "log_reminder",
         "machine_step_activity",
+        "substitutes_activity",
     }
+
+
+def test_inbox_all_is_pinned() -> None:
+    assert set(sdk.inbox.__all__) == {
+        "create_inbox_app",
+        "API_PREFIX",
+        "OPENAPI_URL",
+        "Authenticator",
+        "AuthenticationError",
+        "JWTAuthenticator",
+        "SessionConfig",
+        "SESSION_COOKIE",
+        "CSRF_COOKIE",
+        "CSRF_HEADER",
+        "PROBLEM_JSON",
+        "Problem",
+        "FieldError",
+    }
+    for name in sdk.inbox.__all__:
+        assert getattr(sdk.inbox, name) is not None, name
 
 
 def test_runtime_and_protocol_names_exist() -> None:
@@ -154,7 +179,7 @@ def test_authoring_loads_no_client_database_or_dev_server() -> None:
         "import sys, sdk\n"
         "from sdk import workflow, machine_step, human_step\n"
         "loaded = [m for m in ('temporalio.client', 'sqlalchemy', 'sdk._devserver', 'sdk._client',"
-        " 'sdk.mirror') if m in sys.modules]\n"
+        " 'sdk.mirror', 'fastapi', 'sdk.inbox') if m in sys.modules]\n"
         "print(','.join(loaded))\n"
         "sdk.WorkflowClient\n"
         "print('temporalio.client' in sys.modules)\n"
