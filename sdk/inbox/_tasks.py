@@ -249,12 +249,18 @@ async def vote(task_id: str, body: VoteRequest, caller: CallerDep) -> Response |
     and ``separation_of_duties`` (403), ``quorum_decided`` (409: the task closed).
     """
     row = await caller.task(task_id)
+    if row.quorum is not None and row.status is TaskStatus.COMPLETED:
+        # Decided already: the mirror says so even once the run has ended (the client would
+        # then answer that the instance is gone).
+        detail = f"task {row.id} was decided (by {row.completed_by}): it takes no more votes"
+        return problem_response(409, detail, kind="TaskNotPendingError", rule="quorum_decided")
     acting = {k: v for k, v in caller.acting().items() if k != "admin"}  # an administrator has no vote
     try:
         return await caller.client.vote_task(
             row.id, body.data, comment=body.comment, workflow_id=row.workflow_id, **acting
         )
     except TaskNotPendingError as exc:
+        # The deciding vote landed between the mirror read and this one.
         return problem_response(409, str(exc), kind=type(exc).__name__, rule="quorum_decided")
     except UnauthenticatedCommandError:
         raise
