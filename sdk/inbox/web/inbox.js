@@ -85,7 +85,8 @@ async function signOut() {
 // -- the inbox -----------------------------------------------------------------------------
 
 function isMine(task) {
-  return task.assignee_id === session.me.user || task.claimed_by === session.me.user;
+  const me = session.me.user;
+  return task.assignee_id === me || task.claimed_by === me || (task.voters || []).includes(me);
 }
 
 function taskTable(tasks, caption, onClaim) {
