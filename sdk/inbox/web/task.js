@@ -27,6 +27,7 @@ function voteList(votes) {
   if (!votes.length) return h("p", { class: "empty" }, "No votes yet.");
   return h("ul", { class: "votes" }, votes.map((v) => h("li", { "data-voter": v.voter },
     h("strong", {}, v.voter), `: ${VOTE_WORDS[v.state] || String(v.state)}`,
+    v.state === "excluded" && v.reason ? ` (${v.reason})` : "",
     v.on_behalf_of ? ` (on behalf of ${v.on_behalf_of})` : "",
     v.voted_at ? h("span", { class: "meta" }, " · ", h("time", { datetime: v.voted_at }, when(v.voted_at))) : "",
     v.comment ? h("span", {}, ` — ${v.comment}`) : "")));
@@ -106,7 +107,7 @@ export async function taskView(taskId) {
     // A quorum task takes votes (each eligible user once), not a completion.
     const voting = Boolean(task.quorum);
     const blocked = voting ? !detail.may_vote : task.require_claim && task.claimed_by !== session.me.user;
-    const key = `PENDING:${voting}:${blocked}`;
+    const key = `PENDING:${voting}:${blocked}:${JSON.stringify((detail.votes || []).filter((v) => v.voter === session.me.user))}`;
     if (formFor === key) return;
     formFor = key;
     const form = schemaForm(detail.form_schema, "f");
@@ -147,7 +148,11 @@ export async function taskView(taskId) {
         announce(fieldCount ? `The server refused ${fieldCount} field${fieldCount > 1 ? "s" : ""}` : voting ? "The vote was not counted" : "The task was not completed");
       }
     });
-    const note = voting ? "You may not vote on this task (you voted already, or you are not one of its voters)." : "Claim this task to work on it.";
+    const mine = (detail.votes || []).find((v) => v.voter === session.me.user);
+    const voted = mine && (mine.state === "approved" || mine.state === "rejected");
+    const note = !voting ? "Claim this task to work on it."
+      : voted ? `You voted already (${mine.state}).`
+      : "You may not vote on this task: you are not one of its voters, or separation of duties keeps you out.";
     formArea.replaceChildren(
       ...(blocked ? [h("p", { class: "note", id: "form-note" }, note)] : []),
       element);
