@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from sdk import ALL_TENANTS, InstanceHandle, TaskStatus, WorkflowStatus
+from sdk import ALL_TENANTS, InstanceHandle, PermissionDeniedError, TaskStatus, WorkflowStatus
 from sdk.inbox import PROBLEM_JSON
 from sdk.mirror import MirrorWriter, audit
 from tests.integration.inbox_support import Inbox, bearer, mirror_snapshot, open_inbox
-from tests.integration.support import Eventually
+from tests.integration.support import Eventually, commands_received
 from tests.workflows import policies
 from tests.workflows.policies import Purchase
 
@@ -242,8 +242,12 @@ async def test_an_administrator_of_all_tenants_controls_any_tenants_instance(
     assert (await http.post(f"/api/instances/{instance}/pause", headers=root)).status_code == 202
     await assert_eventually(lambda: status(WorkflowStatus.PAUSED), timeout=30)
     # The client without an identity provider: the admin flag the application gives counts
-    # (without it the workflow refuses an all-tenants command, and the instance stays paused).
+    # (without it an all-tenants command is refused before anything is sent).
     everywhere = inbox.client.get_instance(handle.id, tenant_id=ALL_TENANTS)
+    sent = await commands_received(handle)
+    with pytest.raises(PermissionDeniedError, match="only an administrator may act for ALL_TENANTS"):
+        await everywhere.resume(by="root")
+    assert await commands_received(handle) == sent
     await everywhere.resume(by="root", admin=True)
     await assert_eventually(lambda: status(WorkflowStatus.RUNNING, WorkflowStatus.WAITING), timeout=30)
     assert (await http.post(f"/api/instances/{instance}/cancel", headers=root)).status_code == 202
