@@ -1,6 +1,7 @@
 """Approval policies through the inbox's HTTP API, on the real dev server, SQLite and PostgreSQL.
 
-Votes on a quorum task (the votes so far in the task's detail; each refusal names its rule:
+Votes on a quorum task (the votes so far in the task's detail; two last votes at once, counted
+once; each refusal names its rule:
 already voted, separation of duties, quorum decided), who sees a quorum task (its listed
 voters, voted or not; never the user separation of duties keeps out), priority changes and
 the inbox sorted and filtered by priority and follow-up date, and an administrator of all
@@ -10,6 +11,7 @@ touched.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +55,18 @@ async def _start(inbox: Inbox, workflow: Any, tenant: str, **fields: Any) -> Ins
     handle = await inbox.client.start(workflow, purchase, tenant_id=tenant, created_by="ann")
     inbox.touched.append(handle.id)
     return handle
+
+
+async def _cancel(
+    inbox: Inbox, handle: InstanceHandle[Any], tenant: str, assert_eventually: Eventually
+) -> None:
+    """Cancel an instance and wait until its run has closed (the audit compares closed runs)."""
+    await inbox.client.cancel(handle.id, reason="done", by="ann", tenant_id=tenant)
+
+    async def closed() -> None:
+        assert (await handle.temporal.describe()).close_time is not None
+
+    await assert_eventually(closed, timeout=30)
 
 
 async def _inbox_ids(http: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> list[str]:
@@ -165,7 +179,21 @@ async def test_a_group_quorum_shows_to_members_until_they_vote(
     # A quorum task is voted on: complete and claim are refused, nothing changes.
     refused = await http.post(f"/api/tasks/{task}/complete", json={"data": {"approved": True}}, headers=gus)
     _problem(refused, 422, "InvalidInputError")
-    await inbox.client.cancel(handle.id, reason="done", by="ann", tenant_id=tenant)
+
+    # Two last votes at once: the first the workflow applies decides, the other is refused.
+    hal = bearer("hal", groups=(policies.FINANCE,), tenant=tenant)
+    answers = await asyncio.gather(
+        *(
+            http.post(f"/api/tasks/{task}/votes", json={"data": {"approved": True}}, headers=h)
+            for h in (gus, hal)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    _problem(next(a for a in answers if a.status_code == 409), 409, "TaskNotPendingError", "quorum_decided")
+    decided = next(a for a in answers if a.status_code == 200).json()
+    assert decided["status"] == TaskStatus.COMPLETED.value
+    assert [v["voter"] for v in decided["votes"]] == ["fay", decided["completed_by"]]
+    await _cancel(inbox, handle, tenant, assert_eventually)
 
 
 async def test_priority_changes_and_the_inbox_sorted_and_filtered(
@@ -223,7 +251,7 @@ async def test_priority_changes_and_the_inbox_sorted_and_filtered(
     assert await _inbox_ids(http, olga, follow_up_before=soon) == [second]
     assert await _inbox_ids(http, olga, order_by="follow_up") == [second, first]
     for handle in (urgent, calm):
-        await inbox.client.cancel(handle.id, reason="done", by="olga", tenant_id=tenant)
+        await _cancel(inbox, handle, tenant, assert_eventually)
 
 
 async def test_an_administrator_of_all_tenants_controls_any_tenants_instance(
@@ -252,6 +280,11 @@ async def test_an_administrator_of_all_tenants_controls_any_tenants_instance(
     await assert_eventually(lambda: status(WorkflowStatus.RUNNING, WorkflowStatus.WAITING), timeout=30)
     assert (await http.post(f"/api/instances/{instance}/cancel", headers=root)).status_code == 202
     await assert_eventually(lambda: status(WorkflowStatus.CANCELED), timeout=30)
+
+    async def closed() -> None:
+        assert (await handle.temporal.describe()).close_time is not None
+
+    await assert_eventually(closed, timeout=30)
 
 
 async def test_the_mirror_matches_temporal_after_the_api(writer: MirrorWriter, inbox: Inbox) -> None:
