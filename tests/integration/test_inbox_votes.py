@@ -1,9 +1,9 @@
 """Approval policies through the inbox's HTTP API, on the real dev server, SQLite and PostgreSQL.
 
-Votes on a quorum task (the votes so far in the task's detail; two last votes at once, counted
-once; each refusal names its rule:
-already voted, separation of duties, quorum decided), who sees a quorum task (its listed
-voters, voted or not; never the user separation of duties keeps out), priority changes and
+Votes on a quorum task (the votes so far in the task's detail; two last votes at once, one
+counted; each refusal names its rule: already voted, separation of duties, quorum decided), who
+sees a quorum task (its listed voters, voted or not; never the user separation of duties keeps
+out), priority changes and
 the inbox sorted and filtered by priority and follow-up date, and an administrator of all
 tenants controlling an instance. The module ends with a clean audit of every instance it
 touched.
