@@ -180,10 +180,12 @@ async def run_demo() -> None:
             await run_large_claim(client, database_url)
             await worker.shutdown()
         await client.close()
+        # Closing the mirror also stops its background checks of recent completions, which
+        # would otherwise go on asking the server stopped below.
+        await mirror.close()
         print("\nThe instances, in SQL:")
         await print_sql(database_url, INSTANCES_SQL, tenant="acme")
         print("\nStopping the dev server.")
-    await mirror.close()
     await asyncio.sleep(1.0)  # let temporalio's Rust threads finish (docs/temporal-facts.md)
     print_next_steps(database_file, *last)
     print("\nDemo finished.")

@@ -76,6 +76,8 @@ __all__ = [
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    "FailingInstance",  # an instance whose workflow task keeps failing
+    "failing_instances",
     # Out of office: substitutes of absent users (client.delegations)
     "Delegations",
     # Identity and signed commands
@@ -165,6 +167,7 @@ if TYPE_CHECKING:
     from ._delegation import Delegations
     from ._devserver import DevServer, find_temporal_cli
     from ._diagram import mermaid
+    from ._failing import FailingInstance, failing_instances
     from ._graph_check import check_graph
     from ._handle import InstanceDescription, InstanceHandle
     from ._predeploy import ReplayProblem, check_running_instances
@@ -181,6 +184,8 @@ _LAZY = {
     "InstanceHandle": "._handle",
     "ReplayProblem": "._predeploy",
     "check_running_instances": "._predeploy",
+    "FailingInstance": "._failing",
+    "failing_instances": "._failing",
     # CEL's parser loads on first use
     "check_graph": "._graph_check",
     "mermaid": "._diagram",

@@ -85,7 +85,7 @@ class BulkResult(BaseModel):
 
 
 def _scope(client: WorkflowClient, tenant_id: str | None) -> str | None:
-    scope = tenant_id if tenant_id is not None else client.tenant_id
+    scope = client._scope(tenant_id)  # a client bound to a tenant stays in it
     return None if scope == ALL_TENANTS else scope
 
 

@@ -27,7 +27,13 @@ from ._bulk import BulkCommands
 from ._definition import WorkflowDefinition
 from ._delegation import Delegations
 from ._details import instance_summary
-from ._errors import InvalidInputError, MirrorUnavailableError, WorkflowNotFoundError
+from ._errors import (
+    InvalidInputError,
+    MirrorUnavailableError,
+    PermissionDeniedError,
+    TaskNotFoundError,
+    WorkflowNotFoundError,
+)
 from ._graph_model import GraphDefinition
 from ._handle import CommandTrust, InstanceDescription, InstanceHandle
 from ._identity import ALL_TENANTS, IdentityProvider
@@ -67,9 +73,11 @@ class WorkflowClient(BulkCommands):
 
     Attributes:
         queries: The SQL query API (``sdk.mirror.MirrorQueries``) when connected with a
-            database, else None.
-        tenant_id: The tenant every command and start of this client acts for unless a call
-            names another (None: instances started without a tenant).
+            database, else None; for a client bound to one tenant, ``sdk.mirror.TenantQueries``
+            (every query in that tenant).
+        tenant_id: The tenant every command, read and start of this client acts for (None:
+            instances started without a tenant, unless a call names one; a client bound to a
+            tenant refuses calls naming another; ``ALL_TENANTS``: an administrator's client).
     """
 
     def __init__(
@@ -93,11 +101,14 @@ class WorkflowClient(BulkCommands):
         self.queries: Any = None
         self._delegations: Delegations | None = None
         if database_url is not None:
-            from .mirror import DelegationStore, MirrorQueries, create_engine, session_factory
+            from .mirror import DelegationStore, MirrorQueries, TenantQueries, create_engine, session_factory
 
             self._engine = create_engine(database_url)
             self.queries = MirrorQueries(session_factory(self._engine))
             self._delegations = Delegations(self, DelegationStore(self._engine))
+            if tenant_id is not None and tenant_id != ALL_TENANTS:
+                # A client bound to a tenant queries only its rows (None is "no filter" there).
+                self.queries = TenantQueries(self.queries, tenant_id)
 
     @classmethod
     async def connect(
@@ -243,7 +254,7 @@ class WorkflowClient(BulkCommands):
             PayloadTooLargeError: The input is over ``sdk.MAX_PAYLOAD_BYTES``.
             TypeError: Wrong number of arguments.
         """
-        tenant_id = tenant_id if tenant_id is not None else self.tenant_id
+        tenant_id = self._scope(tenant_id)
         if tenant_id == ALL_TENANTS:
             raise InvalidInputError("an instance belongs to one tenant: start it with tenant_id=<its tenant>")
         refuse_unstorable(tenant_id=tenant_id, created_by=created_by, id=id)
@@ -382,8 +393,8 @@ class WorkflowClient(BulkCommands):
         definition: WorkflowDefinition[..., R] | None,
         tenant_id: str | None,
     ) -> InstanceHandle[R]:
-        scope = tenant_id if tenant_id is not None else self.tenant_id
-        refuse_unstorable(tenant_id=scope, workflow_id=handle.id)
+        refuse_unstorable(tenant_id=tenant_id, workflow_id=handle.id)
+        scope = self._scope(tenant_id)
         return InstanceHandle(handle, definition, tenant_id=scope, queries=self.queries, trust=self._trust)
 
     # -- instances and tasks by id ---------------------------------------------------------
@@ -406,9 +417,12 @@ class WorkflowClient(BulkCommands):
         """
         refuse_unstorable(task_id=str(task_id), tenant_id=tenant_id, workflow_id=workflow_id)
         if workflow_id is None:
-            scope = tenant_id if tenant_id is not None else self.tenant_id
+            scope = self._scope(tenant_id)
             scope = None if scope == ALL_TENANTS else scope
             row = await self._require_queries("finding a task by id").get_task(task_id, tenant_id=scope)
+            if scope is None and row.tenant_id is not None and self._scope(tenant_id) != ALL_TENANTS:
+                # The mirror reads None as "no filter"; here None means "no tenant".
+                raise TaskNotFoundError(f"no task {task_id}")
             workflow_id = row.workflow_id
         return self.get_instance(workflow_id, tenant_id=tenant_id)
 
@@ -571,9 +585,22 @@ class WorkflowClient(BulkCommands):
         """Describe an instance by workflow id."""
         return await self.get_instance(workflow_id, tenant_id=tenant_id).describe()
 
-    async def result(self, workflow_id: str) -> Any:
-        """Wait for an instance's result by workflow id."""
-        return await self.get_instance(workflow_id).result()
+    async def result(self, workflow_id: str, *, tenant_id: str | None = None) -> Any:
+        """Wait for an instance's result by workflow id (scoped to the tenant, as every read)."""
+        return await self.get_instance(workflow_id, tenant_id=tenant_id).result()
+
+    def _scope(self, tenant_id: str | None) -> str | None:
+        """The tenant a call acts and reads for: its own, else the client's.
+
+        A client bound to one tenant (``connect(tenant_id="acme")``) stays in it: a call naming
+        another (``ALL_TENANTS`` included) is refused, so only an administrator's client
+        (``ALL_TENANTS``) or an unbound one chooses the tenant per call.
+        """
+        if tenant_id is None or tenant_id == self.tenant_id:
+            return self.tenant_id
+        if self.tenant_id is not None and self.tenant_id != ALL_TENANTS:
+            raise PermissionDeniedError(f"this client acts for tenant {self.tenant_id!r}, not {tenant_id!r}")
+        return tenant_id
 
     async def _record_termination(self, workflow_id: str, reason: str | None) -> None:
         if self._engine is None:

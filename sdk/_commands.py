@@ -28,6 +28,7 @@ from . import events as ev
 from ._errors import ErrorKind, Refusal, field_errors
 from ._escalation import ChainState, EscalationChain
 from ._identity import Identity
+from ._nonces import SeenSignatures, replayed, signature_of
 from ._outbox import EventOutbox
 from ._policy import check_control, check_form, check_size, check_task_command, check_text
 from ._types import (
@@ -42,7 +43,7 @@ from ._types import (
     TaskStatus,
     WorkflowStatus,
 )
-from .protocol import SIGNED_COMMANDS_PATCH, VERIFY_ACTIVITY
+from .protocol import REPLAY_GUARD_PATCH, SIGNED_COMMANDS_PATCH, VERIFY_ACTIVITY
 
 if TYPE_CHECKING:
     from ._signing import Keyring
@@ -104,6 +105,8 @@ class TaskCommands(EventOutbox):
     canceled_by: str | None
     _unpublished: set[str]
     chains: dict[str, tuple[EscalationChain, ChainState]]
+    signatures: SeenSignatures
+    """The signatures of the commands accepted lately (replay protection, ``sdk._nonces``)."""
     keyring: Keyring | None = None
     """The worker's keyring, handed in by its interceptor (``sdk._trust``); None: no keys."""
     cancel_notes_pending = 0
@@ -124,6 +127,27 @@ class TaskCommands(EventOutbox):
             payload=payload,
             now=workflow.now(),
         )
+        self.signatures.check(payload)  # read only: a validator must not change the state
+
+    def accept_once(self, payload: dict[str, Any], guarded: bool | None = None) -> None:
+        """Remember a verified command's signature; refuse one accepted before (a replay).
+
+        Runs in workflow code (signal and update handlers), on replay too, so what is
+        remembered is the same on every replay. ``guarded`` says whether this instance refuses
+        repeats (see :meth:`verify_recorded`); None asks now (an update handler, which runs in
+        the workflow task that accepted the update, live and on replay alike).
+        """
+        found = signature_of(payload)
+        if found is None:
+            return
+        if self.signatures.seen(*found):
+            if guarded is None:
+                length = workflow.info().get_current_history_length()
+                guarded = workflow.patched(f"{REPLAY_GUARD_PATCH}/{length}")
+            if guarded:
+                raise replayed()
+            return  # a repeat in a history written before replay protection: as it ran
+        self.signatures.remember(payload, workflow.now())
 
     async def verify_recorded(self, action: str, payload: dict[str, Any]) -> None:
         """Verify a signal's signature in a local activity, so history records the verdict.
@@ -134,11 +158,20 @@ class TaskCommands(EventOutbox):
         same on replay): every signal received after the deploy is verified.
         """
         info = workflow.info()
+        arrived_at = info.get_current_history_length()
         if not (
             workflow.patched(SIGNED_COMMANDS_PATCH)
-            or workflow.patched(f"{SIGNED_COMMANDS_PATCH}/{info.get_current_history_length()}")
+            or workflow.patched(f"{SIGNED_COMMANDS_PATCH}/{arrived_at}")
         ):
             return
+        # A repeat is decided before the verification's local activity: its result may be
+        # delivered in another workflow task on replay than in the live run, and a patch check
+        # belongs to one. Only a repeat asks (a marker), so other signals add nothing to history.
+        found = signature_of(payload)
+        if found is not None and self.signatures.seen(*found):
+            if workflow.patched(f"{REPLAY_GUARD_PATCH}/{arrived_at}"):
+                raise replayed()
+            found = None  # a repeat in a history from before replay protection: as it ran
         request = {
             "action": action,
             "workflow_id": info.workflow_id,
@@ -146,6 +179,8 @@ class TaskCommands(EventOutbox):
             "payload": payload,
             "now": workflow.now().isoformat(),
         }
+        if found is not None:
+            self.signatures.verifying(found[0], True)
         try:
             verdict = await workflow.execute_local_activity(
                 VERIFY_ACTIVITY,
@@ -158,9 +193,14 @@ class TaskCommands(EventOutbox):
             raise Refusal(
                 ErrorKind.UNAUTHENTICATED, f"the command could not be verified: {exc.cause or exc}"
             ) from None
+        finally:
+            if found is not None:
+                self.signatures.verifying(found[0], False)
         if not verdict.get("ok"):
             kind = ErrorKind.UNAUTHENTICATED
             raise Refusal(kind, str(verdict.get("message") or "the command could not be verified"))
+        if found is not None:
+            self.signatures.remember(payload, workflow.now())
 
     # -- task commands --------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ async def start_graph(
     subgraphs: Mapping[str, GraphDefinition] | None = None,
 ) -> InstanceHandle[Any]:
     """Start an instance of a graph (a definition, or a name registered in the mirror)."""
-    tenant_id = tenant_id if tenant_id is not None else client.tenant_id
+    tenant_id = client._scope(tenant_id)  # a client bound to a tenant stays in it
     if tenant_id == ALL_TENANTS:
         raise InvalidInputError("an instance belongs to one tenant: start it with tenant_id=<its tenant>")
     refuse_unstorable(tenant_id=tenant_id, created_by=created_by, id=id)
@@ -146,7 +146,7 @@ async def send_event(
         raise InvalidInputError("an event needs a name and a correlation key (strings)")
     refuse_unstorable(event=event, key=key, workflow_id=workflow_id)
     check_storable_input([payload])
-    scope = tenant_id if tenant_id is not None else client.tenant_id
+    scope = client._scope(tenant_id)  # a client bound to a tenant stays in it
     if workflow_id is None:
         workflow_id = await find_waiting_instance(client, event, key, scope)
     elif scope is not None and scope != ALL_TENANTS:

@@ -70,9 +70,10 @@ class InstanceHandle(CommandSender, Generic[R]):
     Args:
         handle: The temporalio handle.
         definition: The definition it runs, when known (for the result type).
-        tenant_id: The tenant the handle acts for: an instance or task of another tenant is
-            reported as not found. Commands always carry it: None reaches only instances
-            started without a tenant (``sdk.ALL_TENANTS``, for administrators, reaches all).
+        tenant_id: The tenant the handle reads and acts for: an instance or task of another
+            tenant is reported as not found, by every read (state, describe, task, result,
+            next_task) and every command. None reaches only instances started without a
+            tenant; ``sdk.ALL_TENANTS`` (an administrator's client) reaches all.
         queries: The mirror's queries (a client connected with a database): a task command
             is then checked against the task's row when the mirror shows it pending in this
             instance, instead of asking the workflow (a ``state`` query) first. The workflow
@@ -101,7 +102,12 @@ class InstanceHandle(CommandSender, Generic[R]):
         return self._handle
 
     async def result(self) -> R:
-        """Wait for the instance to finish; raises ``WorkflowFailureError`` if it failed."""
+        """Wait for the instance to finish; raises ``WorkflowFailureError`` if it failed.
+
+        Raises:
+            InstanceNotFoundError: No such workflow (or it belongs to another tenant).
+        """
+        await self._ensure_visible()
         result: R = await self._handle.result()
         return result
 
@@ -125,10 +131,8 @@ class InstanceHandle(CommandSender, Generic[R]):
         return None if self.tenant_id == ALL_TENANTS else self.tenant_id
 
     def _sees(self, tenant_id: str | None) -> bool:
-        # Reading: an unscoped handle reads any instance (commands are scoped, see __init__).
-        return self.tenant_id is None or Identity(user="-", admin=True, tenant_id=self.tenant_id).sees_tenant(
-            tenant_id
-        )
+        # Reads are scoped like commands: leaving the tenant out never widens the scope.
+        return Identity(user="-", admin=True, tenant_id=self.tenant_id).sees_tenant(tenant_id)
 
     async def describe(self) -> InstanceDescription:
         """Temporal's description of the instance, refined by the ``state`` query while it runs."""
@@ -247,6 +251,8 @@ class InstanceHandle(CommandSender, Generic[R]):
                 instance = await self._queries.get_instance(self.instance_id, tenant_id=self._read_scope)
             else:
                 instance = await self._queries.instance_by_workflow_id(self.id, tenant_id=self._read_scope)
+            if not self._sees(instance.tenant_id):
+                return None  # the mirror's None means "no filter": the state query refuses it
             rows = await self._queries.instance_tasks(
                 instance.id, tenant_id=self._read_scope, status=TaskStatus.PENDING, limit=1
             )

@@ -26,6 +26,7 @@ from ._details import current_details
 from ._escalation import ChainState, EscalationChain
 from ._ids import instance_id_for
 from ._inputs import check_memo, decode_args
+from ._nonces import SeenSignatures
 from ._outbox import as_data, jsonable
 from ._types import (
     InstanceState,
@@ -68,6 +69,7 @@ class WorkflowRuntime(ApprovalCommands):
         self.paused = False
         self.cancel_reason: str | None = None
         self.canceled_by: str | None = None
+        self.signatures = SeenSignatures()
         self._step_seq = 0
         # Tasks whose HumanTaskCreated is not yet committed: invisible to queries and commands,
         # so nobody acts on a task the mirror does not show yet.

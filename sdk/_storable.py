@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-__all__ = ["MAX_PAYLOAD_BYTES", "payload_size", "unstorable"]
+__all__ = ["MAX_PAYLOAD_BYTES", "REPLACEMENT", "payload_size", "storable_copy", "unstorable"]
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 """The largest command or start input (JSON bytes). Temporal refuses payloads over 2 MB, and a
@@ -74,6 +75,73 @@ def _check_text(text: str, field: str, errors: list[dict[str, Any]]) -> None:
             text.encode("utf-8")
         except UnicodeEncodeError:
             _error(errors, field, "text contains an unpaired surrogate")
+
+
+REPLACEMENT = "\ufffd"
+"""What a character no database can store (NUL, an unpaired surrogate) becomes in the mirror."""
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def storable_copy(value: Any, field: str = "") -> tuple[Any, list[str]]:
+    """``value`` as every mirror database stores it alike, and the fields that had to change.
+
+    For what workflows produce themselves (machine-step inputs and outputs, titles, errors),
+    which nothing checked before: a character no database can store becomes
+    :data:`REPLACEMENT` (U+FFFD), and a number JSON or the drivers cannot carry exactly (NaN,
+    infinity, a float beyond 2**53, an integer beyond 64 bits) becomes its text (``"NaN"``,
+    ``"Infinity"``, ``"1e+308"``). The same rules as :func:`unstorable`; an unchanged value
+    is returned as is.
+    """
+    changed: list[str] = []
+    return _copy(value, field, changed, 0), changed
+
+
+def _copy(value: Any, field: str, changed: list[str], depth: int) -> Any:
+    if isinstance(value, str):
+        return _text(value, field, changed)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if -_MAX_INT - 1 <= value <= _MAX_INT:
+            return value
+        changed.append(field or "__root__")
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            text = "NaN"
+        elif math.isinf(value):
+            text = "Infinity" if value > 0 else "-Infinity"
+        elif abs(value) > _MAX_EXACT_FLOAT:
+            text = repr(value)
+        else:
+            return value
+        changed.append(field or "__root__")
+        return text
+    if depth > _MAX_DEPTH:
+        return value  # the drivers' JSON encoders refuse it; the writer reports the batch
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            name = f"{field}.{key}" if field else str(key)
+            new_key = _text(key, name, changed) if isinstance(key, str) else key
+            out[new_key] = _copy(item, name, changed, depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [
+            _copy(item, f"{field}.{i}" if field else str(i), changed, depth + 1)
+            for i, item in enumerate(value)
+        ]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def _text(text: str, field: str, changed: list[str]) -> str:
+    fixed = _SURROGATES.sub(REPLACEMENT, text.replace("\x00", REPLACEMENT))
+    if fixed == text:
+        return text  # the very object (an enum member stays one)
+    changed.append(field or "__root__")
+    return fixed
 
 
 def payload_size(value: Any) -> int:

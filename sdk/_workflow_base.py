@@ -105,6 +105,7 @@ class DurableWorkflowBase:
         dwf = self._dwf
         try:
             payload = one_payload(args, task_update(action))
+            dwf.accept_once(payload)  # the validator verified it; two at once: one wins
         except Refusal as refusal:
             raise refusal.to_application_error() from None
         if action is TaskAction.COMPLETE:

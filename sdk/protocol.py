@@ -23,6 +23,7 @@ __all__ = [
     "PUBLISH_ACTIVITY",
     "REMINDER_ACTIVITY",
     "RESUME_SIGNAL",
+    "REPLAY_GUARD_PATCH",
     "SIGNED_COMMANDS_PATCH",
     "STATE_QUERY",
     "VERIFY_ACTIVITY",
@@ -46,6 +47,9 @@ DELEGATION_PATCH = "dwf-delegation"
 """Patch marker of instances whose new tasks go to the substitutes of absent users."""
 SIGNED_COMMANDS_PATCH = "dwf-signed-commands"
 """Patch marker of instances whose signals are verified; older signals replay as they ran."""
+REPLAY_GUARD_PATCH = "dwf-replay-guard"
+"""Patch marker of instances that refuse a repeated signed command; signals an instance received
+before the deploy replay as they ran (as with :data:`SIGNED_COMMANDS_PATCH`)."""
 
 COMPLETE_SIGNAL = "complete_task"
 """Signal completing a human task (a ``TaskCompletion`` payload)."""

@@ -24,6 +24,7 @@ from ._outbox import as_data, jsonable
 from ._policy import denial_reason, separation_reason, vote_denial
 from ._runtime import SYSTEM_USER
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
+from ._storable import REPLACEMENT, storable_copy
 from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring_from, verify_activity
 from ._types import EventBatch, TaskAction
 
@@ -52,6 +53,9 @@ __all__ = [
     "dev_signing_key",
     "keyring_from",
     "verify_activity",
+    # Values every mirror database stores alike (what workflows produce is not checked before)
+    "REPLACEMENT",
+    "storable_copy",
     # Task notifications: the delivery workflow and its activity's name
     "DELIVER_NOTIFICATION_ACTIVITY",
     "NOTIFY_WORKFLOW",

@@ -33,6 +33,8 @@ from sdk.runtime import (
     verify_activity,
 )
 
+from ._failing import FailingWorkflowTasks, WatchingRunner
+
 if TYPE_CHECKING:
     from sdk.mirror import MirrorWriter
 
@@ -119,6 +121,7 @@ def create_worker(
     allow_unsigned_commands: bool | None = None,
     notifiers: Sequence[Notifier] = (),
     notification_attempts: int = 10,
+    failing_tasks: FailingWorkflowTasks | None = None,
     **worker_options: Any,
 ) -> Worker:
     """A temporalio ``Worker`` running ``workflows`` (default: all registered) and their steps.
@@ -146,6 +149,9 @@ def create_worker(
             delivered by a ``dwf.notify`` workflow on this task queue and retried by Temporal;
             see ``docs/escalation-and-notifications.md``.
         notification_attempts: Delivery attempts per notifier and notification.
+        failing_tasks: Where the worker reports instances whose workflow task keeps failing
+            (one warning per instance; the worker process exports them as a metric). None:
+            a new one, reachable as ``worker.dwf_failing_tasks``.
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
@@ -171,12 +177,15 @@ def create_worker(
     classes, step_activities = worker_components(
         workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring, mirror=mirror
     )
-    return Worker(
+    failing_tasks = failing_tasks if failing_tasks is not None else FailingWorkflowTasks()
+    built = Worker(
         temporal_client,
         task_queue=task_queue,
         workflows=classes,
         activities=[*step_activities, *activities],
         interceptors=all_interceptors,
-        workflow_runner=sandbox_runner(),
+        workflow_runner=WatchingRunner(sandbox_runner(), failing_tasks),
         **worker_options,
     )
+    built.dwf_failing_tasks = failing_tasks  # type: ignore[attr-defined]
+    return built

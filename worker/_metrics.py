@@ -17,7 +17,8 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import (
@@ -37,8 +38,12 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
+if TYPE_CHECKING:
+    from ._failing import FailingTask
+
 __all__ = [
     "CONTENT_TYPE",
+    "failing_families",
     "CORE_LOGGER",
     "MIRROR_METRICS",
     "create_runtime",
@@ -63,6 +68,9 @@ _QUANTILE_RE = re.compile(r"^lag_seconds_p(\d+(?:\.\d+)?)$")
 MIRROR_METRICS: Mapping[str, str] = {
     "rows_written": "Rows the SQL mirror wrote (upserts).",
     "write_failures": "Mirror writes that failed (and were retried).",
+    "unstorable_values": "Values no database stores alike (NUL, NaN, ...), written replaced.",
+    "unwritable_batches": "Event batches the database refused for good, written in part and reported.",
+    "dropped_writes": "Statements of unwritable batches that were dropped (see dwf mirror audit).",
     "batches": "Event batches the SQL mirror committed.",
     "lag_seconds_max": "Largest recent lag, in seconds.",
 }
@@ -157,6 +165,27 @@ def mirror_families(snapshot: Mapping[str, float]) -> Iterator[Metric]:
         yield lag
 
 
+_MAX_FAILING_SERIES = 100
+"""Instances listed by name in ``dwf_workflow_task_failing`` (the count has them all)."""
+
+
+def failing_families(failing: Sequence[FailingTask]) -> Iterator[Metric]:
+    """``dwf_workflow_tasks_failing`` and, per instance, ``dwf_workflow_task_failing``."""
+    yield GaugeMetricFamily(
+        "dwf_workflow_tasks_failing",
+        "Instances whose workflow task failed on this worker and has not succeeded since.",
+        value=len(failing),
+    )
+    each = GaugeMetricFamily(
+        "dwf_workflow_task_failing",
+        "Failed attempts of a failing workflow task seen by this worker, per instance.",
+        labels=["workflow_id", "run_id", "workflow_type"],
+    )
+    for task in list(failing)[:_MAX_FAILING_SERIES]:
+        each.add_metric([task.workflow_id, task.run_id, task.workflow_type], task.failures)
+    yield each
+
+
 class _Families(Collector):
     """A fixed list of families, for ``generate_latest``."""
 
@@ -173,6 +202,7 @@ def render_metrics(
     info: Mapping[str, str],
     mirror_snapshot: Mapping[str, float] | None = None,
     sdk_metrics: str | None = None,
+    failing: Sequence[FailingTask] = (),
 ) -> str:
     """The whole ``/metrics`` page (Prometheus text format).
 
@@ -181,6 +211,7 @@ def render_metrics(
         info: Labels of ``dwf_worker_info`` (task queue, namespace, ...).
         mirror_snapshot: ``MirrorWriter.metrics.snapshot()``, when there is a mirror.
         sdk_metrics: The Temporal core exporter's page, when it answered.
+        failing: The instances whose workflow task is failing on this worker.
     """
     families: list[Metric] = [
         GaugeMetricFamily("dwf_worker_up", "1 while the worker polls its task queue.", value=worker_up),
@@ -196,6 +227,7 @@ def render_metrics(
             value=sdk_metrics is not None,
         ),
     ]
+    families += failing_families(failing)
     if mirror_snapshot is not None:
         families += mirror_families(mirror_snapshot)
     page = generate_latest(_Families(families)).decode("utf-8")

@@ -38,6 +38,7 @@ from sdk import DefinitionError, WorkflowClient, WorkflowDefinition, registry
 from sdk.mirror import MirrorWriter
 
 from ._build import create_worker
+from ._failing import FailingWorkflowTasks
 from ._health import HealthServer
 from ._metrics import create_runtime, render_metrics, scrape_sdk_metrics
 from ._settings import ConfigurationError, WorkerSettings
@@ -167,6 +168,7 @@ class WorkerProcess:
         self._run_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._signals: list[int] = []
+        self.failing_tasks = FailingWorkflowTasks()
 
     # -- signals
 
@@ -239,13 +241,22 @@ class WorkerProcess:
                 snapshot = dict(self.mirror.metrics.snapshot())
             except Exception as exc:
                 logger.warning("cannot read the mirror's metrics: %s", _one_line(exc))
+        if self.client is not None:
+            try:
+                await self.failing_tasks.refresh(self.client.temporal)
+            except Exception as exc:  # Temporal away: the list stays as it is
+                logger.debug("cannot refresh the failing workflow tasks: %s", _one_line(exc))
         info = {
             "task_queue": self.settings.task_queue,
             "namespace": self.settings.temporal_namespace,
             "temporal_address": self.settings.temporal_address,
         }
         return render_metrics(
-            worker_up=self.worker_running, info=info, mirror_snapshot=snapshot, sdk_metrics=sdk_page
+            worker_up=self.worker_running,
+            info=info,
+            mirror_snapshot=snapshot,
+            sdk_metrics=sdk_page,
+            failing=self.failing_tasks.tasks,
         )
 
     # -- start-up
@@ -356,6 +367,7 @@ class WorkerProcess:
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace),
                 notifiers=notifiers_from(settings),
+                failing_tasks=self.failing_tasks,
             )
             await self._run_until_stopped(self.worker)
         finally:

@@ -310,8 +310,16 @@ def list_instances(
     until: Annotated[datetime | None, _moment("created before")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    failing_task: Annotated[
+        bool,
+        _option(
+            "--failing-task",
+            help="running instances whose workflow task keeps failing (asks Temporal; "
+            "with --workflow, --tenant, --limit)",
+        ),
+    ] = False,
 ) -> SimpleNamespace:
-    """Instances in the mirror, newest first."""
+    """Instances in the mirror, newest first (--failing-task: those stuck on a failing workflow task)."""
     return _call(_instances.list_instances, locals())
 
 

@@ -13,7 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sdk import InstanceNotFoundError, WorkflowDefinition, WorkflowNotFoundError, WorkflowStatus, registry
+from sdk import (
+    ALL_TENANTS,
+    InstanceNotFoundError,
+    WorkflowDefinition,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+    registry,
+)
 
 from ._context import Context
 from ._exit import CommandError, ExitCode, UsageError, one_line
@@ -150,9 +157,44 @@ async def start_workflow(ctx: Context) -> int:
     return ExitCode.OK
 
 
+FAILING_COLUMNS = (
+    Column("WORKFLOW ID", attr("workflow_id"), key=True),
+    Column("WORKFLOW", attr("workflow_type")),
+    Column("ATTEMPTS", attr("attempts")),
+    Column("FAILING SINCE", attr("since")),
+    Column("TENANT", attr("tenant_id")),
+    Column("ERROR", attr("error"), 70),
+)
+
+
+async def list_failing(ctx: Context) -> int:
+    """Running instances whose workflow task keeps failing, as Temporal describes them."""
+    from sdk import failing_instances
+
+    a = ctx.args
+    mirror_only = {"--status": a.status, "--created-by": a.created_by, "--since": a.since, "--until": a.until}
+    given = [name for name, value in mirror_only.items() if value is not None] + (
+        ["--offset"] if a.offset else []
+    )
+    if given:
+        raise UsageError(f"--failing-task asks Temporal, not the mirror: {', '.join(given)} do not apply")
+    async with open_client(ctx.target, database=False) as client:
+        # --limit caps the running instances looked at (one describe call each), 1000 at least.
+        found = await failing_instances(
+            client, workflow_name=a.workflow, tenant_id=a.tenant, limit=max(a.limit, 1000)
+        )
+    if ctx.out.json_mode:
+        ctx.out.json([vars(f) for f in found])
+    else:
+        ctx.out.table(found, FAILING_COLUMNS, empty="no instance has a failing workflow task")
+    return ExitCode.OK
+
+
 async def list_instances(ctx: Context) -> int:
     """Instances from the mirror, newest first, filtered by every option given."""
     a = ctx.args
+    if getattr(a, "failing_task", False):
+        return await list_failing(ctx)
     async with open_queries(ctx.target) as queries:
         page = await queries.instances(
             tenant_id=a.tenant,
@@ -211,7 +253,8 @@ async def show_instance(ctx: Context) -> int:
     if found is None:
         async with open_client(ctx.target, database=False) as client:
             try:
-                description = await client.describe(key, tenant_id=ctx.args.tenant)
+                # Like the mirror's reads here: without --tenant, an operator sees every tenant.
+                description = await client.describe(key, tenant_id=ctx.args.tenant or ALL_TENANTS)
             except InstanceNotFoundError:
                 raise InstanceNotFoundError(
                     f"no workflow instance {key!r} in the mirror or in Temporal"

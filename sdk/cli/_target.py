@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import importlib
 import os
-import re
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -20,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from sdk import DEFAULT_TASK_QUEUE, DefinitionError, WorkflowClient
+from sdk import DEFAULT_TASK_QUEUE, DefinitionError, WorkflowClient, connection
 
 from ._exit import CannotConnectError, UsageError, temporal_connect_reason
 
@@ -52,62 +50,25 @@ connects and exits at once; none with a pause of 20 ms or more: docs/temporal-fa
 """
 
 
-def _address(raw: str, source: str) -> str:
-    host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"{source}: expected host:port (e.g. localhost:7233), got {raw!r}")
-    return raw
+def _usage(check: Callable[[str], Any]) -> Callable[[str, str], Any]:
+    """``check`` (from ``sdk.connection``, the worker's rules) failing as a usage error naming
+    the flag or variable the value came from."""
+
+    def parse(raw: str, source: str) -> Any:
+        try:
+            return check(raw)
+        except ValueError as exc:
+            raise UsageError(f"{source}: {exc}") from None
+
+    return parse
 
 
-def _text(raw: str, source: str) -> str:
-    if not raw:
-        raise UsageError(f"{source}: must not be empty")
-    return raw
-
-
-def _database_url(raw: str, source: str) -> str:
-    """The mirror's URL, which must name its async driver (the mirror's own rule, ``async_url``)."""
-    from sdk.mirror import async_url
-
-    try:
-        given, wanted = make_url(raw), async_url(raw)
-    except ArgumentError:
-        raise UsageError(
-            f"{source}: not a database URL: {raw!r} "
-            "(e.g. sqlite+aiosqlite:///dwf.db or postgresql+asyncpg://user:pw@host:5432/dwf)"
-        ) from None
-    except ValueError as exc:
-        raise UsageError(f"{source}: {exc}") from None
-    if given.drivername != wanted.drivername:
-        raise UsageError(
-            f"{source}: the mirror needs the async driver: write {wanted.drivername}://... "
-            f"instead of {given.drivername}://..."
-        )
-    return raw
-
-
-_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-def _modules(raw: str, source: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in raw.split(",") if part.strip())
-    bad = next((name for name in names if not _MODULE.match(name)), None)
-    if bad is not None or not names:
-        raise UsageError(f"{source}: {bad or raw!r} is not a module path (e.g. examples.expense_approval)")
-    return names
-
-
-def _bool(raw: str, source: str) -> bool:
-    if raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return raw.lower() in ("1", "true", "yes", "on")
-    raise UsageError(f"{source}: expected true or false, got {raw!r}")
-
-
-def _file(raw: str, source: str) -> Path:
-    path = Path(raw).expanduser()
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise UsageError(f"{source}: no readable file at {raw}")
-    return path
+_address = _usage(connection.address)
+_text = _usage(connection.nonempty)
+_database_url = _usage(connection.database_url)
+_modules = _usage(connection.modules)
+_bool = _usage(connection.boolean)
+_file = _usage(connection.readable_file)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from ._projection import definition_id_for
 from ._queries import DEFAULT_LIMIT, MirrorQueries, TaskOrder
 from ._reconcile import AuditReport, EventCapture, Mismatch, audit, rebuild, rebuild_instance, replay_batches
 from ._rows import AssignmentRow, CommentRow, DelegationRow, InstanceRow, Page, StepRow, TaskRow, VoteRow
+from ._tenant import TenantQueries
 from ._writer import MirrorWriter
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
     "head_revision",
     # Queries
     "MirrorQueries",
+    "TenantQueries",
     "DEFAULT_LIMIT",
     "Page",
     "TaskOrder",

@@ -34,29 +34,62 @@ _SLOW_GROUP = 3.0
 """Seconds a transaction may take before the database counts as unavailable."""
 
 
+_TRANSIENT_SQLSTATES = ("08", "53", "57", "40", "55", "25006", "58")
+"""PostgreSQL error classes that say "not now": connection, resources, operator intervention
+(shutdown, starting up), a rolled-back transaction (deadlock, serialization), a lock not
+available, a read-only standby after a failover, a system error."""
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be used now (rather than that a write is bad).
 
-    A bad write (a constraint, a malformed value, a missing table) fails its caller; an
-    unavailable database (refused or lost connection, a locked or read-only SQLite file,
-    a pool timeout) holds the queue until it answers again.
+    A bad write (a constraint, a value the column cannot hold, a missing table) can never
+    succeed: it is reported and dropped (see :meth:`GroupCommit.run`'s ``salvage``). An
+    unavailable database (refused or lost connection, a server shutting down, a deadlock, a
+    locked or read-only SQLite file, a pool timeout) holds the queue until it answers again.
+    PostgreSQL says which with its SQLSTATE; asyncpg's own client-side encoding errors are bad
+    writes too.
     """
     if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
         return False
-    if isinstance(exc, sa_exc.DBAPIError | sa_exc.TimeoutError):
+    if isinstance(exc, sa_exc.DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate:
+            return sqlstate.startswith(_TRANSIENT_SQLSTATES)
+        # Not so: asyncpg could not encode a value; SQLite has no such table or column.
+        return not (_caused_by(exc, "DataError") or "no such" in str(exc.orig))
+    if isinstance(exc, sa_exc.TimeoutError):
         return True
     return isinstance(exc, OSError | TimeoutError | ConnectionError)
 
 
+def _caused_by(exc: BaseException, name: str) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if type(seen).__name__ == name and type(seen).__module__.startswith("asyncpg"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class _Item:
-    __slots__ = ("future", "on_commit", "work")
+    __slots__ = ("future", "on_commit", "on_salvaged", "salvage", "work")
 
     def __init__(
-        self, work: Work, future: asyncio.Future[None], on_commit: Callable[[], None] | None
+        self,
+        work: Work,
+        future: asyncio.Future[None],
+        on_commit: Callable[[], None] | None,
+        salvage: Work | None = None,
+        on_salvaged: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.work = work
         self.future = future
         self.on_commit = on_commit
+        self.salvage = salvage
+        self.on_salvaged = on_salvaged
 
 
 class GroupCommit:
@@ -119,7 +152,13 @@ class GroupCommit:
         self._set_backlog()
 
     async def run(
-        self, work: Work, *, wait: float | None = None, on_commit: Callable[[], None] | None = None
+        self,
+        work: Work,
+        *,
+        wait: float | None = None,
+        on_commit: Callable[[], None] | None = None,
+        salvage: Work | None = None,
+        on_salvaged: Callable[[BaseException], None] | None = None,
     ) -> bool:
         """Run ``work`` in a transaction shared with the other writes queued meanwhile.
 
@@ -134,6 +173,12 @@ class GroupCommit:
             wait: Seconds to wait for the commit; None waits as long as it takes. While an
                 outage is known the call does not wait at all.
             on_commit: Called once the write is committed (now or after an outage).
+            salvage: What to run instead when ``work`` fails for a reason other than an
+                unavailable database, so it can never succeed: e.g. each statement alone,
+                skipping those the database refuses. Then the caller does not fail (nothing
+                retries it forever) and ``on_salvaged`` is called with the error to report it.
+                Without ``salvage`` such a failure fails the caller.
+            on_salvaged: Called once ``salvage`` ran (or failed too), with ``work``'s error.
 
         Returns:
             True once committed; False when the write is still queued (it commits when the
@@ -147,7 +192,7 @@ class GroupCommit:
             self._wakeup = asyncio.Event()
             self._committer = loop.create_task(self._commit_loop(self._wakeup))
         future: asyncio.Future[None] = loop.create_future()
-        self._pending.append(_Item(work, future, on_commit))
+        self._pending.append(_Item(work, future, on_commit, salvage, on_salvaged))
         self._set_backlog()
         assert self._wakeup is not None
         self._wakeup.set()
@@ -233,6 +278,8 @@ class GroupCommit:
                 if database_unavailable(exc):
                     self._note_outage(_one_line(exc))
                     return False
+                if item.salvage is not None and not await self._salvage(item, exc):
+                    return False
                 self._pending.remove(item)
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -240,6 +287,27 @@ class GroupCommit:
                 self._pending.remove(item)
                 _settle(item, None)
             self._set_backlog()
+        return True
+
+    async def _salvage(self, item: _Item, error: BaseException) -> bool:
+        """Write what can be written of a write that can never succeed whole; False if the
+        database became unavailable meanwhile. Settles the caller's future without an error."""
+        assert item.salvage is not None
+        try:
+            async with self.engine.begin() as conn:
+                await item.salvage(conn)
+        except Exception as exc:
+            if database_unavailable(exc):
+                self._note_outage(_one_line(exc))
+                return False
+            error = exc  # not even a part could be written: all of it is dropped
+        if not item.future.done():
+            item.future.set_result(None)
+        if item.on_salvaged is not None:
+            try:
+                item.on_salvaged(error)
+            except Exception:
+                logger.exception("a mirror salvage callback failed")
         return True
 
 

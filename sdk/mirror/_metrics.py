@@ -22,6 +22,12 @@ class MirrorMetrics:
     """Writes queued and not committed yet."""
     deferred: int = 0
     """Writes whose caller went on before they committed (during an outage)."""
+    unstorable: int = 0
+    """Values no database stores alike (NUL, NaN, ...), written replaced (``storable_copy``)."""
+    unwritable: int = 0
+    """Batches the database refused for good (not an outage): written in part, reported."""
+    dropped: int = 0
+    """Statements of those batches that were not written (``dwf mirror audit`` names their rows)."""
     lag_seconds: list[float] = field(default_factory=list)
     _max_samples: int = 10_000
 
@@ -45,6 +51,9 @@ class MirrorMetrics:
             "outages_total": float(self.outages),
             "backlog": float(self.backlog),
             "deferred_writes_total": float(self.deferred),
+            "unstorable_values_total": float(self.unstorable),
+            "unwritable_batches_total": float(self.unwritable),
+            "dropped_writes_total": float(self.dropped),
             "lag_seconds_p50": quantile(0.5),
             "lag_seconds_p95": quantile(0.95),
             "lag_seconds_count": float(len(lags)),

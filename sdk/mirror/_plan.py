@@ -10,11 +10,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sdk import WorkflowStatus
+from sdk.runtime import storable_copy
 
+from ._commit import database_unavailable
 from ._metrics import MirrorMetrics
 from ._statements import KEEP_PAUSED, Statements
 
-__all__ = ["BatchPlan", "Key"]
+__all__ = ["BatchPlan", "Key", "storable_params"]
 
 Key = tuple[int, int, int]
 """An event's age: its workflow task's (history position, clock), then its sequence number."""
@@ -22,6 +24,17 @@ Key = tuple[int, int, int]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def storable_params(params: dict[str, Any], replaced: list[str]) -> dict[str, Any]:
+    """``params`` with every value as both databases store it alike (``sdk.runtime.storable_copy``);
+    the columns and fields that had to change are added to ``replaced``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        fixed, changed = storable_copy(value, key.removeprefix("v_"))
+        replaced += changed
+        out[key] = fixed
+    return out
 
 
 class BatchPlan:
@@ -55,12 +68,14 @@ class BatchPlan:
         self._steps: list[tuple[Key, dict[str, Any]]] = []  # each event's instance changes
         self._key: Key = (0, 0, 0)
         self.position: tuple[int, int] = (0, 0)  # (history position, clock) of the event planned
+        self.replaced: list[str] = []  # values no database stores alike, replaced (see storable_params)
+        self.dropped: list[str] = []  # statements a salvage could not write (see execute)
 
     def first(self, stmt: Any, params: dict[str, Any]) -> None:
-        self.head.append((stmt, params))
+        self.head.append((stmt, storable_params(params, self.replaced)))
 
     def add(self, stmt: Any, params: dict[str, Any]) -> None:
-        self.ops.append((stmt, params))
+        self.ops.append((stmt, storable_params(params, self.replaced)))
 
     def _for(self, instance_id: uuid.UUID, seq: int) -> None:
         if self._instance_id is not None and self._instance_id != instance_id:
@@ -72,11 +87,12 @@ class BatchPlan:
 
     def start_instance(self, instance_id: uuid.UUID, seq: int, values: dict[str, Any]) -> None:
         self._for(instance_id, seq)
-        self._start = values
+        self._start = storable_params(values, self.replaced)
         self._steps.append(((*self.position, seq), {}))
 
     def instance(self, instance_id: uuid.UUID, seq: int, **changes: Any) -> None:
         self._for(instance_id, seq)
+        changes = storable_params(changes, self.replaced)
         self._changes.update(changes)
         self._steps.append(((*self.position, seq), changes))
 
@@ -123,22 +139,62 @@ class BatchPlan:
         return self._update(oldest, self._key, self._changes)
 
     async def execute(self, conn: AsyncConnection) -> None:
+        """Run the statements in the caller's transaction (any failure fails them all)."""
+        await self._execute(conn, salvage=False)
+
+    async def salvage(self, conn: AsyncConnection) -> None:
+        """Run each statement in a savepoint of its own, skipping those the database refuses.
+
+        For a batch that failed as a whole for a reason other than an unavailable database (a
+        constraint, a value the column cannot hold): the rest of the batch is written and what
+        was skipped is listed in :attr:`dropped`. An unavailable database still raises.
+        """
+        self.dropped.clear()
+        await self._execute(conn, salvage=True)
+
+    async def _execute(self, conn: AsyncConnection, *, salvage: bool) -> None:
+        run = self._salvaged if salvage else _run
         instance = self._instance_statement()
         for stmt, params in self.head:
-            await conn.execute(stmt, params)
+            await run(conn, stmt, params)
         if instance is not None:
-            result = await conn.execute(*instance)
-            self._metrics.rows_written += max(result.rowcount or 0, 0)
-            if not result.rowcount and len(self._steps) > 1:
+            result = await run(conn, *instance)
+            self._metrics.rows_written += max(_rowcount(result), 0)
+            if result is not None and not result.rowcount and len(self._steps) > 1:
                 # The row already holds some of these events (batches that overlap, from
                 # steps run in parallel): apply the changes one by one, each if newer.
                 for key, changes in self._steps:
                     if changes:
-                        await conn.execute(*self._update(key, key, changes))
+                        await run(conn, *self._update(key, key, changes))
         for stmt, params in self.ops:
-            result = await conn.execute(stmt, params)
-            self._metrics.rows_written += max(result.rowcount or 0, 0)
+            result = await run(conn, stmt, params)
+            self._metrics.rows_written += max(_rowcount(result), 0)
+
+    async def _salvaged(self, conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> Any:
+        try:
+            async with conn.begin_nested():
+                return await conn.execute(stmt, params)
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            table = getattr(getattr(stmt, "table", None), "name", "?")
+            row = params.get("id", params.get("b_id", "?"))
+            self.dropped.append(f"{table} {row}: {_one_line(exc)}")
+            return None
 
     def committed(self) -> None:
         for callback in self.on_commit:
             callback()
+
+
+async def _run(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> Any:
+    return await conn.execute(stmt, params)
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount or 0) if result is not None else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]

@@ -88,16 +88,13 @@ class EventCapture(Interceptor):
             def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
                 handle = self.next.start_local_activity(input)
                 if input.activity == PUBLISH_ACTIVITY and input.args:
-                    batch = input.args[0]
-                    capture._entries.append(
-                        (batch if isinstance(batch, EventBatch) else EventBatch.model_validate(batch), handle)
-                    )
+                    capture._entries.append((_as_sent(input.args[0]), handle))
                 return handle
 
             def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
                 batch = take_carried(input)
                 if batch is not None and workflow.unsafe.is_replaying():
-                    capture._entries.append((batch, None))
+                    capture._entries.append((_as_sent(batch), None))
                 return self.next.start_activity(input)
 
         class _Inbound(WorkflowInboundInterceptor):
@@ -105,6 +102,14 @@ class EventCapture(Interceptor):
                 super().init(_Outbound(outbound))
 
         return _Inbound
+
+
+def _as_sent(batch: Any) -> EventBatch:
+    """The batch as the writer receives it live: through the data converter (NaN becomes null)."""
+    converter = pydantic_data_converter.payload_converter
+    (payload,) = converter.to_payloads([batch])
+    sent: EventBatch = converter.from_payloads([payload], [EventBatch])[0]
+    return sent
 
 
 def _resolved(handle: workflow.ActivityHandle[Any]) -> bool:

@@ -16,6 +16,7 @@ crashed workers therefore converge on the same rows (see ``_projection``).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -34,11 +35,13 @@ from ._commit import GroupCommit, Work
 from ._database import create_engine
 from ._metrics import MirrorMetrics
 from ._models import StepExecutionModel, WorkflowDefinitionModel
-from ._plan import BatchPlan
+from ._plan import BatchPlan, storable_params
 from ._projection import Projection, definition_id_for
 from ._statements import Statements
 
 __all__ = ["MirrorWriter"]
+
+logger = logging.getLogger("dwf.mirror")
 
 _steps = cast(Table, StepExecutionModel.__table__)
 _definitions = cast(Table, WorkflowDefinitionModel.__table__)
@@ -103,7 +106,13 @@ class MirrorWriter:
         return not self._commit.unavailable
 
     async def _transaction(
-        self, work: Work, *, wait: float | None = None, on_commit: Callable[[], None] | None = None
+        self,
+        work: Work,
+        *,
+        wait: float | None = None,
+        on_commit: Callable[[], None] | None = None,
+        salvage: Work | None = None,
+        on_salvaged: Callable[[BaseException], None] | None = None,
     ) -> bool:
         """Run ``work`` in a transaction shared with the other writes queued meanwhile.
 
@@ -114,7 +123,9 @@ class MirrorWriter:
         rows are committed, False when ``wait`` seconds passed first (the rows follow).
         """
         try:
-            committed = await self._commit.run(work, wait=wait, on_commit=on_commit)
+            committed = await self._commit.run(
+                work, wait=wait, on_commit=on_commit, salvage=salvage, on_salvaged=on_salvaged
+            )
         except Exception:
             self.metrics.failures += 1
             raise
@@ -192,10 +203,59 @@ class MirrorWriter:
 
         Returns True once committed; with ``wait``, False when the database did not commit
         within that many seconds (the batch stays queued, in order, and commits later).
+
+        Never raises for a batch the database refuses for good (a constraint, a value a
+        column cannot hold): its statements are then written one by one, those refused are
+        dropped, and one error line and the ``unwritable_batches`` and ``dropped_writes``
+        counters report it, so nothing retries it forever and the instance goes on.
+        ``dwf mirror audit`` names the rows that are missing.
         """
         plan = self.plan_batch(batch, events)
+        self._report_replaced(plan.replaced, batch.workflow_id)
+
+        async def salvage(conn: AsyncConnection) -> None:
+            try:
+                await plan.salvage(conn)
+            except Exception as exc:
+                plan.dropped.append(f"the whole batch: {_one_line(exc)}")
+                raise
+
+        def salvaged(error: BaseException) -> None:
+            if not plan.dropped:
+                self._committed(plan, batch, events)  # every statement went through alone
+            self.metrics.unwritable += 1
+            self.metrics.dropped += len(plan.dropped)
+            logger.error(
+                "mirror: the database refused a batch of workflow %s for good (%s); %d of its "
+                "writes were dropped [%s], the rest written; the instance goes on. "
+                "`dwf mirror audit` names what is missing",
+                batch.workflow_id,
+                _one_line(error),
+                len(plan.dropped),
+                "; ".join(plan.dropped)[:1000],
+            )
+
         return await self._transaction(
-            plan.execute, wait=wait, on_commit=lambda: self._committed(plan, batch, events)
+            plan.execute,
+            wait=wait,
+            on_commit=lambda: self._committed(plan, batch, events),
+            salvage=salvage,
+            on_salvaged=salvaged,
+        )
+
+    def _report_replaced(self, replaced: list[str], workflow_id: str) -> None:
+        """One warning per write that holds values no database stores alike (replaced)."""
+        if not replaced:
+            return
+        self.metrics.unstorable += len(replaced)
+        shown = ", ".join(sorted({f.encode("unicode_escape").decode() for f in replaced}))[:500]
+        logger.warning(
+            "mirror: workflow %s produced %d value(s) no database stores alike (NUL, NaN, "
+            "infinity, a number out of range) in %s; written replaced (U+FFFD for a character, "
+            "the number's text for a number)",
+            workflow_id,
+            len(replaced),
+            shown,
         )
 
     def _committed(self, plan: BatchPlan, batch: EventBatch, events: Sequence[ev.WorkflowEvent]) -> None:
@@ -247,7 +307,12 @@ class MirrorWriter:
             "updated_at": _now(),
         }
 
+        replaced: list[str] = []
+        values = storable_params(values, replaced)
+        self._report_replaced(replaced, workflow_id)
         plan = self.plan_batch(*carried) if carried is not None else None
+        if plan is not None:
+            self._report_replaced(plan.replaced, workflow_id)
         set_current_step = plan is None or not plan.sets_current_step(step_name)
         # The first attempt's row is the one the step's own StepStarted inserts, when carried.
         write_attempt = plan is None or attempt > 1 or step_execution_id not in plan.started_steps
@@ -317,7 +382,9 @@ class MirrorWriter:
         values.update(attempts=attempt, updated_at=finished)
 
         stmt = self._sql.attempt_finished(tuple(values))
-        params = {f"v_{col}": value for col, value in values.items()}
+        replaced: list[str] = []
+        params = storable_params({f"v_{col}": value for col, value in values.items()}, replaced)
+        self._report_replaced(replaced, str(step_execution_id))
         params["b_id"] = step_execution_id
         params["b_attempt"] = attempt
 
@@ -328,3 +395,8 @@ class MirrorWriter:
         return await self._transaction(
             work, wait=wait, on_commit=lambda: self.metrics.observe_lag(time.monotonic() - t0)
         )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

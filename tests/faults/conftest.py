@@ -8,6 +8,7 @@ import pytest
 
 from sdk.runtime import dev_signing_key
 from tests.faults.harness import (  # noqa: F401  (fixtures, registered by name)
+    fixture_fault_run,
     fixture_fleets,
     fixture_mirror_writer_factory,
     fixture_postgres_database,

@@ -8,6 +8,9 @@ Its fixtures are registered in ``conftest``.
   stop it and start it again on the same file (never the session's server).
 - :class:`PrivatePostgres` is a PostgreSQL cluster of the test's own (initdb, pg_ctl as user
   postgres, its own port and socket directory), so a test can stop it (never the shared one).
+- ``fault_run`` (a fixture) sets a case up: a mirror, a started fleet, a client and a
+  :class:`~tests.faults.driving.Driver` (:class:`FaultRun`); :func:`settle` ends it: the audit
+  clean without a rebuild, exact row counts, proof that the check can fail, the figures.
 - ``tests/faults/driving.py`` drives the instances and checks the mirror afterwards.
 
 Every case is marked ``fault`` (``-m "not fault"`` leaves them out) and prints one line of
@@ -25,17 +28,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Table
 
-from sdk import DevServer
+from sdk import DevServer, WorkflowClient
 from sdk._devserver import free_port
 from sdk.mirror import (
     HumanTaskModel,
@@ -43,6 +48,7 @@ from sdk.mirror import (
     StepExecutionModel,
     WorkflowInstanceModel,
 )
+from tests.faults.driving import Driver, assert_exact_rows, converge, prove_the_check_fails
 from tests.integration.support import DatabaseFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -269,15 +275,75 @@ async def fixture_mirror_writer_factory() -> AsyncIterator[Callable[[str], Await
         await writer.close()
 
 
+@dataclass
+class FaultRun:
+    """One case's parts: the mirror's writer, the worker processes, a client and the driver."""
+
+    client: WorkflowClient
+    writer: MirrorWriter
+    fleet: Fleet
+    driver: Driver
+
+
+@pytest.fixture(name="fault_run")
+def fixture_fault_run(
+    temporal: PrivateTemporal,
+    fleets: Any,
+    mirror_writer_factory: Callable[[str], Awaitable[MirrorWriter]],
+) -> Callable[..., contextlib.AbstractAsyncContextManager[FaultRun]]:
+    """``async with fault_run(database_url, count=1) as run``: a migrated mirror, ``count``
+    worker processes started on it and on the private Temporal, a client and a driver."""
+
+    @contextlib.asynccontextmanager
+    async def make(database_url: str, *, count: int = 1) -> AsyncIterator[FaultRun]:
+        writer = await mirror_writer_factory(database_url)
+        fleet = fleets(temporal.target, database_url, count=count)
+        fleet.start()
+        client = await WorkflowClient.connect(
+            temporal.target, database_url=database_url, task_queue=fleet.task_queue
+        )
+        try:
+            yield FaultRun(client, writer, fleet, Driver(client, writer.engine, fleet.task_queue))
+        finally:
+            await client.close()
+
+    return make
+
+
+async def settle(
+    run: FaultRun, case: str, *, timeout: float, recovered: float | None = None, **values: Any
+) -> None:
+    """End a case: the audit clean without a rebuild (waiting up to ``timeout`` s), exact row
+    counts, proof that the check can fail, then the figures (``values`` first; a callable
+    value is read last, e.g. a count of log lines that grows while the audit waits)."""
+    ids = run.driver.ids
+    converged = await converge(run.client, run.writer, ids, timeout)
+    if recovered is not None:
+        values["converged_after_recovery_s"] = f"{time.monotonic() - recovered:.1f}"
+    await assert_exact_rows(run.writer.engine, ids)
+    caught = await prove_the_check_fails(run.client, run.writer, ids)
+    figures(
+        case,
+        **{k: v() if callable(v) else v for k, v in values.items()},
+        audit_wait_s=f"{converged:.1f}",
+        audit_before_rebuild="clean",
+        corruptions_caught=caught,
+        audit_after_rebuild="clean",
+    )
+
+
 __all__ = [
+    "FaultRun",
     "Fleet",
     "PrivatePostgres",
     "PrivateTemporal",
     "WorkerProcess",
     "figures",
+    "fixture_fault_run",
     "fixture_fleets",
     "fixture_mirror_writer_factory",
     "fixture_postgres_database",
     "fixture_private_postgres",
     "fixture_temporal",
+    "settle",
 ]

@@ -40,6 +40,8 @@ class Scenario:
     decision: dict[str, Any]
     via_signal: bool = False
     expected_status: str = "paid"
+    repeated_comment: bool = False
+    """Send one signed comment signal twice first (the repeat is refused: replay protection)."""
 
 
 SCENARIOS = (
@@ -57,6 +59,12 @@ SCENARIOS = (
         "retried_payment",
         Expense(employee="Cat", amount=310.5, description="Conference hotel", flaky_bank=True),
         {"approved": True, "comment": "ok"},
+    ),
+    Scenario(
+        "commented_twice",
+        Expense(employee="Dan", amount=42.0, description="Taxi"),
+        {"approved": True},
+        repeated_comment=True,
     ),
 )
 
@@ -88,6 +96,8 @@ async def run_scenario(client: WorkflowClient, task_queue: str, scenario: Scenar
         created_by=scenario.expense.employee.lower(),
     )
     task = await _pending_task(handle)
+    if scenario.repeated_comment:
+        await _comment_twice(client, handle, task)
     complete = handle.signal_complete_task if scenario.via_signal else handle.complete_task
     await complete(task.task_id, scenario.decision, user="maria", groups=["managers"])
     outcome = await handle.result()
@@ -96,6 +106,20 @@ async def run_scenario(client: WorkflowClient, task_queue: str, scenario: Scenar
             f"scenario {scenario.name} ended {outcome.status}, not {scenario.expected_status}"
         )
     return await handle.temporal.fetch_history()
+
+
+async def _comment_twice(client: WorkflowClient, handle: InstanceHandle[Any], task: TaskInfo) -> None:
+    """One signed comment, sent twice byte for byte (as a raw client could): one is refused."""
+    comment = {"task_id": task.task_id, "user": "maria", "groups": ["managers"], "tenant_id": "acme"}
+    comment["body"] = "hi"
+    signed = client._trust.sign("comment", handle.id, handle.run_id, comment)
+    await handle.temporal.signal("comment_task", signed)
+    await handle.temporal.signal("comment_task", signed)
+    deadline = time.monotonic() + 15
+    while not (await handle.state()).rejections:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{handle.id}: the repeated comment was not refused")
+        await asyncio.sleep(0.05)
 
 
 async def run_scenarios(client: WorkflowClient, task_queue: str) -> dict[str, WorkflowHistory]:

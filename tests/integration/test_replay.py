@@ -70,6 +70,15 @@ def test_recorded_histories_show_what_their_names_say() -> None:
     assert any(e.event_type == signaled for e in by_name["rejected"])
     updated = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
     assert any(e.event_type == updated for e in by_name["approved"])
+    # The repeated comment was refused: replay protection's patch marker, one signal per comment.
+    markers = [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for e in by_name["commented_twice"]
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+    assert any(b"dwf-replay-guard/" in m for m in markers), markers
+    assert sum(e.event_type == signaled for e in by_name["commented_twice"]) == 2
 
 
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=lambda p: p.stem)

@@ -27,6 +27,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from sdk import (
+    ALL_TENANTS,
     ErrorKind,
     InstanceHandle,
     TaskStatus,
@@ -396,7 +397,8 @@ async def test_undecodable_start_input_fails_the_instance_cleanly(
         task_queue=bench.task_queue,
         memo=memo,
     )
-    handle = bench.client.get_instance(raw.id, raw.first_execution_run_id)
+    # An administrator's scope: the memo may name a tenant (reads are scoped to it).
+    handle = bench.client.get_instance(raw.id, raw.first_execution_run_id, tenant_id=ALL_TENANTS)
 
     async def failed() -> Any:
         assert handle.instance_id is not None

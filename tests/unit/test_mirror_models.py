@@ -431,6 +431,7 @@ def test_public_names() -> None:
             "JSONType",
             "MirrorBase",
             "MirrorQueries",
+            "TenantQueries",
             "NAMING_CONVENTION",
             "Page",
             "StepExecutionModel",

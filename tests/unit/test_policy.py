@@ -223,3 +223,28 @@ def test_storable_values_pass_unchanged() -> None:
     value = check_form(_Form, {"amount": 2.0**53, "note": "ünïcode ✓ \u2028"})
     assert value.model_dump() == {"amount": 2.0**53, "note": "ünïcode ✓ \u2028"}
     assert unstorable({"ok": [1, -(2**63), 2**63 - 1, 1e-300, True, None, "x"]}) == []
+
+
+def test_what_workflows_produce_is_made_storable_with_the_same_rules() -> None:
+    from sdk._storable import REPLACEMENT, storable_copy
+
+    value = {"a\x00": ["x\x00y", float("nan"), float("-inf"), 1e308, 2**70, 1.5, 3, None, True, "\ud800"]}
+    fixed, changed = storable_copy(value)
+    assert fixed == {
+        f"a{REPLACEMENT}": [
+            f"x{REPLACEMENT}y",
+            "NaN",
+            "-Infinity",
+            "1e+308",
+            str(2**70),
+            1.5,
+            3,
+            None,
+            True,
+            REPLACEMENT,
+        ]
+    }
+    assert unstorable(fixed) == []  # what the client would refuse is gone
+    assert len(changed) == len(unstorable(value))  # and each value it would refuse was reported
+    clean = {"k": [1, "ok", 2.5]}
+    assert storable_copy(clean) == (clean, [])

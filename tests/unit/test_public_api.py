@@ -57,6 +57,8 @@ SDK_ALL = {
     "find_temporal_cli",
     "ReplayProblem",
     "check_running_instances",
+    "FailingInstance",
+    "failing_instances",
     "Delegations",
     # Identity and signed commands
     "ALL_TENANTS",
