@@ -13,7 +13,7 @@ function describeTask(task) {
     ["Assigned to", task.assignee_id || "—"],
     ...(task.on_behalf_of ? [["On behalf of", task.on_behalf_of]] : []),
     ["Group", task.assignee_group || "—"],
-    ...(task.quorum ? [["Approvals needed", String(task.quorum)], ["Voters", (task.voters || []).join(", ") || `group ${task.assignee_group}`]] : [["Claimed by", task.claimed_by || "—"]]),
+    ...(task.quorum ? [["Approvals needed", String(task.quorum)], ["Voters", (task.voters || []).map((v) => (task.voters_on_behalf || {})[v] ? `${v} (on behalf of ${task.voters_on_behalf[v]})` : v).join(", ") || `group ${task.assignee_group}`]] : [["Claimed by", task.claimed_by || "—"]]),
     ["Priority", String(task.priority)],
     ["Follow up", when(task.follow_up_at)],
     ["Due", when(task.due_at)],
