@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.figures import ThroughputResult
+from bench.figures import ThroughputResult, loadavg
 
 
 def proc_cpu(pid: int | None, tick: float) -> float:
@@ -88,11 +88,12 @@ class CpuMeter:
         n = max(result.instances, 1)
         result.cpu_ms = (proc / n * 1000, server / n * 1000, postgres / n * 1000)
         pg = f", postgres backends {postgres:4.1f} s" if after.backends else ""
+        result.load = loadavg()
         result.cpu = (
             f"cpu: this process {proc:5.1f} s, dev server {server:5.1f} s{pg}"
             f" = {sum(result.cpu_ms):.0f} ms/instance; everything else on the machine "
             f"(other users) {other:5.1f} s; machine {100 * busy / total if total else math.nan:.0f}% "
-            f"busy of {os.cpu_count() or 1} cores over {wall:.1f} s"
+            f"busy of {os.cpu_count() or 1} cores over {wall:.1f} s; load average {result.load}"
         )
 
 

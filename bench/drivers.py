@@ -88,12 +88,15 @@ async def start_once(start: Callable[[], Awaitable[Any]], existing: Callable[[],
 async def run_drivers(
     name: str,
     instances: int,
-    driver: Callable[[int], Awaitable[float]],
+    driver: Callable[[int], Awaitable[Any]],
     timeout: float,
     rate: float | None = None,
 ) -> ThroughputResult:
     """Run ``instances`` drivers at once (or ``rate`` starts per second); wall time is first
-    start to last result."""
+    start to last result.
+
+    A driver returns how long it waited to find the approval step, or that and the time from
+    sending the approval to the result (approval -> done)."""
     result = ThroughputResult(name, instances)
     t0 = time.perf_counter()
 
@@ -102,11 +105,16 @@ async def run_drivers(
             await asyncio.sleep(i / rate)
         started = time.perf_counter()
         try:
-            result.waits.append(await asyncio.wait_for(driver(i), timeout))
+            returned = await asyncio.wait_for(driver(i), timeout)
         except Exception as exc:
             result.errors.append(f"{name} instance {i}: {type(exc).__name__}: {exc}")
             return None
         ended = time.perf_counter()
+        if isinstance(returned, tuple):
+            result.waits.append(returned[0])
+            result.approval_done.append(returned[1])
+        else:
+            result.waits.append(returned)
         result.latencies.append(ended - started)
         return ended
 
@@ -115,8 +123,12 @@ async def run_drivers(
     return result
 
 
-async def history_profile(client: Any, workflow_ids: Sequence[str]) -> str:
-    """Per instance: history events, workflow tasks, local activities, activities; WT timings."""
+async def history_profile(
+    client: Any, workflow_ids: Sequence[str], schedule_to_start: list[float] | None = None
+) -> str:
+    """Per instance: history events, workflow tasks, local activities, activities; WT timings.
+
+    ``schedule_to_start`` receives each workflow task's queueing at the server."""
     from temporalio.api.enums.v1 import EventType
 
     counts: Counter[str] = Counter()
@@ -142,6 +154,8 @@ async def history_profile(client: Any, workflow_ids: Sequence[str]) -> str:
                 attrs3 = event.activity_task_started_event_attributes
                 act_sched_to_start.append(at - times[attrs3.scheduled_event_id])
     n = max(len(workflow_ids), 1)
+    if schedule_to_start is not None:
+        schedule_to_start.extend(sched_to_start)
 
     def per(kind: str) -> str:
         return f"{counts[kind] / n:.1f}"

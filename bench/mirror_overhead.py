@@ -4,8 +4,10 @@ One process, one Temporal dev server (started here, stopped at the end):
 
 1. ``plain``: the expense-approval scenario (validate activity, wait for an approval signal,
    pay activity) written directly with temporalio (``bench/plain_expense.py``), the pydantic
-   data converter and the SDK's sandbox runner; N concurrent instances, each driver polls a
-   query until its instance waits for the approval, signals it and awaits the result.
+   data converter and the SDK's sandbox runner; N concurrent instances; one shared lister finds
+   the instances waiting for an approval through Temporal's visibility API (a search
+   attribute), each driver signals its own and awaits the result. ``plain-nolist``: the same
+   without asking (each driver signals right after the start). See ``plain_run``.
 2. ``sdk+sqlite`` / ``sdk+postgresql``: ``examples.expense_approval`` through the SDK with the
    mirror on a temporary SQLite file, then on a fresh PostgreSQL database; each driver learns
    of its task from the mirror (one shared inbox poller, ``MirrorQueries.pending_tasks``),
@@ -51,7 +53,7 @@ from bench.environment import (
 from bench.figures import ConfigResult, ThroughputResult
 from bench.plain_run import run_plain
 from bench.report import print_config, report, report_rounds
-from bench.sdk_run import run_sdk
+from bench.sdk_run import VARIANTS, run_sdk
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -67,8 +69,11 @@ async def amain(args: argparse.Namespace) -> int:
     pg_name = f"dwf_bench_{run_id}"
     pg_created: list[str] = []
     tmpdir = __import__("tempfile").TemporaryDirectory(prefix="dwf-bench-")
+    from bench.figures import loadavg
+
     print(
-        f"mirror_overhead: {args.instances} instances, {args.query_rows:,} query rows, "
+        f"mirror_overhead: load average {loadavg()}, {args.instances} instances, "
+        f"{args.query_rows:,} query rows, "
         f"SDK drivers wait via {args.sdk_wait}, run {run_id}",
         flush=True,
     )
@@ -86,7 +91,11 @@ async def amain(args: argparse.Namespace) -> int:
             env = Env(args, run_id, CpuMeter(server.pid), plain_client, sdk_client, clock)
             configs: list[tuple[str, Callable[[], Awaitable[ConfigResult]]]] = []
             if not args.skip_plain:
-                configs.append(("plain", lambda: run_plain(env)))
+                configs.append(("plain", lambda: run_plain(env, "list")))
+                if not args.skip_nolist:
+                    configs.append(("plain-nolist", lambda: run_plain(env, "nolist")))
+                if args.plain_query:
+                    configs.append(("plain-query", lambda: run_plain(env, "query")))
             # Each round writes a fresh mirror database: the first round's query timing fills
             # its own with 100,000 task rows, which would slow the writes of a later round.
             round_no = 0
@@ -106,6 +115,15 @@ async def amain(args: argparse.Namespace) -> int:
                     return await run_sdk(env, "postgresql", url)
 
                 configs.append(("sdk+postgresql", postgres))
+                for variant in args.variants:
+
+                    async def postgres_variant(variant: str = variant) -> ConfigResult:
+                        name = f"{pg_name}_{round_no}_{variant}"
+                        url = await create_database(args.postgres_url, name)
+                        pg_created.append(name)
+                        return await run_sdk(env, "postgresql", url, variant)
+
+                    configs.append((f"sdk+postgresql/{variant}", postgres_variant))
             for round_no in range(args.rounds):
                 if round_no == 1:  # later rounds time the throughput only
                     args.query_rows, args.lag_instances = 0, 0
@@ -156,6 +174,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-sqlite", action="store_true", help="no SQLite configuration")
     parser.add_argument("--skip-plain", action="store_true", help="no plain baseline (for profiling the SDK)")
     parser.add_argument(
+        "--skip-nolist", action="store_true", help="no plain-nolist baseline (drivers that never list)"
+    )
+    parser.add_argument(
+        "--plain-query", action="store_true", help="also the plain baseline polling a query per instance"
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
             "DWF_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -167,6 +191,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("mirror", "state"),
         default="mirror",
         help="how SDK drivers learn of their task: the mirror's inbox (default) or the state query",
+    )
+    parser.add_argument(
+        "--variant",
+        dest="variants",
+        action="append",
+        default=[],
+        choices=sorted(VARIANTS),
+        help="also run the PostgreSQL configuration without one part, to measure its cost (repeatable)",
     )
     parser.add_argument("--poll-interval", type=float, default=0.05, help="inbox poll interval, seconds")
     parser.add_argument(

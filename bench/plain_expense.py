@@ -15,10 +15,11 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 
 __all__ = [
+    "AWAITING_APPROVAL",
     "PlainApproval",
     "PlainExpense",
     "PlainExpenseApproval",
@@ -33,6 +34,7 @@ class PlainExpense(BaseModel):
     amount: float = Field(gt=0)
     description: str = ""
     flaky_bank: bool = False  # as in the example's Expense (unused here)
+    listed: bool = False  # keep AWAITING_APPROVAL up to date (for drivers listing through visibility)
 
 
 class PlainApproval(BaseModel):
@@ -56,6 +58,10 @@ async def plain_validate_expense(expense: PlainExpense) -> PlainExpense:
 async def plain_pay_expense(expense: PlainExpense) -> str:
     return f"pay-{expense.employee}-{int(expense.amount * 100)}"
 
+
+AWAITING_APPROVAL = SearchAttributeKey.for_bool("BenchAwaitingApproval")
+"""Set while an instance waits for its approval: how a plain temporalio application lists its
+pending work (a visibility query), since Temporal has no table of tasks."""
 
 _VALIDATE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 _PAY_RETRY = RetryPolicy(
@@ -83,11 +89,15 @@ class PlainExpenseApproval:
             retry_policy=_VALIDATE_RETRY,
         )
         self.waiting = True
+        if expense.listed:
+            workflow.upsert_search_attributes([AWAITING_APPROVAL.value_set(True)])
         while self.decision is None:
             # The SDK's human step has reminder_in=1 day: it waits with a timer, so does this.
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self.decision is not None, timeout=timedelta(days=1))
         self.waiting = False
+        if expense.listed:
+            workflow.upsert_search_attributes([AWAITING_APPROVAL.value_set(False)])
         if not self.decision.approved:
             return PlainOutcome(status="rejected")
         payment_id = await workflow.execute_activity(

@@ -7,8 +7,8 @@ import contextlib
 import os
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,40 +151,109 @@ def bench_writer_class() -> type:
             self.attempt_write: list[float] = []
             self.lag_by_kind: dict[str, list[float]] = defaultdict(list)
 
-        async def write_batch(self, batch: Any, events: Sequence[Any]) -> None:
+        async def write_batch(self, batch: Any, events: Sequence[Any], **kwargs: Any) -> bool:
             started = time.perf_counter()
-            await super().write_batch(batch, events)
+            committed: bool = await super().write_batch(batch, events, **kwargs)
             self.batch_write.append(time.perf_counter() - started)
             now = datetime.now(UTC)
             for event in events:
                 self.lag_by_kind[type(event).__name__].append((now - event.timestamp).total_seconds())
+            return committed
 
-        async def step_attempt_started(self, **kwargs: Any) -> None:
+        async def step_attempt_started(self, **kwargs: Any) -> bool:
             started = time.perf_counter()
-            await super().step_attempt_started(**kwargs)
+            committed: bool = await super().step_attempt_started(**kwargs)
             self.attempt_write.append(time.perf_counter() - started)
             carried = kwargs.get("carried")
             if carried is not None:  # events the step's activity carried, now committed
                 now = datetime.now(UTC)
                 for event in carried[1]:
                     self.lag_by_kind[type(event).__name__].append((now - event.timestamp).total_seconds())
+            return committed
 
-        async def step_attempt_finished(self, **kwargs: Any) -> None:
+        async def step_attempt_finished(self, **kwargs: Any) -> bool:
             started = time.perf_counter()
-            await super().step_attempt_finished(**kwargs)
+            committed: bool = await super().step_attempt_finished(**kwargs)
             self.attempt_write.append(time.perf_counter() - started)
+            return committed
 
     return BenchWriter
 
 
-async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
+VARIANTS = {
+    "nocheck": "the completion verifier off (activities/_verify.py: one state query per completed "
+    "task, one history read per instance end, 5 s later)",
+    "noverify": "signals not verified (the signed-commands work: one local activity per signal)",
+    "eager": "eager workflow start: the client asks the server to hand the first workflow task "
+    "to the worker in its own process (temporalio's request_eager_start)",
+}
+"""Experiment variants of the SDK configuration: what one part costs, measured by leaving it out.
+Never a product setting: each is a monkeypatch undone when its run ends."""
+
+
+EAGER = Counter[str]()
+"""Starts of the ``eager`` variant the server answered with the first workflow task, or not."""
+
+
+@contextlib.contextmanager
+def variant_patch(variant: str) -> Iterator[None]:
+    """Leave out what ``variant`` names, for one run."""
+    if not variant:
+        yield
+        return
+    if variant == "nocheck":
+        from activities._publish import EventPublisher
+
+        target: Any = EventPublisher
+        name = "_check_completions"
+        replacement: Any = lambda self, *args: None  # noqa: E731
+    elif variant == "noverify":
+        from sdk._commands import TaskCommands
+
+        async def unverified(self: Any, action: str, payload: dict[str, Any]) -> None:
+            # Still yield once, as awaiting the local activity did: a signal is applied before
+            # the other jobs of its activation, and the publish that made its task visible to
+            # the workflow may be among them (without the yield, "no task" is the answer).
+            from temporalio import workflow
+
+            await workflow.wait_condition(lambda: True)
+
+        target, name, replacement = TaskCommands, "verify_recorded", unverified
+    elif variant == "eager":
+        from temporalio.client import Client
+
+        plain_start = Client.start_workflow
+
+        async def eager_start(self: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("request_eager_start", True)
+            handle = await plain_start(self, *args, **kwargs)
+            EAGER["eager" if getattr(handle, "__temporal_eagerly_started", False) else "not eager"] += 1
+            return handle
+
+        target, name, replacement = Client, "start_workflow", eager_start
+    else:
+        raise ValueError(f"unknown variant {variant!r}: one of {sorted(VARIANTS)}")
+    original = target.__dict__[name]
+    setattr(target, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(target, name, original)
+
+
+async def run_sdk(env: Env, backend: str, database_url: str, variant: str = "") -> ConfigResult:
+    with variant_patch(variant):
+        return await _run_sdk(env, backend, database_url, variant)
+
+
+async def _run_sdk(env: Env, backend: str, database_url: str, variant: str) -> ConfigResult:
 
     from examples.expense_approval import Expense, ExpenseOutcome, expense_approval
     from sdk import InstanceHandle, TaskNotPendingError, WorkflowClient
     from sdk.mirror import HumanTaskModel, MirrorQueries, create_engine, session_factory
     from worker import create_worker
 
-    name = f"sdk+{backend}"
+    name = f"sdk+{backend}" + (f"/{variant}" if variant else "")
     args = env.args
     engine_options = {}
     if args.writer_pool_size:
@@ -200,7 +269,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
         await writer.upgrade_schema()
         definition_ids = await writer.register_definitions([expense_approval])
         queries = MirrorQueries(session_factory(read_engine))
-        task_queue = f"bench-{backend}-{env.run_id}"
+        task_queue = f"bench-{backend}{variant}-{env.run_id}"
         poller = InboxPoller(queries, args.poll_interval)
         mirror = MirrorResult()
         ids: list[str] = []
@@ -226,8 +295,8 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
 
         def driver_for(
             prefix: str, e2e: list[float] | None = None, probe_every: int = 1
-        ) -> Callable[[int], Awaitable[float]]:
-            async def driver(i: int) -> float:
+        ) -> Callable[[int], Awaitable[tuple[float, float]]]:
+            async def driver(i: int) -> tuple[float, float]:
                 workflow_id = f"{prefix}-{i:05d}"
                 expense = Expense(employee=f" Emp{i} ", amount=10 + i % 500, description="bench")
                 found = poller.expect(workflow_id) if args.sdk_wait == "mirror" else None
@@ -258,6 +327,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
 
                     task_id = await poll(pending, args.timeout)
                 waited = time.perf_counter() - started
+                approved = time.perf_counter()
                 await complete(handle, task_id)
                 probe = None
                 if e2e is not None and i % probe_every == 0:
@@ -270,7 +340,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
                 if outcome.status != "paid":
                     raise RuntimeError(f"unexpected outcome {outcome}")
                 ids.append(workflow_id)
-                return waited
+                return waited, time.perf_counter() - approved
 
             return driver
 
@@ -296,7 +366,7 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
         probe_task = asyncio.create_task(prober.run())
         try:
             async with worker:
-                warm = driver_for(f"bench-{backend}-warm-{env.run_id}")
+                warm = driver_for(f"bench-{backend}{variant}-warm-{env.run_id}")
                 await warm_up(name, warm, args.warmup, args.timeout)
                 take(LagSample())
                 poller.reset()
@@ -306,17 +376,22 @@ async def run_sdk(env: Env, backend: str, database_url: str) -> ConfigResult:
                 POLLS.clear()
                 before = env.cpu.snapshot(await backend_pids(writer.engine))
                 probe_every = max(1, args.instances // max(args.lag_samples, 1))
-                load = driver_for(f"bench-{backend}-{env.run_id}", mirror.load.e2e, probe_every)
+                load = driver_for(f"bench-{backend}{variant}-{env.run_id}", mirror.load.e2e, probe_every)
                 result = await run_drivers(name, args.instances, load, args.timeout)
                 env.cpu.describe(result, before, env.cpu.snapshot(await backend_pids(writer.engine)))
                 take(mirror.load)
                 result.note = driver_note("state", args.instances)
+                if variant == "eager":
+                    result.note += f"; eager starts: {dict(EAGER)}"
+                    EAGER.clear()
                 mirror.poller = poller.describe() if args.sdk_wait == "mirror" else ""
-                result.profile = await history_profile(client.temporal, sample_ids(sorted(ids), 5))
+                result.profile = await history_profile(
+                    client.temporal, sample_ids(sorted(ids), 20), mirror.load.temporal_queueing
+                )
                 # 2. Lag at a light, steady load: every instance probed.
                 prober.interval = PROBE_INTERVAL
                 if args.lag_instances > 0:
-                    light = driver_for(f"bench-{backend}-light-{env.run_id}", mirror.light.e2e)
+                    light = driver_for(f"bench-{backend}{variant}-light-{env.run_id}", mirror.light.e2e)
                     paced = await run_drivers(
                         f"{name} light", args.lag_instances, light, args.timeout, rate=args.lag_rate
                     )

@@ -234,6 +234,7 @@ class WorkflowClient(BulkCommands):
         tenant_id: str | None = None,
         created_by: str | None = None,
         task_queue: str | None = None,
+        eager: bool = False,
     ) -> InstanceHandle[R]:
         """Start an instance and return its handle.
 
@@ -246,6 +247,11 @@ class WorkflowClient(BulkCommands):
             tenant_id: The tenant the instance belongs to.
             created_by: The user who starts it.
             task_queue: Override the client's task queue.
+            eager: Ask Temporal to hand the instance's first workflow task straight back to a
+                worker in this process that polls ``task_queue`` through this same client
+                (temporalio's eager workflow start): the first step is scheduled without a
+                trip through the task queue. Without such a worker (or with no free slot) the
+                start is an ordinary one. See docs/performance.md.
 
         Raises:
             WorkflowNotFoundError: No such workflow or version.
@@ -302,6 +308,7 @@ class WorkflowClient(BulkCommands):
             result_type=definition.return_type if definition else None,
             static_summary=summary,
             static_details=description if isinstance(description, str) and description else None,
+            request_eager_start=eager,
         )
         return self._handle_for(handle, definition, tenant_id)
 

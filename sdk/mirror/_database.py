@@ -57,6 +57,7 @@ def create_engine(
     *,
     sqlite_begin_immediate: bool = False,
     sqlite_busy_timeout: float = 30.0,
+    sqlite_synchronous: str = "NORMAL",
     **engine_options: Any,
 ) -> AsyncEngine:
     """An async engine for the mirror database.
@@ -72,19 +73,31 @@ def create_engine(
             an engine that writes: concurrent writers then wait for each other (up to the busy
             timeout) instead of failing when a read transaction turns into a write.
         sqlite_busy_timeout: Seconds a SQLite connection waits for a lock.
+        sqlite_synchronous: SQLite's ``synchronous`` setting: ``NORMAL`` (default: in WAL mode,
+            no fsync per commit; a power loss or OS crash can take back the last commits,
+            which ``dwf mirror rebuild`` restores from Temporal's history) or ``FULL`` (an
+            fsync per commit, about 4 ms each); see docs/operations.md.
         **engine_options: Passed to ``sqlalchemy.ext.asyncio.create_async_engine``.
 
     Raises:
-        ValueError: The URL names an unsupported database or driver.
+        ValueError: The URL names an unsupported database or driver, or ``sqlite_synchronous``
+            is not a SQLite ``synchronous`` value.
     """
     parsed = async_url(url)
+    if sqlite_synchronous.upper() not in _sqlite.SYNCHRONOUS_MODES:
+        raise ValueError(
+            f"sqlite_synchronous must be one of {', '.join(_sqlite.SYNCHRONOUS_MODES)}, "
+            f"not {sqlite_synchronous!r}"
+        )
     engine_options.setdefault("json_serializer", _json_dumps)
     # pydantic's parser: about twice as fast as json.loads on the form schemas tasks carry.
     engine_options.setdefault("json_deserializer", pydantic_core.from_json)
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"timeout": sqlite_busy_timeout, **engine_options.pop("connect_args", {})}
         engine = create_async_engine(parsed, connect_args=connect_args, **engine_options)
-        _sqlite.configure_engine(engine.sync_engine, begin_immediate=sqlite_begin_immediate)
+        _sqlite.configure_engine(
+            engine.sync_engine, begin_immediate=sqlite_begin_immediate, synchronous=sqlite_synchronous
+        )
         return engine
     return create_async_engine(parsed, **engine_options)
 

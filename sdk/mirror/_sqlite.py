@@ -9,14 +9,28 @@ from sqlalchemy import ColumnElement, Connection, Engine, Table, event
 from sqlalchemy.dialects.sqlite import Insert, insert
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-__all__ = ["configure_engine", "excluded", "upsert_statement"]
+__all__ = ["SYNCHRONOUS_MODES", "configure_engine", "excluded", "upsert_statement"]
 
 _BEGIN = "BEGIN"
 _BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+_SYNCHRONOUS = {
+    "OFF": "PRAGMA synchronous=OFF",
+    "NORMAL": "PRAGMA synchronous=NORMAL",
+    "FULL": "PRAGMA synchronous=FULL",
+    "EXTRA": "PRAGMA synchronous=EXTRA",
+}
+SYNCHRONOUS_MODES = tuple(_SYNCHRONOUS)
+"""The values of SQLite's ``synchronous`` setting (see docs/operations.md for the trade)."""
 
 
-def configure_engine(engine: Engine, *, begin_immediate: bool) -> None:
+def configure_engine(engine: Engine, *, begin_immediate: bool, synchronous: str = "NORMAL") -> None:
     """Turn on foreign keys and WAL on every connection, and let SQLAlchemy own transactions.
+
+    ``synchronous`` is SQLite's setting of that name. In WAL mode ``NORMAL`` syncs the log at
+    checkpoints only, not at every commit: a commit costs about 0.05 ms instead of one fsync
+    (4 ms on a typical disk), and the database never corrupts; what a power loss or an
+    operating-system crash can take back is the last commits (a worker process that crashes
+    loses nothing). ``FULL`` syncs every commit.
 
     The ``sqlite3`` driver's legacy transaction control never emits ``BEGIN`` before a SELECT or
     DDL, so reads in one session do not share a snapshot and migrations are not atomic. As the
@@ -26,6 +40,11 @@ def configure_engine(engine: Engine, *, begin_immediate: bool) -> None:
     "database is locked" when a read transaction tries to become a write transaction).
     """
     begin = _BEGIN_IMMEDIATE if begin_immediate else _BEGIN
+    pragma = _SYNCHRONOUS.get(synchronous.upper())
+    if pragma is None:
+        raise ValueError(
+            f"SQLite synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}"
+        )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -35,6 +54,7 @@ def configure_engine(engine: Engine, *, begin_immediate: bool) -> None:
             # Pragmas must run outside a transaction: this is before SQLAlchemy's first BEGIN.
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(pragma)
         finally:
             cursor.close()
 

@@ -91,6 +91,25 @@ async def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path: Pat
         await engine.dispose()
 
 
+@pytest.mark.parametrize(("given", "expected"), [(None, 1), ("FULL", 2), ("normal", 1), ("OFF", 0)])
+async def test_sqlite_synchronous_defaults_to_normal_and_can_be_set(
+    tmp_path: Path, given: str | None, expected: int
+) -> None:
+    options = {} if given is None else {"sqlite_synchronous": given}
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}", **options)
+    try:
+        assert await _pragma(engine, "synchronous") == expected
+        assert await _pragma(engine, "journal_mode") == "wal"  # NORMAL is safe from corruption in WAL only
+    finally:
+        await engine.dispose()
+
+
+def test_sqlite_synchronous_rejects_unknown_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sqlite_synchronous must be one of OFF, NORMAL, FULL, EXTRA"):
+        create_engine(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="fast")
+    assert not (tmp_path / "x.db").exists()
+
+
 async def test_sqlite_session_reads_one_snapshot(tmp_path: Path) -> None:
     # SQLAlchemy emits BEGIN itself: a session's reads share a snapshot (the driver's legacy
     # mode would run each SELECT outside any transaction and see the other session's insert).
@@ -128,3 +147,16 @@ async def test_sqlite_begin_immediate_takes_the_write_lock_up_front(tmp_path: Pa
     finally:
         await first.dispose()
         await second.dispose()
+
+
+@pytest.mark.parametrize(("options", "expected"), [({}, 1), ({"sqlite_synchronous": "FULL"}, 2)])
+async def test_mirror_writer_passes_the_sqlite_synchronous_setting(
+    tmp_path: Path, options: dict[str, str], expected: int
+) -> None:
+    from sdk.mirror import MirrorWriter
+
+    writer = MirrorWriter.from_url(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", **options)
+    try:
+        assert await _pragma(writer.engine, "synchronous") == expected
+    finally:
+        await writer.close()
