@@ -583,9 +583,10 @@ class WorkflowClient(BulkCommands):
         reason: str | None = None,
         by: str | None = None,
         tenant_id: str | None = None,
+        admin: bool | None = None,
     ) -> None:
-        """Cancel an instance by workflow id."""
-        await self.get_instance(workflow_id, tenant_id=tenant_id).cancel(reason=reason, by=by)
+        """Cancel an instance by workflow id (``admin`` as for :meth:`InstanceHandle.cancel`)."""
+        await self.get_instance(workflow_id, tenant_id=tenant_id).cancel(reason=reason, by=by, admin=admin)
 
     async def describe(self, workflow_id: str, *, tenant_id: str | None = None) -> InstanceDescription:
         """Describe an instance by workflow id."""

@@ -449,13 +449,18 @@ class CommandSender:
 
     # -- the instance ---------------------------------------------------------------------
 
-    async def _control(self, action: InstanceAction, signal: str, by: str | None, reason: str | None) -> None:
+    async def _control(
+        self, action: InstanceAction, signal: str, by: str | None, reason: str | None, admin: bool | None
+    ) -> None:
+        # Like the task commands: the provider says the admin flag when there is one (and
+        # refuses one from the caller); else the application does, so an administrator of all
+        # tenants can control any tenant's instance.
         if self._trust.identity_provider is not None:
             if not by:
                 raise PermissionDeniedError(f"{action.value} needs by= (the user acting)")
-            identity = await self._trust.identity(by, None, None, self.tenant_id)
+            identity = await self._trust.identity(by, None, admin, self.tenant_id)
         else:
-            identity = await self._trust.identity(by or "(unnamed)", (), False, self.tenant_id)
+            identity = await self._trust.identity(by or "(unnamed)", (), admin, self.tenant_id)
         try:
             check_control(identity, instance_tenant_id=identity.tenant_id, reason=reason)
         except Refusal as refusal:
@@ -488,18 +493,27 @@ class CommandSender:
         if not Identity(user="-", admin=True, tenant_id=self.tenant_id).sees_tenant(tenant):
             raise InstanceNotFoundError(f"no workflow instance {self.id}")
 
-    async def cancel(self, *, reason: str | None = None, by: str | None = None) -> None:
-        """Request cancellation; pending tasks become canceled and the instance CANCELED."""
-        await self._control(InstanceAction.CANCEL, CANCEL_SIGNAL, by, reason)
+    async def cancel(
+        self, *, reason: str | None = None, by: str | None = None, admin: bool | None = None
+    ) -> None:
+        """Request cancellation; pending tasks become canceled and the instance CANCELED.
+
+        ``admin`` (without an identity provider) says ``by`` is an administrator: with the
+        handle's tenant ``sdk.ALL_TENANTS`` it may control any tenant's instance.
+        """
+        await self._control(InstanceAction.CANCEL, CANCEL_SIGNAL, by, reason, admin)
         try:
             await self._handle.cancel(reason=reason or "")
         except RPCError as exc:
             raise not_found(exc, self.id) from exc
 
-    async def pause(self, *, by: str | None = None, reason: str | None = None) -> None:
-        """Hold the instance before its next step (status PAUSED, WorkflowPaused)."""
-        await self._control(InstanceAction.PAUSE, PAUSE_SIGNAL, by, reason)
+    async def pause(
+        self, *, by: str | None = None, reason: str | None = None, admin: bool | None = None
+    ) -> None:
+        """Hold the instance before its next step (status PAUSED, WorkflowPaused); ``admin``
+        as for :meth:`cancel`."""
+        await self._control(InstanceAction.PAUSE, PAUSE_SIGNAL, by, reason, admin)
 
-    async def resume(self, *, by: str | None = None) -> None:
-        """Let a paused instance go on (WorkflowResumed)."""
-        await self._control(InstanceAction.RESUME, RESUME_SIGNAL, by, None)
+    async def resume(self, *, by: str | None = None, admin: bool | None = None) -> None:
+        """Let a paused instance go on (WorkflowResumed); ``admin`` as for :meth:`cancel`."""
+        await self._control(InstanceAction.RESUME, RESUME_SIGNAL, by, None, admin)

@@ -21,11 +21,12 @@ from ._notify import (
     NotificationRequest,
 )
 from ._outbox import as_data, jsonable
+from ._policy import denial_reason, separation_reason, vote_denial
 from ._runtime import SYSTEM_USER
 from ._sandbox import SANDBOX_PASSTHROUGH, sandbox_runner
 from ._storable import REPLACEMENT, storable_copy
 from ._trust import COMMAND_KEYS_ENV, TrustInterceptor, dev_signing_key, keyring_from, verify_activity
-from ._types import EventBatch
+from ._types import EventBatch, TaskAction
 
 __all__ = [
     # The interpreter workflow that runs graph definitions
@@ -61,6 +62,11 @@ __all__ = [
     "NotificationDelivery",
     "NotificationRequest",
     "SYSTEM_USER",
+    # The task rules the workflow enforces, for views that must agree with them (the inbox)
+    "TaskAction",
+    "denial_reason",
+    "separation_reason",
+    "vote_denial",
     # The workflow sandbox
     "SANDBOX_PASSTHROUGH",
     "sandbox_runner",

@@ -16,13 +16,14 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sdk import ALL_TENANTS, Identity, PermissionDeniedError, TaskNotFoundError, WorkflowClient
+from sdk import ALL_TENANTS, Identity, PermissionDeniedError, TaskInfo, TaskNotFoundError, WorkflowClient
 from sdk.mirror import MirrorQueries, TaskRow
+from sdk.runtime import TaskAction, denial_reason, separation_reason, vote_denial
 
 from ._auth import Authenticator, authenticate_with
 from ._session import CSRF_HEADER, SESSION_COOKIE, SessionConfig
 
-__all__ = ["Caller", "InboxState", "get_caller", "inbox_state"]
+__all__ = ["Caller", "InboxState", "get_caller", "inbox_state", "policy_view"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -91,17 +92,25 @@ class Caller:
         }
 
     def may_see(self, task: TaskRow) -> bool:
-        """Whether the caller may see a task of its tenant (the rule for commenting on it)."""
+        """Whether the caller may see a task of its tenant.
+
+        The workflow's own rules (``sdk._policy``) decide, as the mirror's inbox applies them:
+        an administrator sees every task; a user kept out by separation of duties sees none;
+        a quorum task shows to its listed voters (or, without a list, its group's members),
+        voted or not; any other task to whoever may comment on it, and to who completed it.
+        """
         identity = self.identity
         if identity.admin:
             return True
-        return (
-            (task.assignee_id is None and task.assignee_group is None)
-            or task.assignee_id == identity.user
-            or task.claimed_by == identity.user
-            or task.completed_by == identity.user
-            or (task.assignee_group is not None and task.assignee_group in identity.groups)
-        )
+        info = policy_view(task)
+        if separation_reason(info, identity.user) is not None:
+            return False
+        if task.completed_by == identity.user:
+            return True
+        if task.quorum is not None:
+            # Eligibility without the votes: a voter who has voted still sees the task.
+            return vote_denial(info, identity.user, identity.groups) is None
+        return denial_reason(info, TaskAction.COMMENT, identity.user, identity.groups) is None
 
     async def task(self, task_id: str) -> TaskRow:
         """A task the caller may see; another tenant's or one it may not see is not found."""
@@ -109,6 +118,27 @@ class Caller:
         if not self.identity.sees_tenant(row.tenant_id) or not self.may_see(row):
             raise TaskNotFoundError(f"task {task_id} not found")
         return row
+
+
+def policy_view(task: TaskRow) -> TaskInfo:
+    """A mirror row as the task rules read it (without its votes and comments)."""
+    return TaskInfo(
+        task_id=str(task.id),
+        step_execution_id=str(task.step_execution_id),
+        step_name=task.step_name,
+        title=task.title,
+        form_name="",
+        form_schema=task.form_schema or {},
+        assignee_id=task.assignee_id,
+        assignee_group=task.assignee_group,
+        claimed_by=task.claimed_by,
+        require_claim=task.require_claim,
+        status=task.status,
+        created_at=task.created_at,
+        quorum=task.quorum,
+        voters=task.voters,
+        excluded_users=task.excluded_users or {},
+    )
 
 
 _BEARER = HTTPBearer(auto_error=False, description="A JWT the application's identity provider issued")

@@ -131,16 +131,17 @@ async def _control(caller: Caller, instance_id: str, action: str, reason: str | 
     row = await _instance(caller, instance_id)
     if row.status in _ENDED:
         raise HTTPException(409, f"instance {row.id} is {row.status.value}: it takes no {action}")
-    # The instance's own tenant, now that the caller is known to see it (an administrator of
-    # all tenants acts within it).
-    handle = caller.client.get_instance(row.workflow_id, row.run_id, tenant_id=row.tenant_id)
-    user = caller.identity.user
+    # The command carries the caller's own tenant and admin flag: an administrator of all
+    # tenants acts as one, which the workflow checks and records.
+    acting = caller.acting()
+    handle = caller.client.get_instance(row.workflow_id, row.run_id, tenant_id=acting["tenant_id"])
+    by, admin = acting["user"], acting.get("admin")
     if action == "cancel":
-        await handle.cancel(reason=reason, by=user)
+        await handle.cancel(reason=reason, by=by, admin=admin)
     elif action == "pause":
-        await handle.pause(reason=reason, by=user)
+        await handle.pause(reason=reason, by=by, admin=admin)
     else:
-        await handle.resume(by=user)
+        await handle.resume(by=by, admin=admin)
     return row
 
 

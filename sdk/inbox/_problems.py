@@ -71,6 +71,9 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     kind: str | None = Field(default=None, description="The SDK exception's class name")
+    rule: str | None = Field(
+        default=None, description="Which rule refused, where several share a kind (e.g. already_voted)"
+    )
     errors: list[FieldError] = Field(default_factory=list)
 
 
@@ -81,16 +84,20 @@ def problem_response(
     kind: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    rule: str | None = None,
 ) -> JSONResponse:
-    """A ``application/problem+json`` response."""
+    """A ``application/problem+json`` response (``rule`` refines its ``type``)."""
     title = HTTPStatus(status).phrase
     slug = kind or title.replace(" ", "")
+    if rule is not None:
+        slug = f"{slug}:{rule}"
     problem = Problem(
         type=f"urn:durable-workflows:problem:{slug}",
         title=title,
         status=status,
         detail=detail,
         kind=kind,
+        rule=rule,
         errors=[FieldError(**_field(e)) for e in errors or []],
     )
     return JSONResponse(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sdk.mirror import AssignmentRow, CommentRow, InstanceRow, StepRow, TaskRow
+from sdk.mirror import AssignmentRow, CommentRow, InstanceRow, StepRow, TaskRow, VoteRow
 
 __all__ = [
     "CommentRequest",
@@ -15,12 +16,14 @@ __all__ = [
     "DefinitionSummary",
     "InstanceDetail",
     "InstanceStarted",
+    "PriorityRequest",
     "ReassignRequest",
     "SessionInfo",
     "StartRequest",
     "TaskDetail",
     "TokenLogin",
     "UserLogin",
+    "VoteRequest",
 ]
 
 
@@ -41,6 +44,21 @@ class ReassignRequest(_Body):
     to_user: str | None = None
     to_group: str | None = None
     reason: str
+
+
+class VoteRequest(_Body):
+    """Vote on a quorum task: the step's form (its ``approved`` field is the vote) and a comment."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    comment: str | None = None
+
+
+class PriorityRequest(_Body):
+    """Change a task's priority (0-100) and/or follow-up date, with an optional reason."""
+
+    priority: int | None = Field(default=None, ge=0, le=100)
+    follow_up_at: datetime | None = Field(default=None, description="Timezone-aware (ISO 8601 with offset)")
+    reason: str | None = None
 
 
 class CommentRequest(_Body):
@@ -77,13 +95,17 @@ class InstanceStarted(BaseModel):
 
 
 class TaskDetail(BaseModel):
-    """A task with its form's JSON schema, comments and assignment trail."""
+    """A task with its form's JSON schema, comments, assignment trail and (a quorum task) votes."""
 
     task: TaskRow
     form_schema: dict[str, Any]
     comments: list[CommentRow]
     assignments: list[AssignmentRow]
-    # Votes land here when approval policies do (a ``votes`` list of the task's votes).
+    votes: list[VoteRow] = Field(
+        default_factory=list,
+        description="A quorum task's rows per user: votes as cast, then open ballots and exclusions",
+    )
+    may_vote: bool = Field(default=False, description="Whether the caller may vote on it now")
 
 
 class InstanceDetail(BaseModel):

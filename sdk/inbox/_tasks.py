@@ -14,12 +14,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
-from sdk import TaskInfo
-from sdk.mirror import Page, TaskRow
+from sdk import PermissionDeniedError, TaskInfo, TaskNotPendingError, TaskStatus, UnauthenticatedCommandError
+from sdk.mirror import Page, TaskOrder, TaskRow, VoteRow, VoteState
+from sdk.runtime import separation_reason, vote_denial
 
-from ._caller import Caller, get_caller
-from ._problems import Problem
-from ._schemas import CommentRequest, CompleteRequest, ReassignRequest, TaskDetail
+from ._caller import Caller, get_caller, policy_view
+from ._problems import Problem, problem_response
+from ._schemas import (
+    CommentRequest,
+    CompleteRequest,
+    PriorityRequest,
+    ReassignRequest,
+    TaskDetail,
+    VoteRequest,
+)
 
 __all__ = ["router"]
 
@@ -29,6 +37,14 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Rows to skip")]
 _TRAIL_LIMIT = 500
+Order = Annotated[
+    TaskOrder,
+    Query(description="due: soonest due first; priority: highest first; follow_up: soonest follow-up first"),
+]
+MinPriority = Annotated[int | None, Query(ge=0, le=100, description="Only tasks of at least this priority")]
+FollowUpBefore = Annotated[
+    datetime | None, Query(description="Only tasks whose follow-up date is before this time")
+]
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -65,10 +81,16 @@ async def inbox(
     include_claimed_by_others: Annotated[
         bool, Query(description="Also group tasks another member has claimed")
     ] = True,
+    order_by: Order = "due",
+    min_priority: MinPriority = None,
+    follow_up_before: FollowUpBefore = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Response:
-    """The pending tasks assigned to the caller or to one of its groups, soonest due first.
+    """The pending tasks the caller may act on, soonest due first (or by ``order_by``).
+
+    A quorum task shows to its voters (or its group's members) until they have voted, and
+    never to a user separation of duties keeps out.
 
     Poll it with ``If-None-Match: <the last ETag>``: the answer is ``304`` until a task
     appears, changes or is taken by someone else.
@@ -79,6 +101,9 @@ async def inbox(
         tenant_id=caller.scope,
         due_before=aware(due_before),
         include_claimed_by_others=include_claimed_by_others,
+        order_by=order_by,
+        min_priority=min_priority,
+        follow_up_before=aware(follow_up_before),
         limit=limit,
         offset=offset,
     )
@@ -92,6 +117,9 @@ async def pending_tasks(
     group: Annotated[list[str] | None, Query(description="Only tasks of this group (repeatable)")] = None,
     overdue: Annotated[bool, Query(description="Only tasks past their due time")] = False,
     due_before: Annotated[datetime | None, Query(description="Only tasks due before this time")] = None,
+    order_by: Order = "due",
+    min_priority: MinPriority = None,
+    follow_up_before: FollowUpBefore = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[TaskRow]:
@@ -113,6 +141,9 @@ async def pending_tasks(
         assignee_id=assignee,
         group=group,
         due_before=cutoff,
+        order_by=order_by,
+        min_priority=min_priority,
+        follow_up_before=aware(follow_up_before),
         limit=limit,
         offset=offset,
     )
@@ -127,14 +158,37 @@ async def pending_tasks(
 )
 async def task_detail(task_id: str, request: Request, caller: CallerDep) -> Response:
     """A task the caller may see (another tenant's is not found), with its form's JSON schema,
-    its comments and who held it when. Poll it with ``If-None-Match`` like the inbox."""
+    its comments, who held it when and, for a quorum task, its votes and whether the caller
+    may vote now. Poll it with ``If-None-Match`` like the inbox."""
     row = await caller.task(task_id)
     comments = await caller.queries.task_comments(row.id, limit=_TRAIL_LIMIT)
     assignments = await caller.queries.task_assignments(row.id, limit=_TRAIL_LIMIT)
+    votes = (await caller.queries.task_votes(row.id, limit=_TRAIL_LIMIT)).items if row.quorum else []
     detail = TaskDetail(
-        task=row, form_schema=row.form_schema or {}, comments=comments.items, assignments=assignments.items
+        task=row,
+        form_schema=row.form_schema or {},
+        comments=comments.items,
+        assignments=assignments.items,
+        votes=votes,
+        may_vote=_may_vote(caller, row, votes),
     )
     return etag_response(request, detail)
+
+
+def _voted(votes: list[VoteRow], user: str) -> bool:
+    return any(v.voter == user and v.state in (VoteState.APPROVED, VoteState.REJECTED) for v in votes)
+
+
+def _may_vote(caller: Caller, row: TaskRow, votes: list[VoteRow]) -> bool:
+    """The workflow's vote rules on the mirror's rows (the client checks again on a vote)."""
+    if row.quorum is None or row.status is not TaskStatus.PENDING:
+        return False
+    user, info = caller.identity.user, policy_view(row)
+    return (
+        separation_reason(info, user) is None
+        and vote_denial(info, user, caller.identity.groups) is None
+        and not _voted(votes, user)
+    )
 
 
 @router.post("/tasks/{task_id}/claim", response_model=TaskInfo, summary="Claim a group task")
@@ -182,5 +236,57 @@ async def comment(task_id: str, body: CommentRequest, caller: CallerDep) -> Task
     return await caller.client.comment_task(row.id, body.body, workflow_id=row.workflow_id, **caller.acting())
 
 
-# Votes (approval policies) get their endpoint here, ``POST /tasks/{task_id}/votes``, calling the
-# client's vote command the same way as the actions above.
+@router.post(
+    "/tasks/{task_id}/votes",
+    response_model=TaskInfo,
+    summary="Vote on a quorum task",
+)
+async def vote(task_id: str, body: VoteRequest, caller: CallerDep) -> Response | TaskInfo:
+    """Vote with the step's form (its ``approved`` field is the vote); answers once the vote
+    counted, with the task (``completed`` when this vote decided it).
+
+    Refusals name their rule in the problem's ``rule``: ``already_voted`` and ``not_a_voter``
+    and ``separation_of_duties`` (403), ``quorum_decided`` (409: the task closed).
+    """
+    row = await caller.task(task_id)
+    if row.quorum is not None and row.status is TaskStatus.COMPLETED:
+        # Decided already: the mirror says so even once the run has ended (the client would
+        # then answer that the instance is gone).
+        detail = f"task {row.id} was decided (by {row.completed_by}): it takes no more votes"
+        return problem_response(409, detail, kind="TaskNotPendingError", rule="quorum_decided")
+    acting = {k: v for k, v in caller.acting().items() if k != "admin"}  # an administrator has no vote
+    try:
+        return await caller.client.vote_task(
+            row.id, body.data, comment=body.comment, workflow_id=row.workflow_id, **acting
+        )
+    except TaskNotPendingError as exc:
+        # The deciding vote landed between the mirror read and this one.
+        return problem_response(409, str(exc), kind=type(exc).__name__, rule="quorum_decided")
+    except UnauthenticatedCommandError:
+        raise
+    except PermissionDeniedError as exc:
+        return problem_response(403, str(exc), kind=type(exc).__name__, rule=await _vote_rule(caller, row))
+
+
+async def _vote_rule(caller: Caller, row: TaskRow) -> str:
+    """Which vote rule refused the caller, read from the mirror's rows."""
+    user = caller.identity.user
+    if separation_reason(policy_view(row), user) is not None:
+        return "separation_of_duties"
+    votes = await caller.queries.task_votes(row.id, limit=_TRAIL_LIMIT)
+    return "already_voted" if _voted(votes.items, user) else "not_a_voter"
+
+
+@router.post("/tasks/{task_id}/priority", response_model=TaskInfo, summary="Change priority or follow-up")
+async def prioritize(task_id: str, body: PriorityRequest, caller: CallerDep) -> TaskInfo:
+    """Change a task's priority and/or follow-up date (the assignee, the claimant or an
+    administrator); recorded in the task's trail with the reason."""
+    row = await caller.task(task_id)
+    return await caller.client.prioritize_task(
+        row.id,
+        priority=body.priority,
+        follow_up_at=aware(body.follow_up_at),
+        reason=body.reason,
+        workflow_id=row.workflow_id,
+        **caller.acting(),
+    )

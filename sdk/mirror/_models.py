@@ -287,6 +287,28 @@ class HumanTaskModel(UUIDAuditMixin, MirrorBase):
         # Extension: inboxes sorted or filtered by priority or follow-up date.
         Index("ix_human_tasks_status_priority", "status", "priority"),
         Index("ix_human_tasks_status_follow_up_at", "status", "follow_up_at"),
+        # Extension: pending tasks only (the rows the inbox and pending-task queries read, a
+        # fraction of the table), by tenant and assignee or group, in the queries' order.
+        Index(
+            "ix_human_tasks_pending_tenant_assignee_due",
+            "tenant_id",
+            "assignee_id",
+            "due_at",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_human_tasks_pending_tenant_group_due",
+            "tenant_id",
+            "assignee_group",
+            "due_at",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     instance_id: Mapped[UUID] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sdk import InstanceNotFoundError, InvalidInputError, TaskNotFoundError, TaskStatus, WorkflowStatus
 
+from ._among import among
 from ._base import utcnow
 from ._models import (
     HumanTaskModel,
@@ -145,6 +146,15 @@ def _eligible(mine: ColumnElement[bool], groups: bool) -> ColumnElement[bool]:
     )
 
 
+# Implied by every eligibility above (a superset of the tasks it admits), and written so that
+# each arm is an index scan: the inbox ANDs it with its eligibility so PostgreSQL reads only the
+# tasks of the user, of their groups and of their open ballots, not every pending task.
+_MY_BALLOTS = among(
+    _TASKS.c.id,
+    select(_VOTES.c.task_id).where(
+        _VOTES.c.voter == _param("user"), _VOTES.c.state == VoteState.PENDING.value
+    ),
+)
 _TASK_FILTERS: dict[str, ColumnElement[bool]] = {
     "pending": _TASKS.c.status == _PENDING,
     "user": _USER,
@@ -154,6 +164,8 @@ _TASK_FILTERS: dict[str, ColumnElement[bool]] = {
     "eligible_user": _eligible(_USER, groups=False),
     "eligible_user_or_groups": _eligible(or_(_USER, _IN_GROUPS), groups=True),
     "eligible_user_or_unclaimed_groups": _eligible(or_(_USER, _UNCLAIMED_GROUPS), groups=True),
+    "reachable_user": or_(_USER, _MY_BALLOTS),
+    "reachable_user_or_groups": or_(_USER, _IN_GROUPS, _MY_BALLOTS),
     "min_priority": _TASKS.c.priority >= _param("min_priority"),
     "follow_up_before": _TASKS.c.follow_up_at < _param("follow_up_before"),
     "tenant_id": _TASKS.c.tenant_id == _param("tenant_id"),
@@ -361,6 +373,7 @@ class MirrorQueries:
             mine = "user"
         names = (
             "pending",
+            "reachable_user_or_groups" if group_list else "reachable_user",
             f"eligible_{mine}",
             *self._task_filters(params, tenant_id=tenant_id, due_before=due_before),
             *self._approval_filters(params, min_priority, follow_up_before),

@@ -122,6 +122,31 @@ async def test_upgrade_from_empty_produces_exactly_the_model_metadata(empty_data
     assert await _inspect(empty_database_url, diff) == []
 
 
+async def test_the_pending_task_indexes_are_partial(backend: str, empty_database_url: str) -> None:
+    """The inbox's indexes hold pending tasks only (the schema comparison sees no predicates)."""
+    await upgrade(empty_database_url)
+
+    def definitions(connection: sa.Connection) -> dict[str, str]:
+        if backend == "postgresql":
+            sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'workflow_human_tasks'"
+        else:
+            sql = (
+                "SELECT name, sql FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name = 'workflow_human_tasks'"
+            )
+        return {name: definition or "" for name, definition in connection.execute(sa.text(sql))}
+
+    found = await _inspect(empty_database_url, definitions)
+    for name, columns in (
+        ("ix_human_tasks_pending_tenant_assignee_due", "tenant_id, assignee_id, due_at, created_at, id"),
+        ("ix_human_tasks_pending_tenant_group_due", "tenant_id, assignee_group, due_at, created_at, id"),
+    ):
+        definition = found[name].replace('"', "")
+        assert f"({columns})" in definition, definition
+        assert "pending" in definition.split(" WHERE ")[1], definition
+    assert " WHERE " not in found["ix_human_tasks_tenant_id_status_due_at"]
+
+
 async def test_json_columns_are_jsonb_on_postgresql(backend: str, empty_database_url: str) -> None:
     await upgrade(empty_database_url)
 

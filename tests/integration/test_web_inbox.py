@@ -6,7 +6,8 @@ Playwright, which downloads no browser. A person signs in by picking a developme
 a task appear without reloading, claims it, submits an invalid form (a field error from the
 page's own check, then one only the server knows), a valid one, and watches the instance
 finish; the same flow again with the keyboard alone, while another user's claim and release
-show up live. Screenshots are kept under ``tests/artifacts/`` (git-ignored).
+show up live; and a quorum task that two users vote on through the form until it resolves.
+Screenshots are kept under ``tests/artifacts/`` (git-ignored).
 
 SQLite only: the API's own tests cover both databases; these drive the page.
 """
@@ -34,6 +35,7 @@ from sdk import DevServer, Identity, InstanceHandle, WorkflowClient
 from sdk.inbox import JWTAuthenticator, SessionConfig, create_inbox_app
 from sdk.mirror import MirrorWriter
 from tests.integration.support import DatabaseFactory, Eventually
+from tests.workflows import policies
 from tests.workflows.claims import MANAGERS, Claim, web_claim
 
 CHROMIUM = os.environ.get("DWF_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -43,6 +45,8 @@ JWT_SECRET = "j" * 32
 USERS = {
     "bob": Identity(user="bob", groups=(MANAGERS,), tenant_id=TENANT),
     "cara": Identity(user="cara", groups=(MANAGERS,), tenant_id=TENANT),
+    "vic": Identity(user="vic", tenant_id=TENANT),
+    "wes": Identity(user="wes", tenant_id=TENANT),
 }
 # Generous for a shared 2-core machine; the page polls every 2 s.
 WAIT_MS = 20_000
@@ -83,8 +87,8 @@ async def inbox(
     url = await database_factory.create("sqlite")
     writer = MirrorWriter.from_url(url)
     await writer.upgrade_schema()
-    await writer.register_definitions([web_claim])
-    worker: Worker = new_worker(web_claim, mirror=writer)
+    await writer.register_definitions([web_claim, policies.board])
+    worker: Worker = new_worker(web_claim, policies.board, mirror=writer)
     client = await WorkflowClient.connect(server.target, database_url=url)
     app = create_inbox_app(
         client,
@@ -256,6 +260,46 @@ async def test_keyboard_only_with_live_claims_by_someone_else(
     assert await handle.result() == "filed"
 
 
+async def sign_in(page: Page, url: str, user: str) -> None:
+    await page.goto(url)
+    await page.get_by_label("User").select_option(user)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.locator("#who-text")).to_contain_text(f"Signed in as {user}")
+
+
+async def test_two_voters_decide_a_quorum_task_through_the_form(page: Page, inbox: Inbox) -> None:
+    purchase = policies.Purchase(item=f"laptop-{uuid.uuid4().hex[:4]}", approvers=["vic", "wes"], urgent=True)
+    handle = await inbox.client.start(
+        policies.board, purchase, tenant_id=TENANT, created_by="ann", task_queue=inbox.task_queue
+    )
+    title = f"Board vote on {purchase.item}"
+    await sign_in(page, inbox.url, "vic")
+    await page.get_by_label("Sort by").select_option("priority")
+    row = task_row(page, title)
+    await expect(row.get_by_role("cell", name="vote: 2 needed")).to_be_visible()
+    await expect(row.locator("td.priority")).to_have_text("90")
+    await row.get_by_role("link", name=title).click()
+
+    votes = page.get_by_role("region", name="Votes")
+    await expect(votes.locator("[data-voter='wes']")).to_contain_text("not voted yet")
+    await page.get_by_label("Approved").check()
+    await page.get_by_role("button", name="Cast my vote").click()
+    await expect(votes.locator("[data-voter='vic']")).to_contain_text("approved")
+    await expect(page.locator("#form-note")).to_have_text("You voted already (approved).")
+    await expect(page.get_by_role("button", name="Cast my vote")).to_be_disabled()
+    await page.screenshot(path=str(ARTIFACTS / "web-inbox-votes.png"), full_page=True)
+
+    url = page.url
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, inbox.url, "wes")
+    await page.goto(url)
+    await page.get_by_label("Approved").check()
+    await page.get_by_role("button", name="Cast my vote").click()
+    await expect(page.locator("#task-outcome")).to_have_text("This task is completed by wes.")
+    await expect(votes.locator("[data-voter='wes']")).to_contain_text("approved")
+    assert await handle.result() == {"approved": True, "votes": {"vic": True, "wes": True}}
+
+
 async def test_mounted_page_points_at_its_mount_and_forbids_foreign_content(inbox: Inbox) -> None:
     host = FastAPI()
     host.mount("/inbox", inbox.app)
@@ -269,7 +313,7 @@ async def test_mounted_page_points_at_its_mount_and_forbids_foreign_content(inbo
         script = await web.get("/inbox/assets/inbox.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert (await web.get("/inbox/assets/%2e%2e/_web.py")).status_code == 404
-        assert (await web.get("/inbox/api/session/users")).json() == ["bob", "cara"]
+        assert (await web.get("/inbox/api/session/users")).json() == ["bob", "cara", "vic", "wes"]
 
 
 async def test_production_sign_in_with_a_token(page: Page, inbox: Inbox) -> None:

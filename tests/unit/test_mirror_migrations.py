@@ -20,13 +20,15 @@ def test_one_linear_history_ending_at_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())
     assert [r.revision for r in revisions] == [
+        "0008q_pending_task_indexes",
         "0006v_approval_policies",
         "0003_sqlite_uuid_text",
         "0002_history_position",
         "0001",
     ]
-    assert head_revision() == "0006v_approval_policies"
+    assert head_revision() == "0008q_pending_task_indexes"
     assert [r.down_revision for r in revisions] == [
+        "0006v_approval_policies",
         "0003_sqlite_uuid_text",
         "0002_history_position",
         "0001",

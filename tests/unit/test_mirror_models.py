@@ -185,6 +185,18 @@ EXTENSION_INDEXES = {
     ("workflow_task_assignments", "ix_task_assignments_task_id_at", ("task_id", "at"), False),
     ("workflow_human_tasks", "ix_human_tasks_status_priority", ("status", "priority"), False),
     ("workflow_human_tasks", "ix_human_tasks_status_follow_up_at", ("status", "follow_up_at"), False),
+    (
+        "workflow_human_tasks",
+        "ix_human_tasks_pending_tenant_assignee_due",
+        ("tenant_id", "assignee_id", "due_at", "created_at", "id"),
+        False,
+    ),
+    (
+        "workflow_human_tasks",
+        "ix_human_tasks_pending_tenant_group_due",
+        ("tenant_id", "assignee_group", "due_at", "created_at", "id"),
+        False,
+    ),
     ("workflow_task_votes", "ix_task_votes_task_id_voter", ("task_id", "voter"), True),
     ("workflow_task_votes", "ix_task_votes_voter_state", ("voter", "state"), False),
     ("workflow_task_votes", "ix_task_votes_instance_id", ("instance_id",), False),

@@ -85,7 +85,8 @@ async function signOut() {
 // -- the inbox -----------------------------------------------------------------------------
 
 function isMine(task) {
-  return task.assignee_id === session.me.user || task.claimed_by === session.me.user;
+  const me = session.me.user;
+  return task.assignee_id === me || task.claimed_by === me || (task.voters || []).includes(me);
 }
 
 function taskTable(tasks, caption, onClaim) {
@@ -93,14 +94,21 @@ function taskTable(tasks, caption, onClaim) {
   return h("table", { class: "tasks" },
     h("caption", { class: "visually-hidden" }, caption),
     h("thead", {}, h("tr", {},
-      ["Task", "Step", "Assigned to", "Claimed by", "Due", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+      ["Task", "Step", "Assigned to", "Claimed by", "Priority", "Follow up", "Due", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, tasks.map((task) => h("tr", { "data-task": task.id },
       h("th", { scope: "row" }, h("a", { href: `#/tasks/${task.id}` }, task.title)),
       h("td", {}, task.step_name),
-      h("td", {}, [task.assignee_id, task.assignee_group && `group ${task.assignee_group}`].filter(Boolean).join(", ") || "—"),
+      h("td", {}, [
+        task.assignee_id,
+        task.on_behalf_of && `on behalf of ${task.on_behalf_of}`,
+        task.assignee_group && `group ${task.assignee_group}`,
+        task.quorum && `vote: ${task.quorum} needed`,
+      ].filter(Boolean).join(", ") || "—"),
       h("td", {}, task.claimed_by || "—"),
+      h("td", { class: "priority" }, String(task.priority)),
+      h("td", {}, when(task.follow_up_at)),
       h("td", {}, when(task.due_at)),
-      h("td", {}, !task.claimed_by && task.assignee_group && session.me.groups.includes(task.assignee_group)
+      h("td", {}, !task.quorum && !task.claimed_by && task.assignee_group && session.me.groups.includes(task.assignee_group)
         ? h("button", { type: "button", class: "claim", "aria-label": `Claim ${task.title}`, onclick: () => onClaim(task) }, "Claim")
         : "")))));
 }
@@ -113,6 +121,16 @@ async function inboxView() {
   const groupCount = h("span", { class: "count" });
   let etag = null;
   let known = null;
+  const order = h("select", { id: "order-by", name: "order_by" },
+    h("option", { value: "due" }, "Due date"),
+    h("option", { value: "priority" }, "Priority"),
+    h("option", { value: "follow_up" }, "Follow-up date"));
+  order.value = session.orderBy || "due";
+  order.addEventListener("change", async () => {
+    session.orderBy = order.value;
+    announce(`Sorted by ${order.selectedOptions[0].textContent.toLowerCase()}`);
+    await refresh(true);
+  });
 
   async function claim(task) {
     showAlert(error, "");
@@ -127,7 +145,7 @@ async function inboxView() {
   }
 
   async function refresh(force = false) {
-    const answer = await api("inbox?limit=200", { etag: force ? null : etag });
+    const answer = await api(`inbox?limit=200&order_by=${encodeURIComponent(order.value)}`, { etag: force ? null : etag });
     if (answer.notModified) return;
     etag = answer.etag;
     const tasks = answer.data.items;
@@ -156,6 +174,7 @@ async function inboxView() {
   show("My inbox",
     h("h1", {}, "My inbox"),
     error,
+    h("div", { class: "field sort" }, h("label", { for: "order-by" }, "Sort by"), order),
     h("section", { "aria-labelledby": "mine-heading" }, h("h2", { id: "mine-heading" }, "My tasks", mineCount), mine),
     h("section", { "aria-labelledby": "groups-heading" }, h("h2", { id: "groups-heading" }, "My groups' tasks", groupCount), groups));
   await refresh(true);

@@ -11,11 +11,26 @@ function describeTask(task) {
   return facts([
     ["Status", task.status.toLowerCase()],
     ["Assigned to", task.assignee_id || "—"],
+    ...(task.on_behalf_of ? [["On behalf of", task.on_behalf_of]] : []),
     ["Group", task.assignee_group || "—"],
-    ["Claimed by", task.claimed_by || "—"],
+    ...(task.quorum ? [["Approvals needed", String(task.quorum)], ["Voters", (task.voters || []).map((v) => (task.voters_on_behalf || {})[v] ? `${v} (on behalf of ${task.voters_on_behalf[v]})` : v).join(", ") || `group ${task.assignee_group}`]] : [["Claimed by", task.claimed_by || "—"]]),
+    ["Priority", String(task.priority)],
+    ["Follow up", when(task.follow_up_at)],
     ["Due", when(task.due_at)],
     ["Created", when(task.created_at)],
   ]);
+}
+
+const VOTE_WORDS = { approved: "approved", rejected: "rejected", pending: "not voted yet", excluded: "may not vote" };
+
+function voteList(votes) {
+  if (!votes.length) return h("p", { class: "empty" }, "No votes yet.");
+  return h("ul", { class: "votes" }, votes.map((v) => h("li", { "data-voter": v.voter },
+    h("strong", {}, v.voter), `: ${VOTE_WORDS[v.state] || String(v.state)}`,
+    v.state === "excluded" && v.reason ? ` (${v.reason})` : "",
+    v.on_behalf_of ? ` (on behalf of ${v.on_behalf_of})` : "",
+    v.voted_at ? h("span", { class: "meta" }, " · ", h("time", { datetime: v.voted_at }, when(v.voted_at))) : "",
+    v.comment ? h("span", {}, ` — ${v.comment}`) : "")));
 }
 
 function commentList(comments) {
@@ -47,6 +62,7 @@ export async function taskView(taskId) {
   const actions = h("div", { id: "task-actions", class: "actions" });
   const formArea = h("div", { id: "form-area" });
   const comments = h("div", { id: "comments" });
+  const votes = h("section", { id: "votes", "aria-labelledby": "votes-heading", hidden: true });
   const trail = h("div", { id: "trail" });
   const instanceArea = h("div", { id: "instance" });
   const title = h("h1", { id: "task-title" }, "Task");
@@ -88,13 +104,17 @@ export async function taskView(taskId) {
       formArea.replaceChildren(outcome, ...(data.length ? [facts(data)] : []));
       return;
     }
-    const blocked = task.require_claim && task.claimed_by !== session.me.user;
-    const key = `PENDING:${blocked}`;
+    // A quorum task takes votes (each eligible user once), not a completion.
+    const voting = Boolean(task.quorum);
+    const blocked = voting ? !detail.may_vote : task.require_claim && task.claimed_by !== session.me.user;
+    const key = `PENDING:${voting}:${blocked}:${JSON.stringify((detail.votes || []).filter((v) => v.voter === session.me.user))}`;
     if (formFor === key) return;
     formFor = key;
     const form = schemaForm(detail.form_schema, "f");
     const summary = h("div", { id: "form-errors", class: "alert", role: "alert", tabindex: "-1", hidden: true });
-    const submit = h("button", { type: "submit", id: "complete" }, "Complete task");
+    const submit = voting
+      ? h("button", { type: "submit", id: "vote" }, "Cast my vote")
+      : h("button", { type: "submit", id: "complete" }, "Complete task");
     const element = h("form", { id: "task-form", novalidate: true, "aria-labelledby": "form-heading" },
       summary, form.element, submit);
     if (blocked) {
@@ -113,8 +133,8 @@ export async function taskView(taskId) {
       form.showErrors([]);
       submit.disabled = true;
       try {
-        await api(`tasks/${taskId}/complete`, { method: "POST", body: { data } });
-        announce("Task completed");
+        await api(`tasks/${taskId}/${voting ? "votes" : "complete"}`, { method: "POST", body: { data } });
+        announce(voting ? "Vote counted" : "Task completed");
         await refresh();
       } catch (err) {
         submit.disabled = false;
@@ -125,11 +145,16 @@ export async function taskView(taskId) {
           showAlert(summary, `${problemText(err)}${extra && !problemText(err).includes(extra) ? ` (${extra})` : ""}`);
           summary.focus();
         }
-        announce(fieldCount ? `The server refused ${fieldCount} field${fieldCount > 1 ? "s" : ""}` : "The task was not completed");
+        announce(fieldCount ? `The server refused ${fieldCount} field${fieldCount > 1 ? "s" : ""}` : voting ? "The vote was not counted" : "The task was not completed");
       }
     });
+    const mine = (detail.votes || []).find((v) => v.voter === session.me.user);
+    const voted = mine && (mine.state === "approved" || mine.state === "rejected");
+    const note = !voting ? "Claim this task to work on it."
+      : voted ? `You voted already (${mine.state}).`
+      : "You may not vote on this task: you are not one of its voters, or separation of duties keeps you out.";
     formArea.replaceChildren(
-      ...(blocked ? [h("p", { class: "note" }, "Claim this task to work on it.")] : []),
+      ...(blocked ? [h("p", { class: "note", id: "form-note" }, note)] : []),
       element);
   }
 
@@ -162,6 +187,8 @@ export async function taskView(taskId) {
       header.replaceChildren(describeTask(task));
       renderActions(task);
       renderForm(detail);
+      votes.hidden = !task.quorum;
+      votes.replaceChildren(h("h2", { id: "votes-heading" }, "Votes"), voteList(detail.votes || []));
       comments.replaceChildren(commentList(detail.comments));
       trail.replaceChildren(trailTable(detail.assignments));
     }
@@ -216,6 +243,7 @@ export async function taskView(taskId) {
       h("div", { class: "column" },
         header, description, actions,
         h("section", { "aria-labelledby": "form-heading" }, h("h2", { id: "form-heading" }, "Form"), formArea),
+        votes,
         h("section", { "aria-labelledby": "comments-heading" }, h("h2", { id: "comments-heading" }, "Comments"), comments, commentForm),
         h("section", { "aria-labelledby": "trail-heading" }, h("h2", { id: "trail-heading" }, "Assignment trail"), trail)),
       h("div", { class: "column" },
