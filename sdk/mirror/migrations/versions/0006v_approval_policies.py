@@ -118,10 +118,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("workflow_delegations")
     op.drop_table("workflow_task_votes")
-    with op.batch_alter_table("workflow_task_assignments") as batch:
-        batch.drop_column("on_behalf_of")
+    # Columns are dropped in place (SQLite has ALTER TABLE ... DROP COLUMN since 3.35), never
+    # by a batch rebuild: rebuilding a parent table drops it, and with foreign keys on, the
+    # ON DELETE CASCADE of its children (comments, assignments) would delete their rows.
+    op.drop_column("workflow_task_assignments", "on_behalf_of")
     op.drop_index("ix_human_tasks_status_follow_up_at", table_name="workflow_human_tasks")
     op.drop_index("ix_human_tasks_status_priority", table_name="workflow_human_tasks")
-    with op.batch_alter_table("workflow_human_tasks") as batch:
-        for name, _, _ in reversed(_TASK_COLUMNS):
-            batch.drop_column(name)
+    for name, _, _ in reversed(_TASK_COLUMNS):
+        op.drop_column("workflow_human_tasks", name)
