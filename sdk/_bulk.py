@@ -30,8 +30,6 @@ __all__ = [
     "BulkResult",
     "InstanceBulkAction",
     "TaskBulkAction",
-    "bulk_instances",
-    "bulk_tasks",
 ]
 
 BULK_LIMIT = 10_000
@@ -124,119 +122,6 @@ async def _run(
     return result
 
 
-async def bulk_tasks(
-    client: WorkflowClient,
-    action: TaskBulkAction,
-    *,
-    user: str,
-    groups: Sequence[str] | None = None,
-    admin: bool | None = None,
-    tenant_id: str | None = None,
-    assignee_id: str | None = None,
-    group: str | Sequence[str] | None = None,
-    due_before: datetime | None = None,
-    to_user: str | None = None,
-    to_group: str | None = None,
-    reason: str | None = None,
-    body: str | None = None,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-) -> BulkResult:
-    """See :meth:`sdk.WorkflowClient.bulk_tasks`."""
-    if action not in ("reassign", "comment", "escalate", "cancel"):
-        raise InvalidInputError(
-            f"unknown bulk action on tasks {action!r}: reassign, comment, escalate or cancel"
-        )
-    if action == "reassign" and not ((to_user or to_group) and (reason or "").strip()):
-        raise InvalidInputError("a bulk reassign needs to_user and/or to_group, and a reason")
-    if action == "comment" and not (body or "").strip():
-        raise InvalidInputError("a bulk comment needs a non-empty body")
-    queries = client._require_queries("a bulk action")
-    scope = _scope(client, tenant_id)
-    rows = await _all_pages(
-        lambda offset: queries.pending_tasks(
-            tenant_id=scope,
-            assignee_id=assignee_id,
-            group=group,
-            due_before=due_before,
-            limit=500,
-            offset=offset,
-        )
-    )
-    who: dict[str, Any] = {"user": user, "groups": groups, "admin": admin, "tenant_id": tenant_id}
-    if action == "cancel":  # one cancellation per instance, however many of its tasks match
-        by_instance = {row.workflow_id: row.workflow_id for row in rows}
-        items = [(wf, wf) for wf in by_instance]
-    else:
-        items = [(str(row.id), row.workflow_id) for row in rows]
-
-    async def apply(item_id: str, workflow_id: str) -> None:
-        if action == "reassign":
-            await client.reassign_task(
-                item_id,
-                to_user=to_user,
-                to_group=to_group,
-                reason=reason or "",
-                workflow_id=workflow_id,
-                **who,
-            )
-        elif action == "comment":
-            await client.comment_task(item_id, body or "", workflow_id=workflow_id, **who)
-        elif action == "escalate":
-            await client.escalate_task(item_id, reason=reason, workflow_id=workflow_id, **who)
-        else:
-            await client.cancel(workflow_id, reason=reason, by=user, tenant_id=tenant_id)
-
-    return await _run(action, items, apply, dry_run, progress)
-
-
-async def bulk_instances(
-    client: WorkflowClient,
-    action: InstanceBulkAction,
-    *,
-    by: str,
-    reason: str | None = None,
-    tenant_id: str | None = None,
-    status: WorkflowStatus | Sequence[WorkflowStatus] | None = None,
-    workflow_name: str | None = None,
-    workflow_version: str | None = None,
-    created_by: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-) -> BulkResult:
-    """See :meth:`sdk.WorkflowClient.bulk_instances`."""
-    if action not in ("cancel", "pause", "resume"):
-        raise InvalidInputError(f"unknown bulk action on instances {action!r}: cancel, pause or resume")
-    queries = client._require_queries("a bulk action")
-    rows = await _all_pages(
-        lambda offset: queries.instances(
-            tenant_id=_scope(client, tenant_id),
-            status=status,
-            workflow_name=workflow_name,
-            workflow_version=workflow_version,
-            created_by=created_by,
-            created_after=created_after,
-            created_before=created_before,
-            limit=500,
-            offset=offset,
-        )
-    )
-    items = list({row.workflow_id: (row.workflow_id, row.workflow_id) for row in rows}.values())
-
-    async def apply(item_id: str, workflow_id: str) -> None:
-        handle = client.get_instance(workflow_id, tenant_id=tenant_id)
-        if action == "cancel":
-            await handle.cancel(reason=reason, by=by)
-        elif action == "pause":
-            await handle.pause(by=by, reason=reason)
-        else:
-            await handle.resume(by=by)
-
-    return await _run(action, items, apply, dry_run, progress)
-
-
 class BulkCommands:
     """The bulk actions of :class:`sdk.WorkflowClient` (one of its bases)."""
 
@@ -282,23 +167,52 @@ class BulkCommands:
             InvalidInputError: An unknown action, or one missing its arguments (nothing sent).
             MirrorUnavailableError: The client has no database to query.
         """
-        return await bulk_tasks(
-            self._as_client(),
-            action,
-            user=user,
-            groups=groups,
-            admin=admin,
-            tenant_id=tenant_id,
-            assignee_id=assignee_id,
-            group=group,
-            due_before=due_before,
-            to_user=to_user,
-            to_group=to_group,
-            reason=reason,
-            body=body,
-            dry_run=dry_run,
-            progress=progress,
+        client = self._as_client()
+        if action not in ("reassign", "comment", "escalate", "cancel"):
+            raise InvalidInputError(
+                f"unknown bulk action on tasks {action!r}: reassign, comment, escalate or cancel"
+            )
+        if action == "reassign" and not ((to_user or to_group) and (reason or "").strip()):
+            raise InvalidInputError("a bulk reassign needs to_user and/or to_group, and a reason")
+        if action == "comment" and not (body or "").strip():
+            raise InvalidInputError("a bulk comment needs a non-empty body")
+        queries = client._require_queries("a bulk action")
+        scope = _scope(client, tenant_id)
+        rows = await _all_pages(
+            lambda offset: queries.pending_tasks(
+                tenant_id=scope,
+                assignee_id=assignee_id,
+                group=group,
+                due_before=due_before,
+                limit=500,
+                offset=offset,
+            )
         )
+        who: dict[str, Any] = {"user": user, "groups": groups, "admin": admin, "tenant_id": tenant_id}
+        if action == "cancel":  # one cancellation per instance, however many of its tasks match
+            by_instance = {row.workflow_id: row.workflow_id for row in rows}
+            items = [(wf, wf) for wf in by_instance]
+        else:
+            items = [(str(row.id), row.workflow_id) for row in rows]
+
+        async def apply(item_id: str, workflow_id: str) -> None:
+            if action == "reassign":
+                await client.reassign_task(
+                    item_id,
+                    to_user=to_user,
+                    to_group=to_group,
+                    reason=reason or "",
+                    workflow_id=workflow_id,
+                    **who,
+                )
+            elif action == "comment":
+                await client.comment_task(item_id, body or "", workflow_id=workflow_id, **who)
+            elif action == "escalate":
+                await client.escalate_task(item_id, reason=reason, workflow_id=workflow_id, **who)
+            else:
+                await client.cancel(workflow_id, reason=reason, by=user, tenant_id=tenant_id)
+
+        return await _run(action, items, apply, dry_run, progress)
 
     async def bulk_instances(
         self,
@@ -321,18 +235,32 @@ class BulkCommands:
         Each instance goes through the single command (:meth:`InstanceHandle.cancel`,
         ``pause``, ``resume``) as ``by``, with its checks and signature; see :meth:`bulk_tasks`.
         """
-        return await bulk_instances(
-            self._as_client(),
-            action,
-            by=by,
-            reason=reason,
-            tenant_id=tenant_id,
-            status=status,
-            workflow_name=workflow_name,
-            workflow_version=workflow_version,
-            created_by=created_by,
-            created_after=created_after,
-            created_before=created_before,
-            dry_run=dry_run,
-            progress=progress,
+        client = self._as_client()
+        if action not in ("cancel", "pause", "resume"):
+            raise InvalidInputError(f"unknown bulk action on instances {action!r}: cancel, pause or resume")
+        queries = client._require_queries("a bulk action")
+        rows = await _all_pages(
+            lambda offset: queries.instances(
+                tenant_id=_scope(client, tenant_id),
+                status=status,
+                workflow_name=workflow_name,
+                workflow_version=workflow_version,
+                created_by=created_by,
+                created_after=created_after,
+                created_before=created_before,
+                limit=500,
+                offset=offset,
+            )
         )
+        items = list({row.workflow_id: (row.workflow_id, row.workflow_id) for row in rows}.values())
+
+        async def apply(item_id: str, workflow_id: str) -> None:
+            handle = client.get_instance(workflow_id, tenant_id=tenant_id)
+            if action == "cancel":
+                await handle.cancel(reason=reason, by=by)
+            elif action == "pause":
+                await handle.pause(by=by, reason=reason)
+            else:
+                await handle.resume(by=by)
+
+        return await _run(action, items, apply, dry_run, progress)
