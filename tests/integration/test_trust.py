@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,14 +30,14 @@ from sdk import (
     ErrorKind,
     InstanceHandle,
     TaskStatus,
-    WorkflowClient,
     find_temporal_cli,
     generate_signing_key,
 )
 from sdk._types import TaskAction
-from sdk.mirror import MirrorQueries, MirrorWriter, TaskRow
+from sdk.mirror import TaskRow
 from sdk.protocol import task_signal, task_update
-from tests.integration.support import DatabaseFactory, commands_received
+from tests.integration.support import commands_received
+from tests.integration.trust_bench import Bench, fixture_bench  # noqa: F401  (the bench fixture)
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import CLERKS, Ticket
 
@@ -50,51 +49,6 @@ EVE = {"user": "eve", "groups": ["staff"]}
 SIGNALS = [task_signal(a) for a in TaskAction] + ["pause", "resume", "cancel_requested"]
 UPDATES = [task_update(a) for a in TaskAction]
 _FAILED_TASK = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
-
-
-@dataclass
-class Bench:
-    backend: str
-    client: WorkflowClient
-    queries: MirrorQueries
-    task_queue: str
-    target: str
-
-    async def start(self, tenant_id: str) -> InstanceHandle[Any]:
-        ticket = Ticket(subject=f"trust-{uuid.uuid4().hex[:6]}", route="group")
-        return await self.client.start(
-            lifecycle.lifecycle_task, ticket, tenant_id=tenant_id, task_queue=self.task_queue
-        )
-
-    async def pending_row(self, handle: InstanceHandle[Any], eventually: Eventually) -> TaskRow:
-        async def row() -> TaskRow:
-            assert handle.instance_id is not None
-            try:
-                page = await self.queries.instance_tasks(handle.instance_id, status=TaskStatus.PENDING)
-            except LookupError:
-                raise AssertionError("not mirrored yet") from None
-            assert len(page.items) == 1, page.items
-            return page.items[0]
-
-        found: TaskRow = await eventually(row)
-        return found
-
-
-@pytest.fixture(name="bench", scope="module")
-async def fixture_bench(
-    backend: str, database_factory: DatabaseFactory, server: Any, new_worker: Any
-) -> AsyncIterator[Bench]:
-    url = await database_factory.create(backend)
-    writer = MirrorWriter.from_url(url)
-    await writer.upgrade_schema()
-    worker = new_worker(lifecycle.lifecycle_task, mirror=writer)
-    client = await WorkflowClient.connect(server.target, database_url=url, task_queue=worker.task_queue)
-    try:
-        async with worker:
-            yield Bench(backend, client, client.queries, worker.task_queue, server.target)
-    finally:
-        await client.close()
-        await writer.close()
 
 
 def _tenant() -> str:

@@ -10,8 +10,7 @@ time window, is refused and recorded, changes nothing, and the history still rep
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -31,8 +30,7 @@ from sdk import (
     TaskStatus,
     WorkflowClient,
 )
-from sdk.mirror import MirrorQueries, MirrorWriter, TaskRow
-from tests.integration.support import DatabaseFactory
+from tests.integration.trust_bench import Bench, fixture_bench  # noqa: F401  (the bench fixture)
 from tests.workflows import lifecycle
 from tests.workflows.lifecycle import CLERKS, Ticket
 from worker import sandbox_runner
@@ -41,51 +39,6 @@ Eventually = Callable[..., Awaitable[Any]]
 Sign = Callable[..., dict[str, Any]]
 
 BOB = {"user": "bob", "groups": [CLERKS]}
-
-
-@dataclass
-class Bench:
-    client: WorkflowClient
-    queries: MirrorQueries
-    task_queue: str
-    target: str
-    database_url: str
-
-    async def start(self, tenant_id: str | None) -> InstanceHandle[Any]:
-        ticket = Ticket(subject=f"scope-{uuid.uuid4().hex[:6]}", route="group")
-        return await self.client.start(
-            lifecycle.lifecycle_task, ticket, tenant_id=tenant_id, task_queue=self.task_queue
-        )
-
-    async def pending_row(self, handle: InstanceHandle[Any], eventually: Eventually) -> TaskRow:
-        async def row() -> TaskRow:
-            assert handle.instance_id is not None
-            try:
-                page = await self.queries.instance_tasks(handle.instance_id, status=TaskStatus.PENDING)
-            except LookupError:
-                raise AssertionError("not mirrored yet") from None
-            assert len(page.items) == 1, page.items
-            return page.items[0]
-
-        found: TaskRow = await eventually(row)
-        return found
-
-
-@pytest.fixture(name="bench", scope="module")
-async def fixture_bench(
-    backend: str, database_factory: DatabaseFactory, server: Any, new_worker: Any
-) -> AsyncIterator[Bench]:
-    url = await database_factory.create(backend)
-    writer = MirrorWriter.from_url(url)
-    await writer.upgrade_schema()
-    worker = new_worker(lifecycle.lifecycle_task, mirror=writer)
-    client = await WorkflowClient.connect(server.target, database_url=url, task_queue=worker.task_queue)
-    try:
-        async with worker:
-            yield Bench(client, client.queries, worker.task_queue, server.target, url)
-    finally:
-        await client.close()
-        await writer.close()
 
 
 def _tenant() -> str:
