@@ -32,12 +32,12 @@ class _Among(ColumnElement[bool]):
         ("values", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: ColumnElement[Any], values: Select[Any] | CompoundSelect) -> None:
+    def __init__(self, column: ColumnElement[Any], values: Select[Any] | CompoundSelect[Any]) -> None:
         self.column = column
         self.values = values.scalar_subquery()
 
 
-def among(column: ColumnElement[Any], values: Select[Any] | CompoundSelect) -> ColumnElement[bool]:
+def among(column: ColumnElement[Any], values: Select[Any] | CompoundSelect[Any]) -> ColumnElement[bool]:
     """``column`` among the values ``values`` selects (see the module's docstring)."""
     return _Among(column, values)
 

@@ -47,7 +47,7 @@ __all__ = ["GROUP_ARRAY", "TOP", "page_of_arms"]
 TOP: BindParameter[int] = bindparam("top", type_=Integer)
 """Rows read per arm: the page's ``offset + limit``."""
 
-GROUP_ARRAY: BindParameter[list[str]] = bindparam("group_array", type_=ARRAY(String()))
+GROUP_ARRAY: BindParameter[Any] = bindparam("group_array", type_=ARRAY(String()))
 """The groups of a per-group arm, as one array (``unnest`` needs an array, not an IN list)."""
 
 
