@@ -93,7 +93,9 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        seq = None if info.is_local else seq_from_activity_id(info.activity_id)
+        # Local activities too: a local step (``@machine_step(local=True)``) has a row like any
+        # other; the SDK's own local activities (publish, verify) are no registered step.
+        seq = seq_from_activity_id(info.activity_id)
         step = registry.steps.get(info.activity_type)
         if seq is None or not isinstance(step, MachineStep) or not info.workflow_run_id:
             return await self.next.execute_activity(input)
