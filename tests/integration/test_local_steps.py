@@ -10,17 +10,29 @@ with local steps, so the two runs' rows are compared column by column.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.worker import Worker
 
+from activities._verify import CompletionCheck
 from sdk import InstanceHandle, StepStatus, TaskStatus, WorkflowClient
 from sdk import WorkflowStatus as WS
+from sdk.mirror import MirrorWriter
 from sdk.protocol import PUBLISH_ACTIVITY
-from tests.integration.support import Eventually, PendingTask, Row, instance_row, step_rows, task_rows
+from tests.integration.support import (
+    INSTANCES,
+    Eventually,
+    PendingTask,
+    Row,
+    instance_row,
+    step_rows,
+    task_rows,
+)
 from tests.workflows import local, mirrored
 from tests.workflows.mirrored import CLERKS, Order
 
@@ -159,3 +171,40 @@ async def test_handlers_without_a_mirror_see_each_carried_event_once(
         assert await handle.result() == "shipped-desk-1"
     mine = [e for e in seen if e.instance_id == handle.instance_id]
     assert [type(e).__name__ for e in mine] == mirrored.ORDER_EVENTS
+
+
+async def test_a_worker_polling_no_activity_tasks_still_runs_local_steps(
+    client: WorkflowClient, new_worker: Any
+) -> None:
+    # Local steps run from the worker's own registry: no activity task queue is involved.
+    async with new_worker(*local.WORKFLOWS, no_remote_activities=True) as workflows_only:
+        handle = await client.start(
+            local.local_backoff_flow, Order(item="kite"), task_queue=workflows_only.task_queue
+        )
+        assert await asyncio.wait_for(handle.result(), 30) == "kite at attempt 1"
+
+
+async def test_the_end_check_takes_a_clock_a_local_step_moved_on(
+    mirror_client: WorkflowClient, worker: Worker, writer: MirrorWriter, db: Any
+) -> None:
+    # The instance ends in the workflow task that ran a 1.5 s local step: the workflow clock
+    # (and the row's end) is past that task's start. The completion verifier's end check must
+    # not take that for a lost task, and must still find a lost task's earlier clock.
+    handle = await mirror_client.start(local.local_slow_end, Order(item="kite"), task_queue=worker.task_queue)
+    assert await handle.result() == "slow-kite"
+    started = [
+        event.event_time.ToDatetime(tzinfo=UTC)
+        async for event in handle.temporal.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    ]
+    ended_at = (await instance_row(db, handle))["completed_at"]
+    assert ended_at - started[-1] > timedelta(seconds=1)
+    check = CompletionCheck(writer)
+    assert not await check._end_differs(mirror_client.temporal, handle.id, handle.run_id, handle.instance_id)
+
+    async with db.begin() as conn:
+        lost_clock = started[-1] - timedelta(seconds=5)
+        await conn.execute(
+            update(INSTANCES).where(INSTANCES.c.id == handle.instance_id).values(completed_at=lost_clock)
+        )
+    assert await check._end_differs(mirror_client.temporal, handle.id, handle.run_id, handle.instance_id)

@@ -79,6 +79,13 @@ async def local_backoff(order: Order) -> str:
     return f"{order.item} at attempt {attempt}"
 
 
+@machine_step(local=True, timeout=timedelta(seconds=5), max_attempts=1)
+async def local_slow(order: Order) -> str:
+    """Takes 1.5 seconds: the workflow clock moves on by that much inside the workflow task."""
+    await asyncio.sleep(1.5)
+    return f"slow-{order.item}"
+
+
 @workflow(name="tests.local_order", version="1.0.0")
 async def local_order(order: Order) -> str:
     order = await local_prepare(order)
@@ -104,5 +111,11 @@ async def local_backoff_flow(order: Order) -> str:
     return await local_backoff(order)
 
 
-WORKFLOWS = (local_order, local_failing, local_then_hold, local_backoff_flow)
+@workflow(name="tests.local_slow_end", version="1.0.0")
+async def local_slow_end(order: Order) -> str:
+    """Ends in the workflow task that ran a 1.5-second local step."""
+    return await local_slow(order)
+
+
+WORKFLOWS = (local_order, local_failing, local_then_hold, local_backoff_flow, local_slow_end)
 """The definitions of this module, to register and to run on one worker."""
