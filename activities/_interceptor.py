@@ -4,7 +4,9 @@ It also delivers the events a step activity carries in its ``dwf-events`` header
 ``sdk._runtime``): to the mirror, in the transaction that records the attempt's start, and
 then to the application's event handlers.
 
-It runs outside the sandbox, once per attempt. The step's row id comes from the activity id
+It runs outside the sandbox, once per attempt, for local steps (``@machine_step(local=True)``)
+as for regular ones: a local step's attempt runs inside the workflow task, so its two writes
+(start, end) are part of that task's time. The step's row id comes from the activity id
 the workflow gave the step (``step-<seq>``) and the run id, the same derivation workflow code
 and a rebuild use, so every writer lands on the same row.
 
