@@ -4,7 +4,9 @@ It also delivers the events a step activity carries in its ``dwf-events`` header
 ``sdk._runtime``): to the mirror, in the transaction that records the attempt's start, and
 then to the application's event handlers.
 
-It runs outside the sandbox, once per attempt. The step's row id comes from the activity id
+It runs outside the sandbox, once per attempt, for local steps (``@machine_step(local=True)``)
+as for regular ones: a local step's attempt runs inside the workflow task, so its two writes
+(start, end) are part of that task's time. The step's row id comes from the activity id
 the workflow gave the step (``step-<seq>``) and the run id, the same derivation workflow code
 and a rebuild use, so every writer lands on the same row.
 
@@ -93,7 +95,9 @@ class _MirrorActivityInbound(ActivityInboundInterceptor):
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        seq = None if info.is_local else seq_from_activity_id(info.activity_id)
+        # Local activities too: a local step (``@machine_step(local=True)``) has a row like any
+        # other; the SDK's own local activities (publish, verify) are no registered step.
+        seq = seq_from_activity_id(info.activity_id)
         step = registry.steps.get(info.activity_type)
         if seq is None or not isinstance(step, MachineStep) or not info.workflow_run_id:
             return await self.next.execute_activity(input)

@@ -15,7 +15,8 @@ published, then the server lost it with its unpersisted state, and the worker's 
 that task reused the local activity's result instead of publishing again; the rows keep the
 lost task's clock. So a while after an end is published, the check reads the history's close
 event and the workflow task that produced it, and rebuilds the rows when the instance row's
-``completed_at`` is not that task's time.
+``completed_at`` is not within that task (from its start to the close event: local steps
+completing inside the task move the workflow clock on).
 
 Each check retries with backoff while Temporal is unreachable, up to a limit; it costs one
 query per completion and one history read per instance end.
@@ -131,15 +132,20 @@ class CompletionCheck:
     async def _end_differs(
         self, client: Client, workflow_id: str, run_id: str, instance_id: uuid.UUID
     ) -> bool:
-        """Whether the instance row's end is not the time of the workflow task that ended it."""
+        """Whether the instance row's end is not a time of the workflow task that ended it.
+
+        The workflow clock starts at the task's start; a local activity that completes inside
+        the task (a ``@machine_step(local=True)`` before the end) moves it on, up to the
+        close event. A lost task's clock is earlier than the recorded task's start.
+        """
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         task_started: datetime | None = None
-        ended: datetime | None = None
+        ended: tuple[datetime, datetime] | None = None
         for event in history.events:
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
                 task_started = event.event_time.ToDatetime(tzinfo=UTC)
-            elif event.event_type in _ENDS:
-                ended = task_started
+            elif event.event_type in _ENDS and task_started is not None:
+                ended = task_started, event.event_time.ToDatetime(tzinfo=UTC)
         if ended is None:
             return False  # not ended by the workflow (terminated, timed out): not this check's
         async with self.writer.engine.connect() as conn:
@@ -147,7 +153,10 @@ class CompletionCheck:
         if shown is None:
             return True
         at: datetime = shown if shown.tzinfo else shown.replace(tzinfo=UTC)
-        return abs((at - ended).total_seconds()) > _TOLERANCE_SECONDS
+        earliest, latest = ended
+        return (earliest - at).total_seconds() > _TOLERANCE_SECONDS or (
+            at - latest
+        ).total_seconds() > _TOLERANCE_SECONDS
 
     async def _disagree(
         self, client: Client, workflow_id: str, run_id: str, task_ids: list[uuid.UUID]

@@ -186,6 +186,8 @@ VARIANTS = {
     "noverify": "signals not verified (the signed-commands work: one local activity per signal)",
     "eager": "eager workflow start: the client asks the server to hand the first workflow task "
     "to the worker in its own process (temporalio's request_eager_start)",
+    "local": "the example's machine steps as local activities, as @machine_step(local=True) runs "
+    "them: no activity task, no workflow task of their own",
 }
 """Experiment variants of the SDK configuration: what one part costs, measured by leaving it out.
 Never a product setting: each is a monkeypatch undone when its run ends."""
@@ -231,6 +233,20 @@ def variant_patch(variant: str) -> Iterator[None]:
             return handle
 
         target, name, replacement = Client, "start_workflow", eager_start
+    elif variant == "local":
+        import dataclasses
+
+        from sdk import _steps
+
+        regular_run = _steps.run_machine_step
+
+        async def run_local(step: Any, args: list[Any]) -> Any:
+            # The example's steps are defined once; the workflow code (in the sandbox) reaches
+            # this passthrough module's function on each call, so every step runs local.
+            local_options = dataclasses.replace(step.options, local=True)
+            return await regular_run(dataclasses.replace(step, options=local_options), args)
+
+        target, name, replacement = _steps, "run_machine_step", run_local
     else:
         raise ValueError(f"unknown variant {variant!r}: one of {sorted(VARIANTS)}")
     original = target.__dict__[name]

@@ -77,6 +77,20 @@ def _param_types(fn: Callable[..., Any], hints: dict[str, Any]) -> tuple[Any, ..
     return tuple(types)
 
 
+def _check_local(local: object, heartbeat_timeout: object, local_retry_threshold: object) -> None:
+    if not isinstance(local, bool):
+        raise DefinitionError(f"local must be True or False, got {local!r}")
+    if local and heartbeat_timeout is not None:
+        raise DefinitionError(
+            "heartbeat_timeout cannot be given with local=True: a local activity cannot heartbeat "
+            "(drop heartbeat_timeout, or run the step as a regular activity)"
+        )
+    if local_retry_threshold is not None:
+        if not local:
+            raise DefinitionError("local_retry_threshold applies to local steps only: add local=True")
+        _check_timedelta(local_retry_threshold, "local_retry_threshold")
+
+
 @overload
 def machine_step(fn: Callable[P, Coroutine[Any, Any, R]], /) -> MachineStep[P, R]: ...
 
@@ -94,6 +108,8 @@ def machine_step(
     backoff: float = 2.0,
     max_interval: timedelta | None = None,
     non_retryable_errors: Sequence[str | type[BaseException]] = (),
+    local: bool = False,
+    local_retry_threshold: timedelta | None = None,
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], MachineStep[P, R]]: ...
 
 
@@ -111,6 +127,8 @@ def machine_step(
     backoff: float = 2.0,
     max_interval: timedelta | None = None,
     non_retryable_errors: Sequence[str | type[BaseException]] = (),
+    local: bool = False,
+    local_retry_threshold: timedelta | None = None,
 ) -> Any:
     """Declare an async function as a machine step (a Temporal activity).
 
@@ -119,6 +137,24 @@ def machine_step(
     Temporal's retry policy: ``max_attempts`` (0 means unlimited), ``initial_interval``,
     ``backoff`` (coefficient), ``max_interval`` and ``non_retryable_errors`` (exception
     classes or their names).
+
+    ``local=True`` runs the step as a Temporal *local activity*: on the worker running the
+    workflow, inside its workflow task, with no activity task and no workflow task of its own
+    (cheaper and faster; ``docs/performance.md``). Only for steps that are
+
+    - short: seconds, well under the workflow task timeout (the workflow task stays open
+      while the step runs; signals and updates wait for it);
+    - idempotent: a local activity's result is recorded only when its workflow task
+      completes, so after a worker crash the step runs again even if it had succeeded
+      (at least once, as a regular activity, but more likely to repeat);
+    - without heartbeats (``heartbeat_timeout`` is refused with ``local=True``);
+    - retried over short intervals: retries run in the worker until the next backoff
+      exceeds ``local_retry_threshold`` (Temporal's default: one minute), later ones wait
+      on a durable timer in the workflow;
+    - fine on the workflow's worker: a local step is never routed to another task queue.
+
+    Switching a step between local and regular changes the workflow's commands: instances
+    in flight must keep the old setting (give the workflow a new version).
     """
     if timeout is not None and start_to_close_timeout is not None:
         raise DefinitionError("give either timeout= or start_to_close_timeout=, not both")
@@ -131,6 +167,7 @@ def machine_step(
         ("max_interval", max_interval),
     ):
         _check_timedelta(value, option)
+    _check_local(local, heartbeat_timeout, local_retry_threshold)
     if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 0:
         raise DefinitionError(f"max_attempts must be an int >= 0 (0 = unlimited), got {max_attempts!r}")
     if not isinstance(backoff, int | float) or backoff < 1:
@@ -154,6 +191,8 @@ def machine_step(
         backoff=float(backoff),
         max_interval=max_interval,
         non_retryable_errors=tuple(error_names),
+        local=local,
+        local_retry_threshold=local_retry_threshold,
     )
 
     def decorate(func: Callable[P, Coroutine[Any, Any, R]]) -> MachineStep[P, R]:

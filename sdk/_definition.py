@@ -67,6 +67,8 @@ class MachineStepOptions:
     backoff: float = 2.0
     max_interval: timedelta | None = None
     non_retryable_errors: tuple[str, ...] = ()
+    local: bool = False
+    local_retry_threshold: timedelta | None = None
 
     def retry_policy(self) -> RetryPolicy:
         """The Temporal retry policy these options describe."""
@@ -93,6 +95,8 @@ class MachineStepOptions:
             "backoff": self.backoff,
             "max_interval": secs(self.max_interval),
             "non_retryable_errors": list(self.non_retryable_errors),
+            "local": self.local,
+            "local_retry_threshold": secs(self.local_retry_threshold),
         }
 
 

@@ -64,19 +64,9 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
     activity_id = step_activity_id(seq)
     if not (rt.carrying and rt.carry(activity_id)):
         await rt.flush_soon()
-    options = step.options
     started = workflow.now()
     try:
-        result = await workflow.execute_activity(
-            step.name,
-            args=args,
-            activity_id=activity_id,
-            result_type=step.return_type if step.return_type is not Any else None,
-            start_to_close_timeout=options.start_to_close_timeout,
-            schedule_to_close_timeout=options.schedule_to_close_timeout,
-            heartbeat_timeout=options.heartbeat_timeout,
-            retry_policy=options.retry_policy(),
-        )
+        result = await _execute(step, args, activity_id)
     except ActivityError as err:
         cause = err.cause
         error_type = (
@@ -111,6 +101,38 @@ async def run_machine_step(step: MachineStep[..., Any], args: list[Any]) -> Any:
         step_execution_id=step_execution_id,
     )
     return result
+
+
+async def _execute(step: MachineStep[..., Any], args: list[Any], activity_id: str) -> Any:
+    """Run the step's activity: a local activity when the author allowed it (``local=True``).
+
+    Both kinds get the same activity id, arguments, timeouts and retry policy, and both pass
+    through the outbound interceptor that puts carried events in their header
+    (``sdk._carry``), so the step's events and rows are the same either way.
+    """
+    options = step.options
+    result_type = step.return_type if step.return_type is not Any else None
+    if options.local:
+        return await workflow.execute_local_activity(
+            step.name,
+            args=args,
+            activity_id=activity_id,
+            result_type=result_type,
+            start_to_close_timeout=options.start_to_close_timeout,
+            schedule_to_close_timeout=options.schedule_to_close_timeout,
+            retry_policy=options.retry_policy(),
+            local_retry_threshold=options.local_retry_threshold,
+        )
+    return await workflow.execute_activity(
+        step.name,
+        args=args,
+        activity_id=activity_id,
+        result_type=result_type,
+        start_to_close_timeout=options.start_to_close_timeout,
+        schedule_to_close_timeout=options.schedule_to_close_timeout,
+        heartbeat_timeout=options.heartbeat_timeout,
+        retry_policy=options.retry_policy(),
+    )
 
 
 async def run_human_step(step: HumanStep[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:

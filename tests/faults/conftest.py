@@ -28,3 +28,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in Path(item.path).parents:
             item.add_marker(pytest.mark.fault)
+            # Workers killed and servers stopped and restarted: the slowest takes about two
+            # minutes on 2 cores, so these get a longer deadline than the rest.
+            item.add_marker(pytest.mark.timeout(600))

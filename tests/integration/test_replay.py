@@ -21,7 +21,11 @@ from temporalio.workflow import NondeterminismError
 from examples.expense_approval import expense_approval
 from sdk import WorkflowClient
 from tests.histories.record import SCENARIOS, history_path, run_scenarios
+from tests.integration.support import PendingTask
+from tests.workflows import local
 from tests.workflows.drifted import DRIFTED_WORKFLOW_CLASS
+from tests.workflows.local_turned import TURNED_REGULAR_CLASS
+from tests.workflows.mirrored import CLERKS, Order
 from worker import sandbox_runner
 
 HISTORY_FILES = sorted(Path(history_path(SCENARIOS[0])).parent.glob("*.json"))
@@ -105,6 +109,33 @@ async def test_fresh_histories_replay_without_determinism_error(
     for history in histories.values():
         result = await replay.replay_workflow(history)
         assert result.replay_failure is None
+
+
+async def test_local_step_histories_replay_and_their_steps_are_markers(
+    client: WorkflowClient, new_worker: Any, pending_task: PendingTask
+) -> None:
+    # Local steps' results (and their retries) come from markers on replay; the steps never run.
+    async with new_worker(*local.WORKFLOWS) as worker:
+        order = await client.start(
+            local.local_order, Order(item="Vase", fail_times=1), task_queue=worker.task_queue
+        )
+        task = await pending_task(order)
+        await order.signal_complete_task(task.task_id, {"approved": True}, user="erin", groups=[CLERKS])
+        backoff = await client.start(
+            local.local_backoff_flow, Order(item="kite", fail_times=1), task_queue=worker.task_queue
+        )
+        assert (await order.result(), await backoff.result()) == ("shipped-vase-1", "kite at attempt 2")
+    histories = [await order.temporal.fetch_history(), await backoff.temporal.fetch_history()]
+    for history in histories:
+        kinds = {e.event_type for e in history.events}
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
+        assert EventType.EVENT_TYPE_MARKER_RECORDED in kinds
+    replay = replayer(local.local_order.workflow_class, local.local_backoff_flow.workflow_class)
+    for history in histories:
+        assert (await replay.replay_workflow(history)).replay_failure is None
+    # Turning the steps into regular activities changes the commands: a new version is needed.
+    with pytest.raises(NondeterminismError, match="Nondeterminism error"):
+        await replayer(TURNED_REGULAR_CLASS).replay_workflow(histories[0])
 
 
 def test_signed_histories_record_the_signals_verdict() -> None:

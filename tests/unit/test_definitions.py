@@ -169,6 +169,19 @@ def _async_step(*, name: str) -> Callable[..., Any]:
         ({"backoff": 0.5}, "backoff must be a number >= 1"),
         ({"non_retryable_errors": [42]}, "non_retryable_errors takes exception classes or their names"),
         ({"name": "has space"}, "bad step name 'has space'"),
+        (
+            {"local": True, "heartbeat_timeout": timedelta(seconds=5)},
+            "heartbeat_timeout cannot be given with local=True: a local activity cannot heartbeat",
+        ),
+        ({"local": "yes"}, "local must be True or False"),
+        (
+            {"local_retry_threshold": timedelta(seconds=5)},
+            "local_retry_threshold applies to local steps only",
+        ),
+        (
+            {"local": True, "local_retry_threshold": timedelta(0)},
+            "local_retry_threshold must be a positive datetime.timedelta",
+        ),
     ],
 )
 def test_machine_step_option_errors(options: dict[str, Any], match: str) -> None:
@@ -312,6 +325,23 @@ def test_machine_step_options_become_the_temporal_retry_policy() -> None:
     assert policy.maximum_interval == timedelta(seconds=2)
     assert policy.non_retryable_error_types == ["RateLimited", "CardDeclined"]
     assert charge.to_json()["options"]["start_to_close_timeout"] == 7.0
+
+
+def test_a_local_step_keeps_the_regular_defaults_and_says_it_is_local() -> None:
+    @machine_step(local=True, local_retry_threshold=timedelta(seconds=10))
+    async def unit_local(value: int) -> int:
+        return value
+
+    @machine_step
+    async def unit_remote(value: int) -> int:
+        return value
+
+    assert unit_local.options.local and not unit_remote.options.local
+    assert unit_local.options.start_to_close_timeout == timedelta(minutes=5)
+    assert unit_local.options.retry_policy() == unit_remote.options.retry_policy()
+    assert unit_local.to_json()["options"]["local"] is True
+    assert unit_local.to_json()["options"]["local_retry_threshold"] == 10.0
+    assert unit_remote.to_json()["options"]["local"] is False
 
 
 def test_schedule_to_close_alone_leaves_start_to_close_unset() -> None:
