@@ -163,7 +163,8 @@ class Output:
             self.table(page.items, columns, empty=f"no {noun}")
         if page.has_more:
             shown_to = page.offset + len(page.items)
-            self.note(f"{page.offset + 1}-{shown_to} of {page.total} {noun}; next page: --offset {shown_to}")
+            total = page.total if page.total_exact else f"at least {page.total}"
+            self.note(f"{page.offset + 1}-{shown_to} of {total} {noun}; next page: --offset {shown_to}")
 
 
 class Progress:

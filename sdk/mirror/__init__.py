@@ -48,7 +48,7 @@ from ._models import (
     WorkflowInstanceModel,
 )
 from ._projection import definition_id_for
-from ._queries import DEFAULT_LIMIT, MirrorQueries, TaskOrder
+from ._queries import DEFAULT_LIMIT, DEFAULT_TOTAL_CAP, MirrorQueries, TaskOrder
 from ._reconcile import AuditReport, EventCapture, Mismatch, audit, rebuild, rebuild_instance, replay_batches
 from ._rows import AssignmentRow, CommentRow, DelegationRow, InstanceRow, Page, StepRow, TaskRow, VoteRow
 from ._tenant import TenantQueries
@@ -90,6 +90,7 @@ __all__ = [
     "MirrorQueries",
     "TenantQueries",
     "DEFAULT_LIMIT",
+    "DEFAULT_TOTAL_CAP",
     "Page",
     "TaskOrder",
     "VoteRow",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Select
+from sqlalchemy import Boolean, ColumnElement, CompoundSelect, Select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -32,12 +32,12 @@ class _Among(ColumnElement[bool]):
         ("values", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: ColumnElement[Any], values: Select[Any]) -> None:
+    def __init__(self, column: ColumnElement[Any], values: Select[Any] | CompoundSelect[Any]) -> None:
         self.column = column
         self.values = values.scalar_subquery()
 
 
-def among(column: ColumnElement[Any], values: Select[Any]) -> ColumnElement[bool]:
+def among(column: ColumnElement[Any], values: Select[Any] | CompoundSelect[Any]) -> ColumnElement[bool]:
     """``column`` among the values ``values`` selects (see the module's docstring)."""
     return _Among(column, values)
 

@@ -181,7 +181,10 @@ class Page(BaseModel, Generic[T]):
 
     Attributes:
         items: The rows of this page, in the query's order.
-        total: How many rows match the query in all.
+        total: How many rows match the query in all, or (``total_exact`` False) at least
+            how many: the task lists count up to a cap (``MirrorQueries``' ``total_cap``),
+            always past this page's end, so :attr:`has_more` holds either way.
+        total_exact: Whether ``total`` is the exact count (False: a lower bound).
         limit: The page size asked for.
         offset: How many matching rows come before this page.
     """
@@ -190,6 +193,7 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     total: int
+    total_exact: bool = True
     limit: int
     offset: int
 

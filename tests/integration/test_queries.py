@@ -326,6 +326,94 @@ async def test_inbox_pages_cover_the_result_exactly_once(data: DataSet, queries:
     assert beyond.items == [] and beyond.total == 10 and not beyond.has_more
 
 
+_ORDER_KEYS: dict[str, Callable[[HumanTaskModel], Any]] = {
+    "due": lambda t: (t.due_at is None, t.due_at or T0, t.created_at, t.id),
+    "priority": lambda t: (-t.priority, t.due_at is None, t.due_at or T0, t.created_at, t.id),
+    "follow_up": lambda t: (t.follow_up_at is None, t.follow_up_at or T0, -t.priority, t.created_at, t.id),
+}
+
+
+def _inbox_pages(
+    queries: MirrorQueries, user: str, groups: list[str], tenant: str | None, claimed: bool, order_by: Any
+) -> Callable[[int, int], Any]:
+    def fetch(limit: int, offset: int) -> Any:
+        return queries.inbox(
+            user,
+            groups,
+            tenant_id=tenant,
+            include_claimed_by_others=claimed,
+            order_by=order_by,
+            limit=limit,
+            offset=offset,
+        )
+
+    return fetch
+
+
+@pytest.mark.parametrize("order_by", sorted(_ORDER_KEYS))
+async def test_inbox_pages_in_every_order(data: DataSet, queries: MirrorQueries, order_by: Any) -> None:
+    # On PostgreSQL a page is read arm by arm (the user's tasks, each group's, their ballots),
+    # each arm's first offset + limit rows: the same rows as the one OR, for every page size,
+    # and a task in two arms (t15: alice's, in finance) only once.
+    for user, groups, tenant, claimed in (
+        ("alice", ["managers", "finance"], "acme", True),
+        ("alice", ["finance", "managers"], None, False),
+        ("bob", ["finance"], "acme", True),
+        ("carol", [], None, True),
+    ):
+        chosen = [
+            t
+            for t in data.tasks.values()
+            if _pending(tenant)(t)
+            and (
+                t.assignee_id == user
+                or (t.assignee_group in groups and (claimed or t.claimed_by in (None, user)))
+            )
+        ]
+        expected = [t.id for t in sorted(chosen, key=_ORDER_KEYS[order_by])]
+        for size in (1, 2, 5, 50):
+            fetch = _inbox_pages(queries, user, groups, tenant, claimed, order_by)
+            items, totals = await _all_pages(fetch, size)
+            assert [t.id for t in items] == expected, (user, groups, tenant, claimed, size)
+            assert totals == {len(expected)}
+
+
+async def test_task_lists_count_up_to_the_cap(
+    data: DataSet, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    capped = MirrorQueries(sessions, total_cap=3)
+    managers = data.ordered_tasks(
+        lambda t: _pending("acme")(t) and (t.assignee_id == "alice" or t.assignee_group == "managers")
+    )
+    assert len(managers) == 10
+
+    def inbox(limit: int, offset: int) -> Any:
+        return capped.inbox("alice", ["managers"], tenant_id="acme", limit=limit, offset=offset)
+
+    first = await inbox(2, 0)
+    assert (first.total, first.total_exact, first.has_more) == (3, False, True)
+    deeper = await inbox(2, 4)  # counted past this page's end, whatever the cap
+    assert (deeper.total, deeper.total_exact, deeper.has_more) == (7, False, True)
+    last = await inbox(2, 8)  # a full last page: counted, and all of it is below the bound
+    assert (last.total, last.total_exact, last.has_more) == (10, True, False)
+    tail = await inbox(3, 9)  # the tail: its end is the total
+    assert (tail.total, tail.total_exact, data.task_names(tail.items)) == (10, True, managers[9:])
+    items, totals = await _all_pages(inbox, 2)
+    assert data.task_names(items) == managers and totals == {3, 5, 7, 9, 10}
+    group = await capped.pending_tasks(tenant_id="acme", group="managers", limit=1)
+    assert (group.total, group.total_exact, group.has_more) == (3, False, True)
+    uncapped = MirrorQueries(sessions, total_cap=None)
+    exact = await uncapped.pending_tasks(tenant_id="acme", group="managers", limit=1)
+    assert exact.total_exact and exact.total == len(
+        data.ordered_tasks(lambda t: _pending("acme")(t) and t.assignee_group == "managers")
+    )
+    instances = await capped.instances(limit=1)  # only the task lists are capped
+    assert (instances.total, instances.total_exact) == (len(data.instances), True)
+    assert first.model_dump()["total_exact"] is False
+    with pytest.raises(ValueError, match="total_cap"):
+        MirrorQueries(sessions, total_cap=0)
+
+
 async def test_pending_tasks_filters(data: DataSet, queries: MirrorQueries) -> None:
     managers = await queries.pending_tasks(tenant_id="acme", group="managers")
     assert data.task_names(managers.items) == data.ordered_tasks(

@@ -42,7 +42,7 @@ from sdk.cli import parse as parse_argv
 from sdk.cli._app import iso_datetime
 from sdk.cli._exit import CannotConnectError, CommandError, UsageError, classify, temporal_connect_reason
 from sdk.cli._instances import NO_INPUT, workflow_arguments
-from sdk.cli._output import Column, Progress, attr, format_value, render_table
+from sdk.cli._output import Column, Output, Progress, attr, format_value, render_table
 from sdk.cli._processes import check_port_free, worker_settings
 from sdk.cli._target import Target
 from worker import ConfigurationError
@@ -563,6 +563,20 @@ def test_tables_are_aligned_without_trailing_spaces() -> None:
         "a     short       -",
         "bbbb  xxxxxxxxx…  -",
     ]
+
+
+def test_the_next_page_note_says_when_the_total_is_a_lower_bound() -> None:
+    from sdk.mirror import Page
+
+    columns = [Column("ID", attr("id"))]
+    for exact, said in ((True, "1-2 of 5 tasks"), (False, "1-2 of at least 5 tasks")):
+        out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+        out.page(
+            Page(items=[{"id": "a"}, {"id": "b"}], total=5, total_exact=exact, limit=2, offset=0),
+            columns,
+            noun="tasks",
+        )
+        assert out.stderr.getvalue() == f"{said}; next page: --offset 2\n"
 
 
 def test_values_are_formatted_for_people() -> None:

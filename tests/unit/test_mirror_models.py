@@ -435,6 +435,7 @@ def test_public_names() -> None:
             "AssignmentRow",
             "CommentRow",
             "DEFAULT_LIMIT",
+            "DEFAULT_TOTAL_CAP",
             "DelegationModel",
             "DelegationRow",
             "DelegationStore",
