@@ -454,16 +454,7 @@ class MirrorQueries:
             *self._task_filters(params, tenant_id=tenant_id, due_before=due_before),
             *self._approval_filters(params, min_priority, follow_up_before),
         )
-        return await self._page(
-            _listing(order_by),
-            names,
-            params,
-            TaskRow.model_validate,
-            limit,
-            offset,
-            total_cap=self._total_cap,
-            arms=reachable,
-        )
+        return await self._task_page(order_by, names, params, limit, offset, arms=reachable)
 
     async def pending_tasks(
         self,
@@ -503,15 +494,7 @@ class MirrorQueries:
             ),
             *self._approval_filters(params, min_priority, follow_up_before),
         )
-        return await self._page(
-            _listing(order_by),
-            names,
-            params,
-            TaskRow.model_validate,
-            limit,
-            offset,
-            total_cap=self._total_cap,
-        )
+        return await self._task_page(order_by, names, params, limit, offset)
 
     async def overdue_tasks(
         self,
@@ -823,6 +806,28 @@ class MirrorQueries:
         if found is None:
             raise TaskNotFoundError(f"task {task_id} not found")
         return found
+
+    async def _task_page(
+        self,
+        order_by: TaskOrder,
+        names: tuple[str, ...],
+        params: dict[str, Any],
+        limit: int,
+        offset: int,
+        *,
+        arms: str | None = None,
+    ) -> Page[TaskRow]:
+        """A page of a task list whose total is capped (``total_cap``, see the class)."""
+        return await self._page(
+            _listing(order_by),
+            names,
+            params,
+            TaskRow.model_validate,
+            limit,
+            offset,
+            total_cap=self._total_cap,
+            arms=arms,
+        )
 
     async def _page(
         self,
