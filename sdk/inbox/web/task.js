@@ -153,26 +153,9 @@ export async function taskView(taskId) {
     const note = !voting ? "Claim this task to work on it."
       : voted ? `You voted already (${mine.state}).`
       : "You may not vote on this task: you are not one of its voters, or separation of duties keeps you out.";
-    const previous = formArea.querySelector("#task-form");
     formArea.replaceChildren(
       ...(blocked ? [h("p", { class: "note", id: "form-note" }, note)] : []),
       element);
-    keepInput(previous, element);
-  }
-
-  // A live update that re-renders the form (a claim or a vote seen by the mirror a moment
-  // later) keeps what the user has entered so far, and the focus, instead of resetting them.
-  function keepInput(previous, element) {
-    if (!previous) return;
-    const focusedId = previous.contains(document.activeElement) ? document.activeElement.id : null;
-    for (const old of previous.querySelectorAll("input, select, textarea")) {
-      const now = old.id ? element.querySelector(`#${CSS.escape(old.id)}`) : null;
-      if (!now || now.type !== old.type || now.disabled) continue;
-      if (old.type === "checkbox") now.checked = old.checked;
-      else now.value = old.value;
-    }
-    const target = focusedId ? element.querySelector(`#${CSS.escape(focusedId)}`) : null;
-    if (target && !target.disabled) target.focus();
   }
 
   // Conditional requests: an unchanged task or instance costs a 304 and no re-render.
