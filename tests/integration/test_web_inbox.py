@@ -28,7 +28,7 @@ import jwt
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 from temporalio.worker import Worker
 
 from sdk import DevServer, Identity, InstanceHandle, WorkflowClient
@@ -36,7 +36,7 @@ from sdk.inbox import JWTAuthenticator, SessionConfig, create_inbox_app
 from sdk.mirror import MirrorWriter
 from tests.integration.support import DatabaseFactory, Eventually
 from tests.workflows import policies
-from tests.workflows.claims import MANAGERS, Claim, web_claim
+from tests.workflows.claims import MANAGERS, Claim, ClaimReview, web_claim
 
 CHROMIUM = os.environ.get("DWF_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -265,6 +265,36 @@ async def sign_in(page: Page, url: str, user: str) -> None:
     await page.get_by_label("User").select_option(user)
     await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page.locator("#who-text")).to_contain_text(f"Signed in as {user}")
+
+
+async def test_a_slow_task_page_leaves_the_focus_where_the_user_put_it(page: Page, inbox: Inbox) -> None:
+    handle = await inbox.start_claim(70)
+    task = (await handle.next_task(timeout=15)).task_id
+    await sign_in(page, inbox.url, "bob")
+
+    # The task's answer is held back until bob has moved into the comment box: when it comes,
+    # the page fills in the task around him and leaves his focus (and his typing) alone.
+    released = asyncio.Event()
+
+    async def slow(route: Route) -> None:
+        await released.wait()
+        await route.continue_()
+
+    await page.route(f"**/api/tasks/{task}", slow)
+    await page.goto(f"{inbox.url}#/tasks/{task}")
+    comment = page.locator("#comment-body")
+    await comment.focus()
+    await page.keyboard.type("Checking the receipt")
+    released.set()
+    await expect(page.locator("#instance-status")).to_have_attribute("data-status", "WAITING")
+    await expect(page.locator("#f-approved")).to_be_visible()
+    await expect(comment).to_be_focused()
+    await page.keyboard.type(" now")
+    await expect(comment).to_have_value("Checking the receipt now")
+
+    await page.unroute(f"**/api/tasks/{task}")
+    await handle.complete_task(task, ClaimReview(approved=True, amount=70), user="bob", groups=[MANAGERS])
+    assert await handle.result() == "filed"
 
 
 async def test_two_voters_decide_a_quorum_task_through_the_form(page: Page, inbox: Inbox) -> None:

@@ -254,6 +254,10 @@ export async function taskView(taskId) {
     showAlert(error, problemText(err));
     return;
   }
-  title.focus();
+  // The heading, now with the task's title, takes the focus again only if the user has not
+  // moved on meanwhile (show() focused it before the task arrived): a slow answer must not
+  // pull the focus out of a field the user is already in.
+  const view = document.getElementById("main");
+  if (document.activeElement === title || !view.contains(document.activeElement)) title.focus();
   poll(refresh);
 }
