@@ -9,6 +9,7 @@ of failing its workflow task forever.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,40 @@ def compile_workflow(definition: WorkflowDefinition[..., Any]) -> type:
     namespace = {"run": workflow.run(run), "__module__": module, "__qualname__": cls_name}
     cls = type(cls_name, (DurableWorkflowBase,), namespace)
     cls.__doc__ = definition.description
-    workflow.defn(name=definition.workflow_type)(cls)
+    _define(cls, definition.workflow_type)
     definition.fn.__globals__[cls_name] = cls
     return cls
+
+
+_template: Any = None
+"""The temporalio definition of the first class compiled in this process.
+
+Every compiled class is ``DurableWorkflowBase`` plus a ``run`` method, so they all have the same
+signal, query and update handlers: the functions of ``DurableWorkflowBase`` itself, one object
+inside and outside the sandbox (``sdk`` passes through it). ``workflow.defn`` inspects every
+member of the class to find them, about 5 ms per class, and the sandbox re-imports the author's
+module, compiling each of its workflows again, for every workflow run it creates (the first
+activation, or a replay after the sticky cache let the instance go). The classes after the first
+copy its handlers and get their own name, class, run method and run types."""
+
+
+def _define(cls: type, name: str) -> None:
+    """``workflow.defn(name=name)(cls)``, the handlers taken from the first class's definition."""
+    global _template
+    template = _template
+    if template is None or not _reusable(template):
+        workflow.defn(name=name)(cls)
+        _template = workflow._Definition.must_from_class(cls)
+        return
+    run = cls.__dict__["run"]
+    # arg_types and ret_type None: the definition reads them off ``run``'s hints, as defn does.
+    defn = dataclasses.replace(template, name=name, cls=cls, run_fn=run, arg_types=None, ret_type=None)
+    setattr(cls, "__temporal_workflow_definition", defn)
+    setattr(run, "__temporal_workflow_definition", defn)
+
+
+def _reusable(template: Any) -> bool:
+    """Whether ``template`` still has the fields this module copies (a temporalio upgrade may
+    change its private definition class: then every class is defined by ``workflow.defn``)."""
+    fields = {f.name for f in dataclasses.fields(template)} if dataclasses.is_dataclass(template) else set()
+    return {"name", "cls", "run_fn", "arg_types", "ret_type", "signals", "queries", "updates"} <= fields

@@ -424,3 +424,47 @@ def test_workflow_description_defaults_to_the_docstring(
     assert module.documented.description == "Onboard a new hire."
     assert module.documented.version == "1.0.0"
     assert registry.get("unit.documented") is module.documented
+
+
+def test_a_compiled_class_has_the_definition_temporalio_would_give_it() -> None:
+    """Compiled classes after the first copy the first one's handlers instead of running
+    ``workflow.defn`` (sdk/_compiler.py): each must equal what ``workflow.defn`` builds."""
+    from examples.expense_approval import expense_approval, large_expense_approval
+    from sdk._workflow_base import DurableWorkflowBase
+
+    # Return types differ (a copied one would show): a model, list[bool], str.
+    definitions = (expense_approval, large_expense_approval, approvals.two_reviews, approvals.versioned_v1)
+    assert len({d.return_type for d in definitions}) == 3
+    for definition in definitions:
+        compiled = definition.workflow_class
+        got = temporal_workflow._Definition.must_from_class(compiled)
+        run = compiled.__dict__["run"]
+
+        # The same class built again, defined by temporalio itself (a run method of its own,
+        # so the compiled class's run keeps its definition).
+        async def again(self: Any, *args: Any) -> Any: ...  # pragma: no cover - never run
+
+        again.__signature__ = run.__signature__  # type: ignore[attr-defined]
+        again.__annotations__ = dict(run.__annotations__)
+        again.__name__ = "run"
+        again.__qualname__ = run.__qualname__
+        again.__module__ = run.__module__
+        fresh_cls = type(
+            compiled.__name__,
+            (DurableWorkflowBase,),
+            {"run": temporal_workflow.run(again), "__module__": compiled.__module__},
+        )
+        temporal_workflow.defn(name=definition.workflow_type)(fresh_cls)
+        fresh = temporal_workflow._Definition.must_from_class(fresh_cls)
+        assert got.cls is compiled and got.run_fn is run
+        assert temporal_workflow._Definition.must_from_run_fn(run) is got
+        assert got.name == fresh.name == definition.workflow_type
+        assert set(got.signals) == set(fresh.signals) and set(got.signals)
+        assert all(got.signals[k].fn is fresh.signals[k].fn for k in fresh.signals)
+        assert set(got.queries) == set(fresh.queries) and set(got.updates) == set(fresh.updates)
+        assert all(got.updates[k].fn is fresh.updates[k].fn for k in fresh.updates)
+        assert all(got.queries[k].fn is fresh.queries[k].fn for k in fresh.queries)
+        assert (got.arg_types, got.ret_type) == (fresh.arg_types, fresh.ret_type)
+        assert got.ret_type == definition.return_type
+        for field in ("sandboxed", "failure_exception_types", "versioning_behavior", "dynamic_config_fn"):
+            assert getattr(got, field) == getattr(fresh, field), field
