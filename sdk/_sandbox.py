@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 __all__ = ["SANDBOX_PASSTHROUGH", "sandbox_runner"]
@@ -24,8 +26,16 @@ initialised once per process only, so a re-import inside the sandbox would abort
 """
 
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The sandboxed workflow runner with the SDK's passthrough modules."""
+def sandbox_runner(passthrough: Sequence[str] = ()) -> SandboxedWorkflowRunner:
+    """The sandboxed workflow runner with the SDK's passthrough modules and ``passthrough``.
+
+    A module passed through is imported once per process instead of once per workflow run
+    (its first workflow task, or a replay after the sticky cache let the instance go), and the
+    sandbox no longer checks its code: a clock read or random number in it is not caught. See
+    ``docs/performance.md`` ("The sandbox") for what it saves and when it is safe.
+    """
+    if isinstance(passthrough, str):
+        raise TypeError(f"passthrough must be a sequence of module names, not the string {passthrough!r}")
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH, *passthrough)
     )

@@ -122,6 +122,7 @@ def create_worker(
     notifiers: Sequence[Notifier] = (),
     notification_attempts: int = 10,
     failing_tasks: FailingWorkflowTasks | None = None,
+    sandbox_passthrough: Sequence[str] = (),
     **worker_options: Any,
 ) -> Worker:
     """A temporalio ``Worker`` running ``workflows`` (default: all registered) and their steps.
@@ -152,6 +153,10 @@ def create_worker(
         failing_tasks: Where the worker reports instances whose workflow task keeps failing
             (one warning per instance; the worker process exports them as a metric). None:
             a new one, reachable as ``worker.dwf_failing_tasks``.
+        sandbox_passthrough: Modules the workflow sandbox imports once per process instead
+            of once per workflow run (e.g. the module of your pydantic models, or your
+            workflow module itself): less CPU per run, but the sandbox no longer checks their
+            code for non-deterministic calls; see ``docs/performance.md`` ("The sandbox").
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)
@@ -184,7 +189,7 @@ def create_worker(
         workflows=classes,
         activities=[*step_activities, *activities],
         interceptors=all_interceptors,
-        workflow_runner=WatchingRunner(sandbox_runner(), failing_tasks),
+        workflow_runner=WatchingRunner(sandbox_runner(sandbox_passthrough), failing_tasks),
         **worker_options,
     )
     built.dwf_failing_tasks = failing_tasks  # type: ignore[attr-defined]

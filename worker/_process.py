@@ -368,6 +368,7 @@ class WorkerProcess:
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace),
                 notifiers=notifiers_from(settings),
                 failing_tasks=self.failing_tasks,
+                sandbox_passthrough=settings.sandbox_passthrough,
             )
             await self._run_until_stopped(self.worker)
         finally:

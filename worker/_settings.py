@@ -134,6 +134,10 @@ class WorkerSettings(BaseSettings):
     app: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_checks.modules)] = _setting(
         (), "module(s) defining the workflows, comma separated (required)", "--app", "MODULE[,MODULE]"
     )
+    sandbox_passthrough: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_checks.modules)] = _setting(
+        (), "module(s) the workflow sandbox imports once per process, not once per run (unchecked by it)",
+        "--sandbox-passthrough", "MODULE[,MODULE]",
+    )  # fmt: skip
     max_concurrent_activities: Annotated[int, Field(gt=0)] | None = _setting(
         None, "activities run at once (temporalio's default when unset)", "--max-concurrent-activities", "N",
         expected=_COUNT,

@@ -57,6 +57,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "DWF_TASK_QUEUE": "expenses",
         "DWF_DATABASE_URL": "postgresql+asyncpg://dwf:secret@db:5432/dwf",
         "DWF_APP": " examples.expense_approval , other.app ",
+        "DWF_SANDBOX_PASSTHROUGH": "other.models, examples.expense_approval",
         "DWF_MAX_CONCURRENT_ACTIVITIES": "50",
         "DWF_MAX_CONCURRENT_WORKFLOW_TASKS": "20",
         "DWF_TEMPORAL_TLS": "yes",
@@ -84,6 +85,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.temporal_namespace == "ns.acct"
     assert settings.task_queue == "expenses"
     assert settings.app == ("examples.expense_approval", "other.app")
+    assert settings.sandbox_passthrough == ("other.models", "examples.expense_approval")
     assert (settings.max_concurrent_activities, settings.max_concurrent_workflow_tasks) == (50, 20)
     assert settings.temporal_tls and settings.use_tls
     assert settings.temporal_tls_cert == tmp_path / "cert.pem"
@@ -205,6 +207,7 @@ def test_options_come_from_the_model() -> None:
         ("DWF_DATABASE_URL", "mysql+aiomysql://h/db", "unsupported database"),
         ("DWF_APP", "examples/expense_approval.py", "not a module path"),
         ("DWF_APP", ",", "at least one module"),
+        ("DWF_SANDBOX_PASSTHROUGH", "my-models", "not a module path"),
         ("DWF_LOG_LEVEL", "loud", "DEBUG"),
         ("DWF_LOG_FORMAT", "xml", "json or text"),
         ("DWF_TEMPORAL_TLS_CA", "/no/such/ca.pem", "no such file"),
