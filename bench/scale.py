@@ -199,12 +199,16 @@ tasks). Past the limit, a signal still unhandled will be refused, so sending it 
 user would do."""
 
 
-async def complete_all(setup: Setup, concurrency: int, window: int) -> tuple[list[str], int, int]:
+async def complete_all(
+    setup: Setup, concurrency: int, window: int, timeout: float
+) -> tuple[list[str], int, int]:
     """Complete every pending task of the tenant, as listed by the mirror, with at most
-    ``window`` approved instances not yet completed at once (``concurrency`` signals in flight);
+    ``window`` approved instances not yet ended at once (``concurrency`` signals in flight);
     the errors, how many signals were sent again (an instance still unfinished ``RESEND_AFTER``
     after its signal: the workflow refused or never saw it) and how many of those found the
-    task completed meanwhile (its first signal was handled late: not an error).
+    task completed meanwhile (its first signal was handled late: not an error). An instance
+    that ends other than completed, or is still running ``timeout`` seconds after the first
+    signal, is an error.
 
     The window is how a crowd of approvers works through an inbox, and it keeps the approved
     instances within the worker's sticky cache: 10,000 signals sent at once each need a
@@ -225,10 +229,12 @@ async def complete_all(setup: Setup, concurrency: int, window: int) -> tuple[lis
         if len(page.items) < 1000:
             break
     errors: list[str] = []
-    resent = late = 0
-    unfinished: dict[str, asyncio.Event] = {}
+    resent = late = completed = 0
+    # workflow id -> (the end the mirror read, once it reads one; set when it does)
+    unfinished: dict[str, tuple[list[str], asyncio.Event]] = {}
     slots = asyncio.Semaphore(window)
     signals = asyncio.Semaphore(concurrency)
+    deadline = time.perf_counter() + timeout
 
     async def approve(row: Any) -> None:
         nonlocal late
@@ -242,47 +248,69 @@ async def complete_all(setup: Setup, concurrency: int, window: int) -> tuple[lis
                 late += 1
 
     async def one(row: Any) -> None:
-        nonlocal resent
+        nonlocal resent, completed
+        ended: list[str] = []
+        finished = asyncio.Event()
+        unfinished[row.workflow_id] = (ended, finished)
         try:
-            finished = unfinished[row.workflow_id] = asyncio.Event()
             await approve(row)
-            while True:
+            while not finished.is_set():
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise TimeoutError(f"still unfinished {timeout:.0f} s after the first signal")
                 try:
-                    await asyncio.wait_for(finished.wait(), RESEND_AFTER)
-                    return
+                    await asyncio.wait_for(finished.wait(), min(RESEND_AFTER, left))
                 except TimeoutError:
-                    resent += 1
-                    await approve(row)
+                    if time.perf_counter() < deadline:
+                        resent += 1
+                        await approve(row)
+            if ended != [WorkflowStatus.COMPLETED]:
+                raise RuntimeError(f"ended {ended}")
+            completed += 1
         except Exception as exc:
             errors.append(f"{row.workflow_id}: {type(exc).__name__}: {exc}")
         finally:
             unfinished.pop(row.workflow_id, None)
             slots.release()
 
+    ends = [
+        WorkflowStatus.COMPLETED,
+        WorkflowStatus.FAILED,
+        WorkflowStatus.CANCELED,
+        WorkflowStatus.TERMINATED,
+        WorkflowStatus.TIMED_OUT,
+    ]
+
     async def watch() -> None:
-        """Every 0.25 s, which of the unfinished instances the mirror reads completed; a
-        progress line every minute."""
+        """Every 0.25 s, which of the unfinished instances the mirror reads ended; a progress
+        line every minute. A failed read is reported and tried again."""
         began = last = time.perf_counter()
         while True:
             await asyncio.sleep(0.25)
             if time.perf_counter() - last >= 60:
                 last = time.perf_counter()
-                done = len(lanes) - len(unfinished)
                 print(
-                    f"    {last - began:.0f} s: {done:,} of {len(rows):,} completed; load {loadavg()}",
+                    f"    {last - began:.0f} s: {completed:,} of {len(rows):,} completed, "
+                    f"{len(errors)} errors; load {loadavg()}",
                     flush=True,
                 )
             ids = list(unfinished)
             if not ids:
                 continue
-            stmt = select(WorkflowInstanceModel.workflow_id).where(
-                WorkflowInstanceModel.workflow_id.in_(ids),
-                WorkflowInstanceModel.status == WorkflowStatus.COMPLETED,
+            stmt = select(WorkflowInstanceModel.workflow_id, WorkflowInstanceModel.status).where(
+                WorkflowInstanceModel.workflow_id.in_(ids), WorkflowInstanceModel.status.in_(ends)
             )
-            async with setup.engine.connect() as conn:
-                for workflow_id in (await conn.execute(stmt)).scalars():
-                    if workflow_id in unfinished:
-                        unfinished[workflow_id].set()
+            try:
+                async with setup.engine.connect() as conn:
+                    found = (await conn.execute(stmt)).all()
+            except Exception as exc:
+                print(f"    watch: {type(exc).__name__}: {exc} (trying again)", flush=True)
+                continue
+            for workflow_id, status in found:
+                if workflow_id in unfinished:
+                    ended, finished = unfinished[workflow_id]
+                    ended.append(status)
+                    finished.set()
 
     watcher = asyncio.create_task(watch())
     lanes: list[asyncio.Task[None]] = []
@@ -336,7 +364,9 @@ async def waiting(args: argparse.Namespace) -> int:
             flush=True,
         )
         started = time.perf_counter()
-        completion_errors, resent, late = await complete_all(setup, args.concurrency, args.window)
+        completion_errors, resent, late = await complete_all(
+            setup, args.concurrency, args.window, args.timeout
+        )
         errors += completion_errors
         await wait_count(
             setup.engine,
@@ -470,14 +500,22 @@ async def _pending_task(setup: Setup, workflow_id: str, timeout: float) -> str:
         await asyncio.sleep(0.1)
 
 
+def positive(raw: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("command", choices=("waiting", "queries", "horizontal"))
     parser.add_argument("--instances", type=int, default=0, help="10,000 (waiting) or 300 (horizontal)")
-    parser.add_argument("--concurrency", type=int, default=200, help="start / complete RPCs at once")
+    parser.add_argument("--concurrency", type=positive, default=200, help="start / complete RPCs at once")
     parser.add_argument(
         "--window",
-        type=int,
+        type=positive,
         default=500,
         help="waiting: approved instances not yet completed at once (default 500, half the sticky cache)",
     )

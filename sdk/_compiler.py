@@ -64,17 +64,37 @@ _template: Any = None
 Every compiled class is ``DurableWorkflowBase`` plus a ``run`` method, so they all have the same
 signal, query and update handlers: the functions of ``DurableWorkflowBase`` itself, one object
 inside and outside the sandbox (``sdk`` passes through it). ``workflow.defn`` inspects every
-member of the class to find them, about 5 ms per class, and the sandbox re-imports the author's
-module, compiling each of its workflows again, for every workflow run it creates (the first
-activation, or a replay after the sticky cache let the instance go). The classes after the first
-copy its handlers and get their own name, class, run method and run types."""
+member of the class to find them (a few milliseconds per class), and the sandbox re-imports the
+author's module, compiling each of its workflows again, for every workflow run it creates (the
+first activation, or a replay after the sticky cache let the instance go). The classes after
+the first copy its handlers and options and get their own name, class, run method and run
+types; ``tests/unit/test_definitions.py`` compares the copy with what ``workflow.defn`` builds."""
+
+_FIELDS = frozenset(
+    {
+        "name",
+        "cls",
+        "run_fn",
+        "signals",
+        "queries",
+        "updates",
+        "sandboxed",
+        "failure_exception_types",
+        "arg_types",
+        "ret_type",
+        "versioning_behavior",
+        "dynamic_config_fn",
+    }
+)
+"""The fields of temporalio's workflow definition this module knows: a copy is made only while
+they are exactly these (a temporalio upgrade that adds one falls back to ``workflow.defn``)."""
 
 
 def _define(cls: type, name: str) -> None:
     """``workflow.defn(name=name)(cls)``, the handlers taken from the first class's definition."""
     global _template
     template = _template
-    if template is None or not _reusable(template):
+    if template is None or not _reusable(template, cls):
         workflow.defn(name=name)(cls)
         _template = workflow._Definition.must_from_class(cls)
         return
@@ -85,8 +105,13 @@ def _define(cls: type, name: str) -> None:
     setattr(run, "__temporal_workflow_definition", defn)
 
 
-def _reusable(template: Any) -> bool:
-    """Whether ``template`` still has the fields this module copies (a temporalio upgrade may
-    change its private definition class: then every class is defined by ``workflow.defn``)."""
-    fields = {f.name for f in dataclasses.fields(template)} if dataclasses.is_dataclass(template) else set()
-    return {"name", "cls", "run_fn", "arg_types", "ret_type", "signals", "queries", "updates"} <= fields
+def _reusable(template: Any, cls: type) -> bool:
+    """Whether ``cls`` may copy ``template``: both compiled classes of this module (only
+    ``DurableWorkflowBase`` and a ``run``), and the definition's fields the ones known here."""
+    if not dataclasses.is_dataclass(template) or {f.name for f in dataclasses.fields(template)} != _FIELDS:
+        return False
+    compiled: tuple[type, type] = (getattr(template, "cls", object), cls)
+    return all(
+        c.__bases__ == (DurableWorkflowBase,) and {k for k in vars(c) if not k.startswith("__")} == {"run"}
+        for c in compiled
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
+from types import ModuleType
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -26,16 +28,36 @@ initialised once per process only, so a re-import inside the sandbox would abort
 """
 
 
-def sandbox_runner(passthrough: Sequence[str] = ()) -> SandboxedWorkflowRunner:
+def sandbox_runner(passthrough: Sequence[str | ModuleType] = ()) -> SandboxedWorkflowRunner:
     """The sandboxed workflow runner with the SDK's passthrough modules and ``passthrough``.
 
-    A module passed through is imported once per process instead of once per workflow run
-    (its first workflow task, or a replay after the sticky cache let the instance go), and the
-    sandbox no longer checks its code: a clock read or random number in it is not caught. See
-    ``docs/performance.md`` ("The sandbox") for what it saves and when it is safe.
+    A module passed through (a name or the module; a package's name covers its submodules)
+    is imported once per process instead of once per workflow run (its first workflow task, or
+    a replay after the sticky cache let the instance go), and the sandbox no longer checks its
+    code or what it imports: a clock read or random number there is not caught, and its module
+    state is shared by every run. See ``docs/performance.md`` ("The sandbox") for what it
+    saves and when it is safe. A name that is no module raises ``ValueError``.
     """
-    if isinstance(passthrough, str):
-        raise TypeError(f"passthrough must be a sequence of module names, not the string {passthrough!r}")
+    names = _module_names(passthrough)
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH, *passthrough)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH, *names)
     )
+
+
+def _module_names(passthrough: Sequence[str | ModuleType]) -> list[str]:
+    """The names of ``passthrough`` (names or modules), each one a module that exists."""
+    if isinstance(passthrough, str | ModuleType):
+        raise TypeError(f"passthrough must be a sequence of module names, not {passthrough!r}")
+    names: list[str] = []
+    for item in passthrough:
+        name = item.__name__ if isinstance(item, ModuleType) else item
+        if not isinstance(name, str):
+            raise TypeError(f"passthrough names modules: {item!r} is not a module name")
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise ValueError(f"passthrough: no module named {name!r}")
+        names.append(name)
+    return names

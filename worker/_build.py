@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
@@ -122,7 +123,7 @@ def create_worker(
     notifiers: Sequence[Notifier] = (),
     notification_attempts: int = 10,
     failing_tasks: FailingWorkflowTasks | None = None,
-    sandbox_passthrough: Sequence[str] = (),
+    sandbox_passthrough: Sequence[str | ModuleType] = (),
     **worker_options: Any,
 ) -> Worker:
     """A temporalio ``Worker`` running ``workflows`` (default: all registered) and their steps.
@@ -153,10 +154,12 @@ def create_worker(
         failing_tasks: Where the worker reports instances whose workflow task keeps failing
             (one warning per instance; the worker process exports them as a metric). None:
             a new one, reachable as ``worker.dwf_failing_tasks``.
-        sandbox_passthrough: Modules the workflow sandbox imports once per process instead
-            of once per workflow run (e.g. the module of your pydantic models, or your
-            workflow module itself): less CPU per run, but the sandbox no longer checks their
-            code for non-deterministic calls; see ``docs/performance.md`` ("The sandbox").
+        sandbox_passthrough: Modules (names or modules; a package covers its submodules)
+            the workflow sandbox imports once per process instead of once per workflow run
+            (e.g. the module of your pydantic models, or your workflow module itself): less
+            CPU per run, but the sandbox no longer checks their code, or what they import,
+            for non-deterministic calls; see ``docs/performance.md`` ("The sandbox"). A name
+            that is no module raises ``ValueError``.
         **worker_options: Passed to ``temporalio.worker.Worker``.
     """
     temporal_client = getattr(client, "temporal", client)

@@ -429,6 +429,8 @@ def test_workflow_description_defaults_to_the_docstring(
 def test_a_compiled_class_has_the_definition_temporalio_would_give_it() -> None:
     """Compiled classes after the first copy the first one's handlers instead of running
     ``workflow.defn`` (sdk/_compiler.py): each must equal what ``workflow.defn`` builds."""
+    import dataclasses
+
     from examples.expense_approval import expense_approval, large_expense_approval
     from sdk._workflow_base import DurableWorkflowBase
 
@@ -466,5 +468,31 @@ def test_a_compiled_class_has_the_definition_temporalio_would_give_it() -> None:
         assert all(got.queries[k].fn is fresh.queries[k].fn for k in fresh.queries)
         assert (got.arg_types, got.ret_type) == (fresh.arg_types, fresh.ret_type)
         assert got.ret_type == definition.return_type
-        for field in ("sandboxed", "failure_exception_types", "versioning_behavior", "dynamic_config_fn"):
-            assert getattr(got, field) == getattr(fresh, field), field
+        for field in dataclasses.fields(fresh):
+            if field.name not in ("cls", "run_fn", "signals", "queries", "updates"):
+                assert getattr(got, field.name) == getattr(fresh, field.name), field.name
+
+
+def test_a_class_compiled_after_the_first_is_not_inspected_by_workflow_defn(monkeypatch: Any) -> None:
+    import sdk._compiler as compiler
+    from examples.expense_approval import expense_approval
+    from sdk._workflow_base import DurableWorkflowBase
+
+    assert compiler._template is not None  # the examples' classes were compiled on import
+    calls: list[str] = []
+    monkeypatch.setattr(temporal_workflow, "defn", lambda **kw: calls.append(kw["name"]))
+    template_run = compiler._template.cls.__dict__["run"]
+
+    async def run(self: Any, *args: Any) -> Any: ...  # pragma: no cover - never run
+
+    run.__annotations__ = dict(template_run.__annotations__)
+    run.__qualname__ = "_dwf_probe.run"
+    cls = type("_dwf_probe", (DurableWorkflowBase,), {"run": temporal_workflow.run(run)})
+    compiler._define(cls, "probe@1.0.0")
+    assert calls == []
+    defn = temporal_workflow._Definition.must_from_class(cls)
+    assert (defn.name, defn.cls, defn.run_fn) == ("probe@1.0.0", cls, cls.__dict__["run"])
+    # A class with a member of its own is not a compiled class: temporalio defines it.
+    odd = type("_dwf_odd", (DurableWorkflowBase,), {"run": temporal_workflow.run(run), "extra": 1})
+    assert not compiler._reusable(compiler._template, odd)
+    assert compiler._reusable(compiler._template, expense_approval.workflow_class)
