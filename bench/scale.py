@@ -5,9 +5,10 @@ database (created next to ``--postgres-url``, dropped at the end):
 
 - ``waiting``: ``--instances`` (10,000) expense approvals started at once against one worker
   process, all waiting on their human task: the time until every task row is pending in the
-  mirror, the worker's peak RSS and what its sticky workflow cache costs per cached instance,
-  then the time to complete them all (every task completed through ``signal_complete_task``
-  until every instance row reads completed);
+  mirror, the worker's peak RSS and what each waiting instance costs in it (in and beyond the
+  sticky workflow cache), then the time to complete them all (every task completed through
+  ``signal_complete_task``, at most ``--window`` at once, until every instance row reads
+  completed);
 - ``queries``: the inbox and pending-task queries timed at 10,000, 100,000 and 1,000,000 task
   rows (``--rows``), the table grown with ``INSERT ... SELECT`` in SQL (``scale_queries``);
 - ``horizontal``: 1, 2 and 4 worker processes (``--workers``) on one task queue against one
@@ -37,6 +38,8 @@ from bench.figures import APPROVER, APPROVER_GROUPS, TENANT, loadavg, p50_p95, v
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RSS = 1 << 30  # the worker's peak RSS with 10,000 waiting instances
+CACHED_KIB = 167
+"""Worker RSS per instance in the sticky cache, KiB: ``waiting --instances 1000`` (all cached)."""
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -356,11 +359,18 @@ async def waiting(args: argparse.Namespace) -> int:
             f"worker CPU {1000 * (cpu1 - cpu0) / args.instances:.1f} ms/instance; load {loadavg()}",
             flush=True,
         )
-        per_instance = (held["VmRSS"] - base["VmRSS"]) / cached
+        grown = held["VmRSS"] - base["VmRSS"]
+        beyond = args.instances - cached
         print(
             f"  worker RSS: {base['VmRSS'] / 2**20:.0f} MiB idle, {held['VmRSS'] / 2**20:.0f} MiB with "
             f"{args.instances:,} waiting (sticky cache holds up to {cached:,}): "
-            f"{per_instance / 1024:.0f} KiB per cached instance",
+            f"{grown / args.instances / 1024:.0f} KiB per waiting instance"
+            + (
+                f"; at {CACHED_KIB} KiB per cached instance (measured with 1,000 waiting), "
+                f"{(grown / 1024 - cached * CACHED_KIB) / beyond:.0f} KiB per instance beyond the cache"
+                if beyond > 0
+                else ""
+            ),
             flush=True,
         )
         started = time.perf_counter()
