@@ -188,6 +188,8 @@ VARIANTS = {
     "to the worker in its own process (temporalio's request_eager_start)",
     "local": "the example's machine steps as local activities, as @machine_step(local=True) runs "
     "them: no activity task, no workflow task of their own",
+    "contexts": "temporalio's serialization contexts computed for every payload of every activation "
+    "(what the worker skips when it has no payload codec and no external storage)",
     "passthrough": "the example module passed through the workflow sandbox "
     "(create_worker(sandbox_passthrough=[...])): imported once, not once per workflow run",
 }
@@ -235,6 +237,10 @@ def variant_patch(variant: str) -> Iterator[None]:
             return handle
 
         target, name, replacement = Client, "start_workflow", eager_start
+    elif variant == "contexts":
+        import worker._build as build
+
+        target, name, replacement = build, "_contexts_matter", lambda client: True
     elif variant == "local":
         import dataclasses
 

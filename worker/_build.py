@@ -107,6 +107,15 @@ def _check_header_codec(client: Any) -> None:
         )
 
 
+def _contexts_matter(client: Any) -> bool:
+    """Whether the worker's data converter (its client's) binds a payload codec or external
+    storage to each command's serialization context (see ``worker._failing.WatchingRunner``)."""
+    converter = client.config().get("data_converter") if hasattr(client, "config") else None
+    if converter is None:
+        return True
+    return converter.payload_codec is not None or getattr(converter, "external_storage", None) is not None
+
+
 def create_worker(
     client: Client | Any,
     *,
@@ -192,7 +201,11 @@ def create_worker(
         workflows=classes,
         activities=[*step_activities, *activities],
         interceptors=all_interceptors,
-        workflow_runner=WatchingRunner(sandbox_runner(sandbox_passthrough), failing_tasks),
+        workflow_runner=WatchingRunner(
+            sandbox_runner(sandbox_passthrough),
+            failing_tasks,
+            contexts_matter=_contexts_matter(temporal_client),
+        ),
         **worker_options,
     )
     built.dwf_failing_tasks = failing_tasks  # type: ignore[attr-defined]

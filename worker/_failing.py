@@ -31,6 +31,7 @@ import temporalio.workflow
 from temporalio.bridge.proto.workflow_activation import RemoveFromCache, WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.converter import StorageDriverStoreContext
 from temporalio.service import RPCError
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 
@@ -172,18 +173,30 @@ def install_quiet_retries() -> None:
 
 
 class WatchingRunner(WorkflowRunner):
-    """A workflow runner that reports to ``tracker`` how each workflow task of ``inner`` ends."""
+    """A workflow runner that reports to ``tracker`` how each workflow task of ``inner`` ends.
 
-    def __init__(self, inner: WorkflowRunner, tracker: FailingWorkflowTasks) -> None:
+    ``contexts_matter`` False (the worker's data converter has no payload codec and no external
+    storage): the serialization and store contexts temporalio asks an instance for, per payload
+    of every activation and completion, are not computed. temporalio uses them only to bind the
+    codec and the external storage to a command, and without either the payloads pass through
+    unchanged whatever the context; in the sandbox each answer runs code inside it (about a
+    tenth of a worker's CPU on the expense example, ``docs/performance.md``).
+    """
+
+    def __init__(
+        self, inner: WorkflowRunner, tracker: FailingWorkflowTasks, *, contexts_matter: bool = True
+    ) -> None:
         self.inner = inner
         self.tracker = tracker
+        self.contexts_matter = contexts_matter
         install_quiet_retries()
 
     def prepare_workflow(self, defn: temporalio.workflow._Definition) -> None:
         self.inner.prepare_workflow(defn)
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        return _WatchedInstance(self.inner.create_instance(det), det.info, self.tracker)
+        watched = _WatchedInstance if self.contexts_matter else _ContextFreeInstance
+        return watched(self.inner.create_instance(det), det.info, self.tracker)
 
     def set_worker_level_failure_exception_types(self, types: Sequence[type[BaseException]]) -> None:
         self.inner.set_worker_level_failure_exception_types(types)
@@ -233,6 +246,20 @@ class _WatchedInstance(WorkflowInstance):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class _ContextFreeInstance(_WatchedInstance):
+    """A watched instance of a worker without payload codec or external storage: the contexts
+    would change nothing (see :class:`WatchingRunner`), so none is computed."""
+
+    def get_serialization_context(self, *args: Any, **kwargs: Any) -> Any:
+        return None  # temporalio then uses its context-free converter: no codec either way
+
+    def get_external_store_context(self, *args: Any, **kwargs: Any) -> Any:
+        return _NO_STORE
+
+
+_NO_STORE = StorageDriverStoreContext(target=None)
 
 
 _CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')

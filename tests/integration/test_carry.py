@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import PayloadCodec
+from temporalio.converter import PayloadCodec, SerializationContext, WithSerializationContext
 from temporalio.worker import (
     Interceptor,
     Replayer,
@@ -282,3 +283,61 @@ async def test_a_client_whose_codec_skips_headers_is_refused(server: DevServer) 
         server.target, data_converter=converter, header_codec_behavior=HeaderCodecBehavior.CODEC
     )
     assert create_worker(covered, task_queue="codec-covered", workflows=[expense_approval]).task_queue
+
+
+class _RecordingCodec(PayloadCodec, WithSerializationContext):
+    """Passes payloads through; records the context temporalio binds it to for each command."""
+
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    def with_context(self, context: SerializationContext) -> _RecordingCodec:
+        self.seen.append(type(context).__name__)
+        return self
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+async def test_a_codec_is_bound_to_each_command_s_context_and_without_one_none_is_computed(
+    server: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a codec (or external storage) the worker skips temporalio's per-payload context
+    # lookups, which change nothing then; a codec must still get each activity's own context
+    # on the workflow side (the step's input encoded, its result decoded), on top of the
+    # contexts the activity worker binds it to.
+    import worker._build as build
+    from tests.workflows import machine
+
+    seen: list[str] = []
+    converter = dataclasses.replace(pydantic_data_converter, payload_codec=_RecordingCodec(seen))
+    coded = await Client.connect(
+        server.target, data_converter=converter, header_codec_behavior=HeaderCodecBehavior.CODEC
+    )
+    plain = await Client.connect(server.target, data_converter=pydantic_data_converter)
+    assert (
+        create_worker(plain, task_queue="contexts-plain").config()["workflow_runner"].contexts_matter is False
+    )
+
+    async def activity_contexts(contexts_matter: bool | None) -> int:
+        seen.clear()
+        with monkeypatch.context() as patch:
+            if contexts_matter is not None:
+                patch.setattr(build, "_contexts_matter", lambda client: contexts_matter)
+            built = create_worker(coded, task_queue=f"contexts-{uuid.uuid4()}", workflows=[machine.retrying])
+        assert built.config()["workflow_runner"].contexts_matter is (contexts_matter is not False)
+        async with built:
+            report = await coded.execute_workflow(
+                machine.retrying.workflow_type,
+                machine.FlakyPlan(failures=0),
+                id=f"contexts-{uuid.uuid4()}",
+                task_queue=built.task_queue,
+            )
+        assert report["attempt"] == 1
+        return seen.count("ActivitySerializationContext")
+
+    computed, skipped = await activity_contexts(None), await activity_contexts(False)
+    assert computed >= skipped + 2, (computed, skipped)
