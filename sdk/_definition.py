@@ -7,9 +7,9 @@ machine step is its plain async function, so it can be unit tested directly.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import typing
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -234,11 +234,20 @@ class HumanStep(Generic[P, F]):
         }
 
 
-@functools.cache
+_FORM_SCHEMAS: weakref.WeakKeyDictionary[type[BaseModel], dict[str, Any]] = weakref.WeakKeyDictionary()
+"""Each form class's JSON schema. Weak keys: the sandbox imports the author's module, forms
+included, again for every workflow run, so a strong cache would keep every run's copy of the
+module alive for the life of the worker."""
+
+
 def _form_schema(form: type[BaseModel]) -> dict[str, Any]:
     # Building a JSON schema costs about half a millisecond, on the workflow's hot path
     # (inside the sandbox, once per task); a form class does not change.
-    return form.model_json_schema()
+    try:
+        return _FORM_SCHEMAS[form]
+    except KeyError:
+        schema = _FORM_SCHEMAS[form] = form.model_json_schema()
+        return schema
 
 
 def _input_schema(typ: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from ._errors import ErrorKind, field_errors
@@ -25,9 +25,19 @@ if TYPE_CHECKING:
 __all__ = ["check_memo", "decode_args"]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _adapter(typ: Any) -> TypeAdapter[Any]:
     return TypeAdapter(typ)
+
+
+def _validate(typ: Any, value: Any) -> Any:
+    """``value`` validated into ``typ``. A model validates itself: the sandbox imports the
+    author's module, models included, again for every workflow run, so a cache keyed by the
+    model would miss every time and keep each run's copy alive (the cache of the other types,
+    mostly built-in ones, is bounded)."""
+    if isinstance(typ, type) and issubclass(typ, BaseModel):
+        return typ.model_validate(value)
+    return _adapter(typ).validate_python(value)
 
 
 def decode_args(
@@ -44,7 +54,7 @@ def decode_args(
     decoded: list[Any] = []
     for index, (arg, typ) in enumerate(zip(args, definition.param_types, strict=True)):
         try:
-            decoded.append(_adapter(typ).validate_python(arg))
+            decoded.append(_validate(typ, arg))
         except ValidationError as exc:
             found = [{**e, "field": f"args.{index}.{e['field']}"} for e in field_errors(exc)]
             return (), _invalid(f"argument {index} of workflow {definition.name!r} is invalid", found)

@@ -496,3 +496,42 @@ def test_a_class_compiled_after_the_first_is_not_inspected_by_workflow_defn(monk
     odd = type("_dwf_odd", (DurableWorkflowBase,), {"run": temporal_workflow.run(run), "extra": 1})
     assert not compiler._reusable(compiler._template, odd)
     assert compiler._reusable(compiler._template, expense_approval.workflow_class)
+
+
+async def test_workflow_runs_leave_no_copy_of_their_module_in_the_sdk_s_caches() -> None:
+    """The sandbox imports the author's module again for every run: a process-wide cache keyed
+    by its classes (the forms' JSON schemas, the input adapters) must not keep every run's copy
+    alive. 30 replays of the example's recorded history, each a new run in the real sandbox."""
+    import gc
+    import json
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from temporalio.client import WorkflowHistory
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    from examples.expense_approval import expense_approval
+    from sdk import _definition, _inputs
+    from sdk.runtime import sandbox_runner
+    from worker import worker_components
+
+    recorded = Path(__file__).parents[1] / "histories" / "expense_approval-1.0.0-rejected.json"
+    history = WorkflowHistory.from_json("leak", json.loads(recorded.read_text()))
+    classes, _ = worker_components([expense_approval])
+    replayer = Replayer(
+        workflows=classes, workflow_runner=sandbox_runner(), data_converter=pydantic_data_converter
+    )
+
+    async def histories() -> AsyncIterator[WorkflowHistory]:
+        for i in range(30):
+            yield WorkflowHistory(f"leak-{i}", history.events)
+
+    before = _inputs._adapter.cache_info().currsize
+    results = await replayer.replay_workflows(histories(), raise_on_replay_failure=False)
+    assert not results.replay_failures
+    gc.collect()
+    # Each run validated an Expense and built a form schema for the approval task's form.
+    assert _inputs._adapter.cache_info().currsize == before
+    forms = [form for form in _definition._FORM_SCHEMAS if form.__module__ == expense_approval.fn.__module__]
+    assert len(forms) <= 1  # this process's own form class at most, no run's copy
