@@ -56,7 +56,7 @@ class CelExpression:
 _PARSING = threading.Lock()
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)
 def _parsed(text: str) -> CelExpression:
     # Parsing costs milliseconds (a lark parser); an expression's text never changes. Workflow
     # tasks run on several threads and the parser is shared: one parse at a time. Evaluation

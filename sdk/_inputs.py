@@ -11,6 +11,7 @@ reason. Sandbox safe.
 from __future__ import annotations
 
 import functools
+import typing
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -25,19 +26,36 @@ if TYPE_CHECKING:
 __all__ = ["check_memo", "decode_args"]
 
 
-@functools.lru_cache(maxsize=64)
+_SHARED_MODULES = frozenset({"builtins", "typing", "types", "collections.abc", "datetime", "decimal", "uuid"})
+"""Modules whose classes are the same objects in every workflow run (the sandbox passes the
+standard library through); the author's classes are new objects in each run."""
+
+
+@functools.lru_cache(maxsize=256)
 def _adapter(typ: Any) -> TypeAdapter[Any]:
     return TypeAdapter(typ)
 
 
+def _shared(typ: Any) -> bool:
+    """Whether ``typ`` is built only of classes every run shares (``int``, ``list[str]``, ...)."""
+    args = typing.get_args(typ)
+    origin = typing.get_origin(typ)
+    if origin is not None or args:
+        return all(_shared(part) for part in (origin, *args) if part is not None and part is not Ellipsis)
+    if not isinstance(typ, type) and typing.get_origin(typ) is None and not hasattr(typ, "__module__"):
+        typ = type(typ)  # a value (of a Literal): shared when its class is
+    return getattr(typ, "__module__", None) in _SHARED_MODULES
+
+
 def _validate(typ: Any, value: Any) -> Any:
-    """``value`` validated into ``typ``. A model validates itself: the sandbox imports the
-    author's module, models included, again for every workflow run, so a cache keyed by the
-    model would miss every time and keep each run's copy alive (the cache of the other types,
-    mostly built-in ones, is bounded)."""
+    """``value`` validated into ``typ``. The sandbox imports the author's module, its models and
+    other types included, again for every workflow run: a cache keyed by them would miss every
+    time and keep each run's copy alive. A model validates itself; other types of the author's
+    get an adapter of their own; only types every run shares are cached."""
     if isinstance(typ, type) and issubclass(typ, BaseModel):
         return typ.model_validate(value)
-    return _adapter(typ).validate_python(value)
+    adapter = _adapter(typ) if _shared(typ) else TypeAdapter(typ)
+    return adapter.validate_python(value)
 
 
 def decode_args(

@@ -107,12 +107,12 @@ def _check_header_codec(client: Any) -> None:
         )
 
 
-def _contexts_matter(client: Any) -> bool:
-    """Whether the worker's data converter (its client's) binds a payload codec or external
-    storage to each command's serialization context (see ``worker._failing.WatchingRunner``)."""
-    converter = client.config().get("data_converter") if hasattr(client, "config") else None
-    if converter is None:
-        return True
+def _contexts_matter(worker: Worker) -> bool:
+    """Whether the data converter ``worker`` really uses (its client's, as client and worker
+    plugins left it) binds a payload codec or external storage to each command's serialization
+    context (see ``worker._failing.WatchingRunner``)."""
+    client = worker.config(active_config=True)["client"]
+    converter = client.config(active_config=True)["data_converter"]
     return converter.payload_codec is not None or getattr(converter, "external_storage", None) is not None
 
 
@@ -195,18 +195,17 @@ def create_worker(
         workflows, notification_hook=notification_hook, publisher=publisher, keyring=keyring, mirror=mirror
     )
     failing_tasks = failing_tasks if failing_tasks is not None else FailingWorkflowTasks()
+    runner = WatchingRunner(sandbox_runner(sandbox_passthrough), failing_tasks)
     built = Worker(
         temporal_client,
         task_queue=task_queue,
         workflows=classes,
         activities=[*step_activities, *activities],
         interceptors=all_interceptors,
-        workflow_runner=WatchingRunner(
-            sandbox_runner(sandbox_passthrough),
-            failing_tasks,
-            contexts_matter=_contexts_matter(temporal_client),
-        ),
+        workflow_runner=runner,
         **worker_options,
     )
+    # Instances are created later, with the converter the worker ended up with.
+    runner.contexts_matter = _contexts_matter(built)
     built.dwf_failing_tasks = failing_tasks  # type: ignore[attr-defined]
     return built

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec, SerializationContext, WithSerializationContext
+from temporalio.plugin import SimplePlugin
 from temporalio.worker import (
     Interceptor,
     Replayer,
@@ -321,6 +322,14 @@ async def test_a_codec_is_bound_to_each_command_s_context_and_without_one_none_i
     assert (
         create_worker(plain, task_queue="contexts-plain").config()["workflow_runner"].contexts_matter is False
     )
+    # A codec a client plugin adds counts too: the worker reads the converter in use.
+    plugged = await Client.connect(
+        server.target,
+        data_converter=pydantic_data_converter,
+        header_codec_behavior=HeaderCodecBehavior.CODEC,
+        plugins=[SimplePlugin("codec", data_converter=converter)],
+    )
+    assert create_worker(plugged, task_queue="contexts-plugged").config()["workflow_runner"].contexts_matter
 
     async def activity_contexts(contexts_matter: bool | None) -> int:
         seen.clear()

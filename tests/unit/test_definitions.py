@@ -535,3 +535,23 @@ async def test_workflow_runs_leave_no_copy_of_their_module_in_the_sdk_s_caches()
     assert _inputs._adapter.cache_info().currsize == before
     forms = [form for form in _definition._FORM_SCHEMAS if form.__module__ == expense_approval.fn.__module__]
     assert len(forms) <= 1  # this process's own form class at most, no run's copy
+
+
+def test_only_input_types_every_run_shares_are_cached() -> None:
+    import enum
+    from typing import Annotated, Literal
+
+    from pydantic import Field
+
+    from sdk._inputs import _shared
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    class Point(BaseModel):
+        x: int
+
+    shared = [int, str, Any, list[str], dict[str, Any], int | None, tuple[int, ...], Literal["a", 1]]
+    own = [Colour, Point, list[Point], Point | None, Literal[Colour.RED], Annotated[int, Field(gt=0)]]
+    assert [_shared(t) for t in shared] == [True] * len(shared)
+    assert [_shared(t) for t in own] == [False] * len(own)
