@@ -95,8 +95,9 @@ def _delegations(mirror: MirrorWriter | None) -> Any:
 
 
 def _check_header_codec(client: Any) -> None:
-    """Refuse a client whose payload codec would not cover the events steps carry in headers."""
-    config = client.config() if hasattr(client, "config") else {}
+    """Refuse a client whose payload codec would not cover the events steps carry in headers
+    (the codec it uses: one a client plugin added counts)."""
+    config = client.config(active_config=True) if hasattr(client, "config") else {}
     converter = config.get("data_converter")
     codec = getattr(converter, "payload_codec", None)
     if codec is not None and config.get("header_codec_behavior") == HeaderCodecBehavior.NO_CODEC:

@@ -284,6 +284,14 @@ async def test_a_client_whose_codec_skips_headers_is_refused(server: DevServer) 
         server.target, data_converter=converter, header_codec_behavior=HeaderCodecBehavior.CODEC
     )
     assert create_worker(covered, task_queue="codec-covered", workflows=[expense_approval]).task_queue
+    # A codec a client plugin adds is the client's codec too.
+    plugged = await Client.connect(
+        server.target,
+        data_converter=pydantic_data_converter,
+        plugins=[SimplePlugin("codec", data_converter=converter)],
+    )
+    with pytest.raises(ValueError, match="header_codec_behavior"):
+        create_worker(plugged, task_queue="codec-plugged", workflows=[expense_approval])
 
 
 class _RecordingCodec(PayloadCodec, WithSerializationContext):
