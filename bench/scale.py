@@ -220,6 +220,7 @@ async def complete_all(
     from sqlalchemy import select
 
     from sdk import TaskNotPendingError, WorkflowStatus
+    from sdk._types import ENDED_STATUSES
     from sdk.mirror import MirrorQueries, WorkflowInstanceModel, session_factory
 
     queries = MirrorQueries(session_factory(setup.engine))
@@ -276,14 +277,6 @@ async def complete_all(
             unfinished.pop(row.workflow_id, None)
             slots.release()
 
-    ends = [
-        WorkflowStatus.COMPLETED,
-        WorkflowStatus.FAILED,
-        WorkflowStatus.CANCELED,
-        WorkflowStatus.TERMINATED,
-        WorkflowStatus.TIMED_OUT,
-    ]
-
     async def watch() -> None:
         """Every 0.25 s, which of the unfinished instances the mirror reads ended; a progress
         line every minute. A failed read is reported and tried again."""
@@ -301,7 +294,7 @@ async def complete_all(
             if not ids:
                 continue
             stmt = select(WorkflowInstanceModel.workflow_id, WorkflowInstanceModel.status).where(
-                WorkflowInstanceModel.workflow_id.in_(ids), WorkflowInstanceModel.status.in_(ends)
+                WorkflowInstanceModel.workflow_id.in_(ids), WorkflowInstanceModel.status.in_(ENDED_STATUSES)
             )
             try:
                 async with setup.engine.connect() as conn:

@@ -20,7 +20,7 @@ from ._errors import InstanceNotFoundError, TaskNotFoundError
 from ._identity import ALL_TENANTS, Identity
 from ._ids import instance_id_for
 from ._sender import CommandSender, CommandTrust, not_found, translate_rejection
-from ._types import InstanceState, TaskInfo, TaskStatus, WorkflowStatus
+from ._types import ENDED_STATUSES, InstanceState, TaskInfo, TaskStatus, WorkflowStatus
 from .protocol import GRAPH_WORKFLOW, STATE_QUERY
 
 if TYPE_CHECKING:
@@ -232,16 +232,6 @@ class InstanceHandle(CommandSender, Generic[R]):
             await asyncio.sleep(min(interval, remaining))
             interval = min(interval * 2, 1.0)
 
-    _NEXT_TASK_ENDED = frozenset(
-        {
-            WorkflowStatus.COMPLETED,
-            WorkflowStatus.FAILED,
-            WorkflowStatus.CANCELED,
-            WorkflowStatus.TERMINATED,
-            WorkflowStatus.TIMED_OUT,
-        }
-    )
-
     async def _poll_next_task_in_mirror(self) -> tuple[TaskInfo | None, WorkflowStatus | None] | None:
         """(oldest pending task, final status) from the mirror; None when it cannot tell."""
         if self._queries is None:
@@ -262,18 +252,18 @@ class InstanceHandle(CommandSender, Generic[R]):
             # None when the row stopped being pending meanwhile: the next poll tells.
             mirrored = await self._mirrored_pending_task(rows.items[0].id)
             return (mirrored[0] if mirrored is not None else None), None
-        return None, instance.status if instance.status in self._NEXT_TASK_ENDED else None
+        return None, instance.status if instance.status in ENDED_STATUSES else None
 
     async def _poll_next_task_in_state(self) -> tuple[TaskInfo | None, WorkflowStatus | None]:
         """(oldest pending task, final status) from the ``state`` query and Temporal."""
         state = await self.state()
         if state.pending_tasks:
             return min(state.pending_tasks, key=lambda t: (t.created_at, t.task_id)), None
-        if state.status in self._NEXT_TASK_ENDED:
+        if state.status in ENDED_STATUSES:
             return None, state.status
         try:  # a terminated or timed-out run never told its workflow code
             described = await self._handle.describe()
         except RPCError as exc:
             raise not_found(exc, self.id) from exc
         status = _TEMPORAL_STATUS.get(described.status) if described.status else None
-        return None, status if status in self._NEXT_TASK_ENDED else None
+        return None, status if status in ENDED_STATUSES else None

@@ -42,7 +42,7 @@ def _shared(typ: Any) -> bool:
     origin = typing.get_origin(typ)
     if origin is not None or args:
         return all(_shared(part) for part in (origin, *args) if part is not None and part is not Ellipsis)
-    if not isinstance(typ, type) and typing.get_origin(typ) is None and not hasattr(typ, "__module__"):
+    if not isinstance(typ, type) and not hasattr(typ, "__module__"):
         typ = type(typ)  # a value (of a Literal): shared when its class is
     return getattr(typ, "__module__", None) in _SHARED_MODULES
 

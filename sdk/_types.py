@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ENDED_STATUSES",
     "ControlCommand",
     "EventBatch",
     "InstanceAction",
@@ -44,6 +45,18 @@ class WorkflowStatus(StrEnum):
     CANCELED = "CANCELED"
     TERMINATED = "TERMINATED"
     TIMED_OUT = "TIMED_OUT"
+
+
+ENDED_STATUSES = frozenset(
+    {
+        WorkflowStatus.COMPLETED,
+        WorkflowStatus.FAILED,
+        WorkflowStatus.CANCELED,
+        WorkflowStatus.TERMINATED,
+        WorkflowStatus.TIMED_OUT,
+    }
+)
+"""The statuses of an instance that has ended: no step runs and no task opens any more."""
 
 
 class StepStatus(StrEnum):

@@ -183,12 +183,11 @@ class WatchingRunner(WorkflowRunner):
     tenth of a worker's CPU on the expense example, ``docs/performance.md``).
     """
 
-    def __init__(
-        self, inner: WorkflowRunner, tracker: FailingWorkflowTasks, *, contexts_matter: bool = True
-    ) -> None:
+    def __init__(self, inner: WorkflowRunner, tracker: FailingWorkflowTasks) -> None:
         self.inner = inner
         self.tracker = tracker
-        self.contexts_matter = contexts_matter
+        # Set by create_worker once the worker's data converter is known (before any instance).
+        self.contexts_matter = True
         install_quiet_retries()
 
     def prepare_workflow(self, defn: temporalio.workflow._Definition) -> None:
@@ -248,6 +247,9 @@ class _WatchedInstance(WorkflowInstance):
         return getattr(self.inner, name)
 
 
+_NO_STORE = StorageDriverStoreContext(target=None)
+
+
 class _ContextFreeInstance(_WatchedInstance):
     """A watched instance of a worker without payload codec or external storage: the contexts
     would change nothing (see :class:`WatchingRunner`), so none is computed."""
@@ -257,9 +259,6 @@ class _ContextFreeInstance(_WatchedInstance):
 
     def get_external_store_context(self, *args: Any, **kwargs: Any) -> Any:
         return _NO_STORE
-
-
-_NO_STORE = StorageDriverStoreContext(target=None)
 
 
 _CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import Table, select
 
 from sdk import ALL_TENANTS, InstanceHandle, InstanceNotFoundError, WorkflowNotFoundError, WorkflowStatus
+from sdk._types import ENDED_STATUSES
 from sdk.mirror import InstanceRow, Page, WorkflowDefinitionModel
 
 from ._caller import Caller, get_caller
@@ -24,15 +25,6 @@ __all__ = ["router"]
 
 router = APIRouter(responses=_PROBLEMS)  # type: ignore[arg-type]
 CallerDep = Annotated[Caller, Depends(get_caller)]
-_ENDED = frozenset(
-    {
-        WorkflowStatus.COMPLETED,
-        WorkflowStatus.FAILED,
-        WorkflowStatus.CANCELED,
-        WorkflowStatus.TERMINATED,
-        WorkflowStatus.TIMED_OUT,
-    }
-)
 _DEFINITIONS = cast(Table, WorkflowDefinitionModel.__table__)
 _STEP_LIMIT = 500
 
@@ -129,7 +121,7 @@ async def show_instance(instance_id: str, request: Request, caller: CallerDep) -
 
 async def _control(caller: Caller, instance_id: str, action: str, reason: str | None) -> InstanceRow:
     row = await _instance(caller, instance_id)
-    if row.status in _ENDED:
+    if row.status in ENDED_STATUSES:
         raise HTTPException(409, f"instance {row.id} is {row.status.value}: it takes no {action}")
     # The command carries the caller's own tenant and admin flag: an administrator of all
     # tenants acts as one, which the workflow checks and records.
